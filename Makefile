@@ -1,0 +1,46 @@
+# Baton: `make run` starts everything on a fresh machine; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WITH_SERVICES := $(PY) -m deploy.local.with_services --
+
+.PHONY: run test bench lint typecheck fmt migrate totp conformance clean-var install
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m deploy.local.run
+
+test: $(STAMP)
+	BATON_FAST_PASSWORD_HASHER=1 $(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(WITH_SERVICES) $(PY) -m bench.run
+
+migrate: $(STAMP)
+	$(WITH_SERVICES) $(PY) manage.py baton_migrate
+
+totp: $(STAMP)
+	@$(PY) manage.py demo_totp
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy .
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean-var:
+	rm -rf var

@@ -1,0 +1,107 @@
+"""Seed a demo installation: an MSP partner, Acme and Globex in clearly different brands, a user per role."""
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import connection
+from django_tenants.utils import schema_context
+
+from accounts.models import Role, User
+from accounts.services import user_create, user_mfa_totp_activate
+from governance.services import Actor
+from logistics.models import CustomerAccount
+from tenants.models import Partner, Tenant
+from tenants.selectors import site_for_console, site_for_tenant
+from tenants.services import BrandingInput, partner_create, tenant_provision
+
+DEMO_PASSWORD = "baton-demo-2026"
+# Demo-only TOTP seed shared by every demo account that needs MFA; `manage.py demo_totp` prints its code.
+DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+SEED = Actor.system("seed_demo")
+
+TENANTS = [
+    {
+        "slug": "acme", "name": "Acme Freight", "plan": "enterprise", "time_zone": "America/Chicago",
+        "brand": BrandingInput(product_name="Acme Freight Hub", primary_color="#0b4f9c", on_primary_color="#ffffff", accent_color="#b4400a",
+                               email_sender_name="Acme Freight", email_sender_address="hub@acme.localhost"),
+        "customers": [("coyote", "Coyote Supplies", "priority"), ("roadrunner", "Roadrunner Foods", "standard")],
+    },
+    {
+        "slug": "globex", "name": "Globex Distribution", "plan": "standard", "time_zone": "Europe/Amsterdam",
+        "brand": BrandingInput(product_name="Globex Logistics Cloud", primary_color="#1e5b32", on_primary_color="#ffffff", accent_color="#7a2f9c",
+                               email_sender_name="Globex Logistics", email_sender_address="cloud@globex.localhost"),
+        "customers": [("initech", "Initech Retail", "critical"), ("hooli", "Hooli Devices", "standard")],
+    },
+]
+STAFF_ROLES = [Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER, Role.CUSTOMER_SERVICE, Role.FINANCE]
+
+
+class Command(BaseCommand):
+    help = "Create the demo partner, tenants and users (idempotent), and write var/demo.json with the logins."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing but write var/demo.json if the demo partner exists")
+
+    def handle(self, *args, **options):
+        connection.set_schema_to_public()
+        partner = Partner.objects.filter(slug="relay").first()
+        if partner is None or not options["if_empty"]:
+            partner = partner or partner_create(
+                name="Relay Managed Services", slug="relay", actor=SEED,
+                branding=BrandingInput(product_name="Relay Console", primary_color="#312e81", accent_color="#9d174d"),
+            )
+            console_logins = self._console_users()
+            for spec in TENANTS:
+                self._tenant(partner, spec)
+        else:
+            console_logins = self._console_logins()
+        self._write_demo_file(console_logins)
+
+    def _user(self, email: str, role: str, **extra) -> dict:
+        user = User.objects.filter(email=email).first() or user_create(email=email, role=role, password=DEMO_PASSWORD, actor=SEED, **extra)
+        if user.requires_mfa:
+            user_mfa_totp_activate(user=user, secret=DEMO_TOTP_SECRET, actor=SEED)
+        return {"email": email, "password": DEMO_PASSWORD, "role": Role(role).label, "mfa": user.requires_mfa}
+
+    def _console_users(self) -> list[dict]:
+        return [self._user(f"{r.value.split('_', 1)[1]}@relay.localhost", r) for r in (Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT)]
+
+    def _console_logins(self) -> list[dict]:
+        return [{"email": u.email, "password": DEMO_PASSWORD, "role": u.get_role_display(), "mfa": u.requires_mfa} for u in User.objects.order_by("id")]
+
+    def _tenant(self, partner: Partner, spec: dict) -> Tenant:
+        tenant = tenant_provision(
+            partner=partner, name=spec["name"], slug=spec["slug"], domains=[], branding=spec["brand"], plan=spec["plan"],
+            time_zone=spec["time_zone"], actor=SEED,
+        )
+        with schema_context(tenant.schema_name):
+            connection.tenant = tenant
+            for code, name, tier in spec["customers"]:
+                CustomerAccount.objects.get_or_create(code=code, defaults={"name": name, "service_tier": tier})
+            for role in STAFF_ROLES:
+                self._user(f"{role.value.replace('tenant_', '')}@{spec['slug']}.localhost", role)
+            first_customer = CustomerAccount.objects.get(code=spec["customers"][0][0])
+            self._user(f"shipper@{spec['slug']}.localhost", Role.CUSTOMER, customer_account_id=first_customer.pk)
+        connection.set_schema_to_public()
+        return tenant
+
+    def _write_demo_file(self, console_logins: list[dict]) -> None:
+        tenants = []
+        for tenant in Tenant.objects.filter(slug__in=[t["slug"] for t in TENANTS]).order_by("slug"):
+            with schema_context(tenant.schema_name):
+                logins = [
+                    {"email": u.email, "password": DEMO_PASSWORD, "role": u.get_role_display(), "mfa": u.requires_mfa}
+                    for u in User.objects.filter(support_grant_id__isnull=True).order_by("id")
+                ]
+            tenants.append({"name": tenant.name, "status": tenant.status, "url": site_for_tenant(tenant).base_url + "/", "logins": logins})
+        demo = {
+            "console": {"url": site_for_console().base_url + "/", "logins": console_logins},
+            "tenants": tenants,
+            "totp_secret": DEMO_TOTP_SECRET,
+            "totp_hint": "MFA accounts: add the TOTP secret to an authenticator app, or run `make totp` for the current code.",
+        }
+        path = settings.VAR_DIR / "demo.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(demo, indent=2))
+        self.stdout.write(f"demo ready: {len(tenants)} tenants; logins in {path}")

@@ -1,0 +1,46 @@
+"""Request guards for signed-in people: support sessions end with their grant; MFA is enforced."""
+
+from django.contrib.auth import logout
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from tenants.selectors import support_grant_active
+
+MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz", "/metrics", "/brand/", "/api/")
+
+
+class SupportSessionMiddleware:
+    """A support session is only as good as its grant: expired or revoked means signed out now."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated and user.support_grant_id:
+            tenant = getattr(request, "tenant", None)
+            if tenant is None or support_grant_active(grant_id=user.support_grant_id, tenant=tenant) is None:
+                logout(request)
+                return redirect(reverse("account_login") + "?support=ended")
+        return self.get_response(request)
+
+
+class MfaRequiredMiddleware:
+    """MSP staff and tenant admins must set up TOTP before they can do anything else."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and user.requires_mfa
+            and not request.path.startswith(MFA_EXEMPT_PREFIXES)
+        ):
+            from allauth.mfa.models import Authenticator
+
+            if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+                return redirect(reverse("mfa_activate_totp") + "?required=1")
+        return self.get_response(request)

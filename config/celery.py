@@ -1,0 +1,40 @@
+"""The Celery app. Tasks carry their tenant's schema (tenant-schemas-celery) and run inside it."""
+
+import os
+import time
+
+from celery import bootsteps
+from tenant_schemas_celery.app import CeleryApp
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = CeleryApp("baton")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+class WorkerHeartbeat(bootsteps.StartStopStep):
+    """Write a timestamp to Redis every 10 s so /readyz can tell a worker is alive."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def start(self, worker):
+        from config.observability import WORKER_HEARTBEAT_KEY, redis_client
+
+        client = redis_client()
+
+        def beat():
+            try:
+                client.set(WORKER_HEARTBEAT_KEY, time.time(), ex=120)
+            except Exception:  # noqa: BLE001 - a missed heartbeat shows up in /readyz
+                pass
+
+        beat()
+        self.tref = worker.timer.call_repeatedly(10, beat)
+
+    def stop(self, worker):
+        if getattr(self, "tref", None):
+            self.tref.cancel()
+
+
+app.steps["worker"].add(WorkerHeartbeat)

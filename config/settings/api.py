@@ -1,0 +1,24 @@
+"""REST API: DRF with tenant API keys, problem+json errors, OpenAPI, per-plan throttling."""
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["config.problems.PlanRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton API",
+    "DESCRIPTION": "Baton's tenant API. Authenticate with `Authorization: Api-Key <key>`. "
+    "Errors are RFC 9457 problem+json documents.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+# Requests per minute per API key (or per user), by the tenant's plan.
+BATON_PLAN_RATE_LIMITS = {"starter": 60, "standard": 600, "enterprise": 6000}

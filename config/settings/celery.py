@@ -1,0 +1,39 @@
+"""Celery: Redis (or RabbitMQ) only wakes workers; PostgreSQL holds the truth. No-loss settings."""
+
+from config.embedded_urls import celery_broker_url
+from config.env import env_str
+
+from .base import REDIS_URL
+
+CELERY_BROKER_URL = celery_broker_url(env_str("CELERY_BROKER_URL", REDIS_URL))
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only after it ran, and given back if its worker dies mid-way.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
+# The longest task is bounded well below the visibility timeout, so a running task is never
+# handed to a second worker; unacked messages of a dead worker are restored on every sweep
+# (kombu's default only scans every 10th sweep, about 100 s).
+CELERY_TASK_TIME_LIMIT = 15 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 60 * 60,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "workflows.*": {"queue": "engine"},
+    "connectors.*": {"queue": "connectors"},
+    "governance.reports.*": {"queue": "documents"},
+    "billing.documents.*": {"queue": "documents"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "tenants-archive-sweep": {"task": "tenants.archive_sweep", "schedule": 60 * 60},
+    "tenants-dispatch-heartbeat": {"task": "tenants.dispatch_tenant_heartbeat", "schedule": 60},
+}
+CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

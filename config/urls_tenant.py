@@ -1,0 +1,11 @@
+"""A tenant's host (its schema): the workspace, the customer portal and the tenant API."""
+
+from django.urls import include, path
+
+from config.urls_common import urlpatterns as common
+
+urlpatterns = [
+    path("", include("portal.urls")),
+    path("api/v1/", include("portal.api.urls")),
+    *common,
+]

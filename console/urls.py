@@ -1,0 +1,21 @@
+from django.urls import path
+
+from console import views
+
+app_name = "console"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("partners/", views.partners, name="partners"),
+    path("tenants/", views.tenants, name="tenants"),
+    path("tenants/new/", views.tenant_new, name="tenant_new"),
+    path("tenants/<int:tenant_id>/", views.tenant_detail, name="tenant"),
+    path("tenants/<int:tenant_id>/progress/", views.tenant_progress, name="tenant_progress"),
+    path("tenants/<int:tenant_id>/suspend/", views.tenant_suspend, name="tenant_suspend"),
+    path("tenants/<int:tenant_id>/resume/", views.tenant_resume, name="tenant_resume"),
+    path("tenants/<int:tenant_id>/archive/", views.tenant_archive, name="tenant_archive"),
+    path("tenants/<int:tenant_id>/retry/", views.tenant_retry, name="tenant_retry"),
+    path("tenants/<int:tenant_id>/support/", views.support_request, name="support_request"),
+    path("support/<int:grant_id>/enter/", views.support_enter, name="support_enter"),
+    path("support/<int:grant_id>/revoke/", views.support_revoke, name="support_revoke"),
+    path("audit/", views.audit, name="audit"),
+]

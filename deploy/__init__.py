@@ -1,0 +1,1 @@
+"""Deployment helpers: `local` runs Baton on a developer machine."""

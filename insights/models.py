@@ -1,0 +1,1 @@
+"""insights: see DESIGN.md for what this app owns. Its models arrive with their issue."""

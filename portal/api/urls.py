@@ -1,0 +1,9 @@
+from django.urls import path
+
+from portal.api import views
+
+urlpatterns = [
+    path("tenant", views.TenantView.as_view(), name="api-tenant"),
+    path("audit-events", views.AuditEventList.as_view(), name="api-audit-events"),
+    path("audit-events/<int:pk>", views.AuditEventDetail.as_view(), name="api-audit-event"),
+]

@@ -1,0 +1,135 @@
+"""The tenant's host: the staff workspace shell and its settings pages."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.core import signing
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import FileResponse, Http404, HttpResponseForbidden
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import ApiKey, Role, User
+from accounts.services import AccountError, api_key_create, api_key_revoke, support_user_for_grant, user_invite
+from governance.selectors import audit_actions, audit_events_filter
+from governance.services import Actor
+from portal.forms import ApiKeyForm, InviteForm
+from portal.permissions import tenant_role_required
+from tenants.models import Branding
+from tenants.selectors import site_for_tenant, support_grant_active, support_grants_for_tenant
+from tenants.services import support_access_revoke
+
+SUPPORT_ENTER_SALT = "baton.support.enter"
+
+
+def home(request):
+    if not request.user.is_authenticated:
+        return redirect("account_login")
+    return render(request, "portal/home.html", {"areas": _areas_for(request.user)})
+
+
+def _areas_for(user) -> list[dict[str, str]]:
+    """The workspace's areas; each arrives with its issue and is listed here as it lands."""
+    if user.role == Role.CUSTOMER:
+        return [{"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "status": "coming"}]
+    return [
+        {"name": "Shipments", "description": "Every shipment, its milestones and exceptions.", "status": "coming"},
+        {"name": "Exceptions", "description": "Delays, missed pickups and excursions that need a person.", "status": "coming"},
+        {"name": "Approvals", "description": "Decisions waiting for you.", "status": "coming"},
+        {"name": "Workflows", "description": "Clone templates and run your automations.", "status": "coming"},
+        {"name": "Connections", "description": "ERP, TMS, WMS, carriers, EDI partners and sensors.", "status": "coming"},
+    ]
+
+
+@tenant_role_required(Role.TENANT_ADMIN)
+def audit(request):
+    filters = {key: request.GET.get(key, "").strip() for key in ("q", "action", "actor")}
+    events = audit_events_filter(query=filters["q"], action=filters["action"], actor=filters["actor"])
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(request, "portal/audit.html", {"page": page, "filters": filters, "actions": audit_actions()})
+
+
+@tenant_role_required(Role.TENANT_ADMIN)
+def users(request):
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_invite(
+                email=form.cleaned_data["email"], role=form.cleaned_data["role"], full_name=form.cleaned_data["full_name"],
+                actor=request.user, site=site_for_tenant(request.tenant),
+            )
+        except AccountError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            return redirect("portal:users")
+    people = User.objects.filter(support_grant_id__isnull=True).order_by("email")
+    return render(request, "portal/users.html", {"form": form, "people": people}, status=400 if form.errors else 200)
+
+
+@tenant_role_required(Role.TENANT_ADMIN)
+def api_keys(request):
+    form = ApiKeyForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _key, new_secret = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user)
+        except AccountError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            form = ApiKeyForm()
+    return render(request, "portal/api_keys.html", {"form": form, "keys": ApiKey.objects.all(), "new_secret": new_secret})
+
+
+@require_POST
+@tenant_role_required(Role.TENANT_ADMIN)
+def api_key_revoke_view(request, key_id: int):
+    api_key_revoke(key=get_object_or_404(ApiKey, pk=key_id), actor=request.user)
+    messages.success(request, "Key revoked: requests with it are refused from now on.")
+    return redirect("portal:api_keys")
+
+
+@tenant_role_required(Role.TENANT_ADMIN)
+def support_access(request):
+    return render(request, "portal/support_access.html", {"grants": support_grants_for_tenant(tenant=request.tenant)})
+
+
+@require_POST
+@tenant_role_required(Role.TENANT_ADMIN)
+def support_access_revoke_view(request, grant_id: int):
+    grant = get_object_or_404(support_grants_for_tenant(tenant=request.tenant), pk=grant_id)
+    support_access_revoke(grant=grant, actor=request.user, reason=request.POST.get("reason", "revoked by the tenant admin"))
+    messages.success(request, f"Support access for {grant.staff_email} revoked.")
+    return redirect("portal:support_access")
+
+
+def support_enter(request):
+    """Open a support session from the console's signed ticket: valid once, for 60 s, on this tenant only."""
+    try:
+        ticket = signing.loads(request.GET.get("ticket", ""), salt=SUPPORT_ENTER_SALT, max_age=60)
+    except signing.BadSignature:
+        return HttpResponseForbidden("This support link is invalid or expired. Start again from the console.")
+    if ticket.get("schema") != connection.schema_name:
+        return HttpResponseForbidden("This support link is for another tenant.")
+    grant = support_grant_active(grant_id=ticket["grant"], tenant=request.tenant)
+    if grant is None:
+        return HttpResponseForbidden("This support access was revoked or has expired.")
+    if not cache.add(f"support-ticket:{request.GET['ticket'][-32:]}", 1, timeout=120):
+        return HttpResponseForbidden("This support link was already used. Start again from the console.")
+    user = support_user_for_grant(grant_id=grant.pk, staff_email=grant.staff_email, actor=Actor(email=grant.staff_email, kind="support"))
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session.set_expiry(grant.expires_at)
+    messages.info(request, f"Support session until {grant.expires_at:%H:%M} UTC. Everything you do is audited.")
+    return redirect("portal:home")
+
+
+def brand_asset(request, kind: str):
+    if kind not in ("logo", "favicon"):
+        raise Http404("No such brand asset.")
+    """The tenant's logo or favicon, served from this host so the portal needs no outside access."""
+    brand = Branding.objects.filter(tenant=request.tenant).first()
+    asset = getattr(brand, kind, None) if brand else None
+    if not asset:
+        raise Http404("No such brand asset.")
+    return FileResponse(asset.open("rb"))

@@ -1,0 +1,152 @@
+"""The MSP's organisation, its tenants, their hosts and brands, and support access to them."""
+
+from django.conf import settings
+from django.db import models
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class Partner(models.Model):
+    """The MSP organisation that runs this installation and serves tenants."""
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=40, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Plan(models.TextChoices):
+    STARTER = "starter", "Starter"
+    STANDARD = "standard", "Standard"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class TenantStatus(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    READY = "ready", "Ready"
+    SUSPENDED = "suspended", "Suspended"
+    ARCHIVED = "archived", "Archived"
+    FAILED = "failed", "Failed"
+
+
+class Tenant(TenantMixin):
+    """A logistics company served by the partner; its data lives in its own schema."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="tenants")
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=40, unique=True)
+    status = models.CharField(max_length=20, choices=TenantStatus.choices, default=TenantStatus.PROVISIONING)
+    status_reason = models.TextField(blank=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.STANDARD)
+    time_zone = models.CharField(max_length=64, default="UTC")
+    admin_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    provisioning_seconds = models.FloatField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    archive_export_path = models.CharField(max_length=500, blank=True)
+    drop_after = models.DateTimeField(null=True, blank=True)
+    schema_dropped_at = models.DateTimeField(null=True, blank=True)
+
+    # Schemas are cloned from the template snapshot by tenants.services, never by save().
+    auto_create_schema = False
+    auto_drop_schema = False
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == TenantStatus.READY
+
+
+class Domain(DomainMixin):
+    """A host name that serves one tenant (its default <slug>.<suffix> or a custom domain)."""
+
+
+class Branding(models.Model):
+    """How a tenant's (or the partner console's) pages, emails and PDFs look."""
+
+    partner = models.OneToOneField(Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="branding")
+    tenant = models.OneToOneField(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="branding")
+    product_name = models.CharField(max_length=80)
+    primary_color = models.CharField(max_length=7, default="#1f4e79")
+    on_primary_color = models.CharField(max_length=7, default="#ffffff")
+    accent_color = models.CharField(max_length=7, default="#b4490c")
+    logo = models.FileField(upload_to="brands/logos/", blank=True)
+    favicon = models.FileField(upload_to="brands/favicons/", blank=True)
+    email_sender_name = models.CharField(max_length=80, blank=True)
+    email_sender_address = models.EmailField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="branding_belongs_to_partner_or_tenant",
+                condition=models.Q(partner__isnull=False, tenant__isnull=True)
+                | models.Q(partner__isnull=True, tenant__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.product_name
+
+
+class ProvisioningStep(models.Model):
+    """One line of a tenant's provisioning log, shown live in the console."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provisioning_steps")
+    at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(max_length=80)
+    state = models.CharField(max_length=10, choices=State.choices)
+    detail = models.TextField(blank=True)
+    elapsed_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class TemplateSchemaSnapshot(models.Model):
+    """The DDL of the migrated template schema, captured once per migration state."""
+
+    migration_state = models.CharField(max_length=64, unique=True)
+    snapshot = models.TextField()
+    table_count = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        get_latest_by = "created_at"
+
+
+class SupportAccessGrant(models.Model):
+    """Time-boxed, reasoned access of one MSP staff member to one tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="support_grants")
+    # The staff user lives in the public schema: read staff_email in tenant context, not the FK.
+    staff_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="support_grants")
+    staff_email = models.EmailField()
+    reason = models.TextField()
+    starts_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_email = models.EmailField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(name="support_grant_ends_after_start", condition=models.Q(expires_at__gt=models.F("starts_at")))
+        ]

@@ -1,0 +1,103 @@
+"""Reads of tenants, their hosts and brands."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
+
+from tenants.branding import BrandColours, brand_css_variables
+from tenants.models import Branding, Partner, ProvisioningStep, SupportAccessGrant, Tenant
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where a surface lives and how it looks: used by pages, emails and PDFs alike."""
+
+    base_url: str
+    product_name: str
+    from_email: str
+    css_variables: dict[str, str]
+    logo_url: str
+    favicon_url: str
+    tenant_slug: str = ""
+
+    @property
+    def css_text(self) -> str:
+        return "; ".join(f"{name}: {value}" for name, value in self.css_variables.items())
+
+
+def _base_url(host: str) -> str:
+    port = settings.BATON_PUBLIC_PORT
+    return f"{settings.BATON_PUBLIC_SCHEME}://{host}" + (f":{port}" if port else "")
+
+
+def _site(branding: Branding | None, host: str, tenant_slug: str = "") -> Site:
+    if branding is None:
+        branding = Branding(product_name="Baton")
+    colours = BrandColours(branding.primary_color, branding.on_primary_color, branding.accent_color)
+    sender = settings.DEFAULT_FROM_EMAIL
+    if branding.email_sender_address:
+        sender = f"{branding.email_sender_name or branding.product_name} <{branding.email_sender_address}>"
+    return Site(
+        base_url=_base_url(host),
+        product_name=branding.product_name,
+        from_email=sender,
+        css_variables=brand_css_variables(colours),
+        logo_url="/brand/logo" if branding.logo else "",
+        favicon_url="/brand/favicon" if branding.favicon else "/static/img/favicon.svg",
+        tenant_slug=tenant_slug,
+    )
+
+
+def site_for_tenant(tenant: Tenant) -> Site:
+    primary = tenant.domains.filter(is_primary=True).values_list("domain", flat=True).first()
+    host = primary or f"{tenant.slug}.{settings.BATON_TENANT_DOMAIN_SUFFIX}"
+    return _site(Branding.objects.filter(tenant=tenant).first(), host, tenant.slug)
+
+
+def site_for_console() -> Site:
+    branding = Branding.objects.filter(partner__isnull=False).order_by("partner_id").first()
+    return _site(branding, settings.BATON_CONSOLE_HOSTS[0])
+
+
+def site_current() -> Site:
+    """The site of the schema this connection is on (a tenant's, or the console's)."""
+    tenant = getattr(connection, "tenant", None)
+    if isinstance(tenant, Tenant):
+        return site_for_tenant(tenant)
+    return site_for_console()
+
+
+def partners_with_counts() -> QuerySet[Partner]:
+    return Partner.objects.annotate(
+        tenant_count=Count("tenants"), ready_count=Count("tenants", filter=Q(tenants__status="ready"))
+    ).select_related("branding")
+
+
+def tenants_filter(*, query: str = "", status: str = "", partner_slug: str = "") -> QuerySet[Tenant]:
+    tenants = Tenant.objects.select_related("partner", "branding").prefetch_related("domains")
+    if query:
+        tenants = tenants.filter(Q(name__icontains=query) | Q(slug__icontains=query) | Q(domains__domain__icontains=query)).distinct()
+    if status:
+        tenants = tenants.filter(status=status)
+    if partner_slug:
+        tenants = tenants.filter(partner__slug=partner_slug)
+    return tenants
+
+
+def tenant_provisioning_log(*, tenant: Tenant) -> QuerySet[ProvisioningStep]:
+    return tenant.provisioning_steps.all()
+
+
+def support_grants_for_tenant(*, tenant: Tenant) -> QuerySet[SupportAccessGrant]:
+    return SupportAccessGrant.objects.filter(tenant=tenant).order_by("-created_at")
+
+
+def support_grant_active(*, grant_id: int, tenant: Tenant) -> SupportAccessGrant | None:
+    from django.utils import timezone
+
+    now = timezone.now()
+    return SupportAccessGrant.objects.filter(
+        pk=grant_id, tenant=tenant, revoked_at__isnull=True, starts_at__lte=now, expires_at__gt=now
+    ).first()

@@ -1,0 +1,41 @@
+"""Thin Celery entry points for tenant lifecycle work; the services do the work."""
+
+from celery import shared_task
+from django.db import connection
+
+from tenants.models import Tenant, TenantStatus
+
+
+@shared_task(name="tenants.build", acks_late=True)
+def tenant_build_task(tenant_id: int) -> str:
+    """Idempotent: a redelivered message finds the tenant no longer provisioning and does nothing."""
+    from tenants.services import tenant_build
+
+    return tenant_build(tenant_id=tenant_id).status
+
+
+@shared_task(name="tenants.archive_sweep")
+def archive_sweep() -> list[str]:
+    from tenants.services import tenant_archived_drop_due
+
+    return tenant_archived_drop_due()
+
+
+@shared_task(name="tenants.dispatch_tenant_heartbeat")
+def dispatch_tenant_heartbeat() -> int:
+    """The scheduler's fan-out: only ready tenants get periodic work."""
+    connection.set_schema_to_public()
+    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
+    for schema in schemas:
+        tenant_heartbeat.apply_async(args=[], _schema_name=schema)
+    return len(schemas)
+
+
+@shared_task(name="tenants.tenant_heartbeat")
+def tenant_heartbeat() -> str:
+    """Runs inside one tenant's schema: proves the schema answers and records when."""
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    cache.set("tenant-heartbeat", timezone.now().isoformat(), timeout=600)
+    return connection.schema_name

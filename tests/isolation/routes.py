@@ -1,0 +1,51 @@
+"""Every tenant-host route, for the isolation suite. A new feature adds its routes here.
+
+`private_object` makes something that belongs to one tenant (and, for customer-scoped routes,
+one customer account) and returns its id and a marker text that must never show up in another
+tenant's or another customer's response.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django_tenants.utils import schema_context
+
+from governance.services import Actor, audit_record
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    path: str  # "{id}" is replaced by the private object's id
+    kind: str  # "page" or "api"
+    private_object: Callable | None = None
+    api_scope: str = ""
+    customer_scoped: bool = False
+
+
+def audit_event(tenant_world, customer_account=None) -> tuple[str, str]:
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        event = audit_record(actor=Actor(email="owner@example.test"), action="isolation.probe", target_type="probe", target_id="1", target_label=marker, reason=marker)
+    return str(event.pk), marker
+
+
+def tenant_name(tenant_world, customer_account=None) -> tuple[str, str]:
+    return "", tenant_world.tenant.name
+
+
+TENANT_ROUTES: list[Route] = [
+    Route("home", "/", "page", tenant_name),
+    Route("audit page", "/settings/audit/?q={id}", "page", audit_event),
+    Route("users page", "/settings/users/", "page", tenant_name),
+    Route("api keys page", "/settings/api-keys/", "page", tenant_name),
+    Route("support access page", "/settings/support-access/", "page", tenant_name),
+    Route("api tenant", "/api/v1/tenant", "api", tenant_name, api_scope="tenant:read"),
+    Route("api audit list", "/api/v1/audit-events", "api", audit_event, api_scope="audit:read"),
+    Route("api audit detail", "/api/v1/audit-events/{id}", "api", audit_event, api_scope="audit:read"),
+]
+
+CONSOLE_ROUTES: list[str] = ["/", "/tenants/", "/partners/", "/audit/", "/tenants/new/", "/api/v1/tenants"]
