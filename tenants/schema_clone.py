@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -597,41 +597,64 @@ def schema_capture(cursor, *, source_schema: str) -> SchemaSnapshot:
 # --------------------------------------------------------------------------- replay
 
 
-def _execute_all(cursor, statements: tuple[str, ...]) -> None:
-    for statement in statements:
-        try:
-            cursor.execute(statement)
-        except Exception as exc:
-            exc.add_note(f"while replaying schema snapshot statement: {statement}")
-            raise
+def _execute_batch(cursor, statements: Sequence[str]) -> None:
+    """Send the statements as one multi-statement query.
+
+    One round trip instead of hundreds takes about a quarter off a replay.
+    PostgreSQL runs them in order inside the caller's transaction and stops at the
+    first error, whose position (when it has one) tells which statement failed.
+    """
+    if not statements:
+        return
+    try:
+        cursor.execute(";\n".join(statements))
+    except Exception as exc:
+        exc.add_note(_failed_statement_note(exc, statements))
+        raise
+
+
+def _failed_statement_note(exc: Exception, statements: Sequence[str]) -> str:
+    diag = getattr(exc, "diag", None) or getattr(exc.__cause__, "diag", None)  # Django wraps psycopg
+    position = getattr(diag, "statement_position", None)
+    if position:
+        offset = int(position) - 1
+        for statement in statements:
+            if offset < len(statement) + 2:
+                return f"while replaying schema snapshot statement: {statement}"
+            offset -= len(statement) + 2
+    return f"while replaying a batch of {len(statements)} schema snapshot statements starting with: {statements[0]}"
 
 
 def _copy_rows(cursor, snapshot: SchemaSnapshot, target_schema: str) -> None:
     """INSERT ... SELECT every table from the source schema.  OVERRIDING SYSTEM VALUE keeps
     the ids of GENERATED ALWAYS identity columns; generated columns are recomputed."""
+    inserts = []
     for table in snapshot.tables:
         cols = ", ".join(quote_ident(c) for c in table.columns)
         target_cols = f"({cols}) OVERRIDING SYSTEM VALUE" if cols else ""  # a table may have no columns
-        _execute_all(
-            cursor,
-            (
-                f"INSERT INTO {_qualified(target_schema, table.name)} {target_cols} "
-                f"SELECT {cols} FROM {_qualified(snapshot.source_schema, table.name)}",
-            ),
+        inserts.append(
+            f"INSERT INTO {_qualified(target_schema, table.name)} {target_cols} "
+            f"SELECT {cols} FROM {_qualified(snapshot.source_schema, table.name)}"
         )
+    _execute_batch(cursor, inserts)
 
 
 def _copy_sequence_positions(cursor, snapshot: SchemaSnapshot, target_schema: str) -> None:
     """Set each sequence to the source's current position (last_value and is_called), so the
-    next id continues after the copied rows, and an untouched sequence stays untouched."""
-    for seq in snapshot.sequences:
-        source = _qualified(snapshot.source_schema, seq.name).replace("%", "%%")  # text beside a %s
-        cursor.execute(
-            "SELECT pg_catalog.setval(%s::pg_catalog.regclass, s.last_value, s.is_called) "
-            f"FROM {source} s",
-            (_qualified(target_schema, seq.name),),
-        )
-        cursor.fetchall()
+    next id continues after the copied rows and an untouched sequence stays untouched."""
+    if not snapshot.sequences:
+        return
+    selects = [
+        "SELECT pg_catalog.setval(%s::pg_catalog.regclass, s.last_value, s.is_called) FROM "
+        + _qualified(snapshot.source_schema, seq.name).replace("%", "%%")  # text beside %s placeholders
+        + " s"
+        for seq in snapshot.sequences
+    ]
+    cursor.execute(
+        " UNION ALL ".join(selects),
+        tuple(_qualified(target_schema, seq.name) for seq in snapshot.sequences),
+    )
+    cursor.fetchall()
 
 
 def schema_replay(cursor, *, snapshot: SchemaSnapshot, target_schema: str, copy_data: bool = True) -> None:
@@ -643,11 +666,11 @@ def schema_replay(cursor, *, snapshot: SchemaSnapshot, target_schema: str, copy_
     validate_target_schema(target_schema)
     with _session_settings(cursor, search_path=f"{quote_ident(target_schema)}, public"):
         cursor.execute(f"CREATE SCHEMA {quote_ident(target_schema)}")
-        _execute_all(cursor, snapshot.statements)
+        _execute_batch(cursor, snapshot.statements)
         if copy_data:
             _copy_rows(cursor, snapshot, target_schema)
             _copy_sequence_positions(cursor, snapshot, target_schema)
-        _execute_all(cursor, snapshot.post_data_statements)
+        _execute_batch(cursor, snapshot.post_data_statements)
 
 
 # --------------------------------------------------------------------------- describe

@@ -23,6 +23,18 @@ class Site:
     tenant_slug: str = ""
 
     @property
+    def primary(self) -> str:
+        return self.css_variables["--brand-primary"]
+
+    @property
+    def on_primary(self) -> str:
+        return self.css_variables["--brand-on-primary"]
+
+    @property
+    def accent(self) -> str:
+        return self.css_variables["--brand-accent"]
+
+    @property
     def css_text(self) -> str:
         return "; ".join(f"{name}: {value}" for name, value in self.css_variables.items())
 

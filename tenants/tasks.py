@@ -27,7 +27,7 @@ def dispatch_tenant_heartbeat() -> int:
     connection.set_schema_to_public()
     schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
     for schema in schemas:
-        tenant_heartbeat.apply_async(args=[], _schema_name=schema)
+        tenant_heartbeat.apply_async(headers={"_schema_name": schema})
     return len(schemas)
 
 

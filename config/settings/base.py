@@ -28,6 +28,9 @@ DATABASES = {
         "ENGINE": "django_tenants.postgresql_backend",
     }
 }
+# A worker or web process started by the test suite points at the suite's database by name.
+if env_str("DATABASE_NAME"):
+    DATABASES["default"]["NAME"] = env_str("DATABASE_NAME")
 DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("DATABASE_TEST_NAME", "test_baton")
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -116,6 +117,15 @@ def web_health(port: int) -> str:
         return str(getattr(error, "reason", error))
 
 
+def on_port(url: str, port: int) -> str:
+    """Show *.localhost URLs on the port actually served (demo.json may assume the default 8000)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if host != "localhost" and not host.endswith(".localhost"):
+        return url
+    return parts._replace(netloc=f"{host}:{port}").geturl()
+
+
 def banner(port: int, elapsed: float) -> str:
     var = Path(os.environ.get("BATON_VAR_DIR", ROOT / "var"))
     try:
@@ -130,7 +140,7 @@ def banner(port: int, elapsed: float) -> str:
     lines = ["", "=" * 72, f"  Baton is running (ready in {elapsed:.1f} s)", "",
              f"  Console  http://localhost:{port}/", *logins(demo.get("console", {}))]
     for tenant in demo.get("tenants", []):
-        lines += ["", f"  {tenant['name']}  {tenant['url']}", *logins(tenant)]
+        lines += ["", f"  {tenant['name']}  {on_port(tenant['url'], port)}", *logins(tenant)]
     lines += ["", "  Ctrl-C stops web, worker, beat and the embedded services.", "=" * 72, ""]
     return "\n".join(lines)
 

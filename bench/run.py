@@ -1,0 +1,23 @@
+"""`make bench`: run every benchmark; each writes its figures and its same-run baseline to bench/results/."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHES = ["bench.provisioning"]
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parents[1]
+    failed = []
+    for module in BENCHES:
+        print(f"== {module}", flush=True)
+        if subprocess.call([sys.executable, "-m", module], cwd=root) != 0:
+            failed.append(module)
+    if failed:
+        print("failed: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

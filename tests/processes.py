@@ -1,0 +1,85 @@
+"""Real processes for tests: a Celery worker and a web server on the suite's database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def suite_env(**extra: str) -> dict[str, str]:
+    """The environment of this test run, pointed at the test database."""
+    env = dict(os.environ)
+    env["DATABASE_NAME"] = settings.DATABASES["default"]["NAME"]
+    env.setdefault("BATON_FAST_PASSWORD_HASHER", "1")
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def celery_worker(log_path: Path, *extra_args: str):
+    """A real worker on every queue; yields the process. Output goes to `log_path`."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "1",
+             "-Q", "default,engine,connectors,documents", "-n", f"test-{os.getpid()}@%h", *extra_args],
+            cwd=ROOT, env=suite_env(), stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.time() + 60
+            while "ready." not in log_path.read_text():
+                if process.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("Celery worker did not start:\n" + log_path.read_text()[-3000:])
+                time.sleep(0.2)
+            yield process
+        finally:
+            _stop(process)
+
+
+@contextmanager
+def web_server(log_path: Path):
+    """gunicorn serving Baton on a free loopback port; yields the port."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4", "--timeout", "60"],
+            cwd=ROOT, env=suite_env(BATON_PUBLIC_PORT=str(port), DJANGO_ENV="development"), stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except OSError:
+                    if process.poll() is not None or time.time() > deadline:
+                        raise RuntimeError("web server did not start:\n" + log_path.read_text()[-3000:]) from None
+                    time.sleep(0.2)
+            yield port
+        finally:
+            _stop(process)
