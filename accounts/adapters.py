@@ -28,3 +28,7 @@ class BatonMFAAdapter(DefaultMFAAdapter):
 
     def get_totp_issuer(self) -> str:
         return site_current().product_name
+
+    def can_delete_authenticator(self, authenticator) -> bool:
+        """People whose role requires MFA cannot switch it off; they can only replace it."""
+        return not authenticator.user.requires_mfa

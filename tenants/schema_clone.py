@@ -18,8 +18,8 @@ qualified, which is exactly what the replay needs.
 Everything runs inside the caller's transaction: the caller commits or rolls
 back, so a failed replay leaves nothing behind.  Functions take any DB-API
 cursor that uses psycopg-style ``%s`` parameters (a psycopg 3 cursor or Django's
-cursor wrapper).  Catalogs are always filtered by the namespace OID and
-``information_schema`` is never used, because both are slow with many schemas.
+cursor wrapper).  Capture filters the catalogs by the namespace OID and never
+uses ``information_schema``, which gets slow with thousands of relations.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +36,11 @@ __all__ = [
     "SchemaSnapshot",
     "SequenceReset",
     "TableCopy",
+    "quote_ident",
     "schema_capture",
     "schema_describe",
     "schema_replay",
+    "validate_target_schema",
 ]
 
 SNAPSHOT_FORMAT = 1
@@ -110,9 +112,7 @@ class SchemaSnapshot:
     def from_json(cls, text: str) -> SchemaSnapshot:
         data = json.loads(text)
         if data.get("format") != SNAPSHOT_FORMAT:
-            raise SchemaCloneError(
-                f"snapshot format {data.get('format')!r} is not supported (expected {SNAPSHOT_FORMAT})"
-            )
+            raise SchemaCloneError(f"snapshot format {data.get('format')!r} is not supported (expected {SNAPSHOT_FORMAT})")
         return cls(
             source_schema=data["source_schema"],
             statements=tuple(data["statements"]),
@@ -139,9 +139,7 @@ def _qualified(schema: str, name: str) -> str:
 def validate_target_schema(name: str) -> str:
     """Refuse anything but a plain lower-case name that is not a system schema."""
     if not isinstance(name, str) or not _TARGET_NAME.match(name):
-        raise SchemaCloneError(
-            f"target schema {name!r} is not a valid tenant schema name (must match {_TARGET_NAME.pattern})"
-        )
+        raise SchemaCloneError(f"target schema {name!r} is not a valid tenant schema name (must match {_TARGET_NAME.pattern})")
     if name in _RESERVED_TARGETS or name.startswith("pg_"):
         raise SchemaCloneError(f"target schema {name!r} is reserved")
     return name
@@ -162,6 +160,9 @@ def _namespace_oid(cursor, schema: str) -> int:
 @contextmanager
 def _session_settings(cursor, *, search_path: str) -> Iterator[None]:
     """Pin search_path (and deparse settings) for the rest of the block, then restore them.
+
+    ``pg_temp`` is listed last: unlisted, it would be searched *first*, and a
+    session's temporary table could capture a name meant for the schema.
 
     The settings are transaction-local (``set_config(..., true)``).  Reading the
     search_path back in a second statement also proves we are inside a
@@ -187,21 +188,17 @@ def _session_settings(cursor, *, search_path: str) -> Iterator[None]:
     stored = apply(settings)
     effective = _fetchall(cursor, "SELECT pg_catalog.current_setting('search_path')")[0][0]
     if effective != stored:
-        apply(dict(zip(names, saved)))
-        raise SchemaCloneError(
-            "schema cloning must run inside a transaction (the cursor is in autocommit mode)"
-        )
+        apply(dict(zip(names, saved, strict=True)))
+        raise SchemaCloneError("schema cloning must run inside a transaction (the cursor is in autocommit mode)")
     try:
         yield
     except BaseException:
         # If the transaction is aborted this fails too; the caller rolls back,
         # which restores the settings anyway.  Never mask the original error.
-        try:
-            apply(dict(zip(names, saved)))
-        except Exception:
-            pass
+        with suppress(Exception):
+            apply(dict(zip(names, saved, strict=True)))
         raise
-    apply(dict(zip(names, saved)))
+    apply(dict(zip(names, saved, strict=True)))
 
 
 # --------------------------------------------------------------------------- capture
@@ -263,10 +260,9 @@ def _check_unsupported_objects(cursor, schema: str, ns: int) -> None:
     rows = _fetchall(cursor, _UNSUPPORTED_OBJECTS, {"ns": ns})
     if rows:
         kind, name = rows[0]
+        kinds = re.sub(r"y$", "ie", kind) + ("es" if kind.endswith("s") else "s")
         more = f" (and {len(rows) - 1} more unsupported objects)" if len(rows) > 1 else ""
-        raise SchemaCloneError(
-            f"{kind} {schema}.{name}: {kind}s inside a tenant schema are not supported{more}"
-        )
+        raise SchemaCloneError(f"{kind} {schema}.{name}: {kinds} inside a tenant schema are not supported{more}")
 
 
 def _capture_tables(cursor, schema: str, ns: int) -> list[tuple[int, str, str]]:
@@ -282,11 +278,16 @@ def _capture_tables(cursor, schema: str, ns: int) -> list[tuple[int, str, str]]:
         """,
         (ns,),
     )
-    problems = {3: "storage parameters", 4: "typed tables", 5: "row level security", 6: "replica identity"}
+    problems = {
+        3: "storage parameters (WITH ...) are not supported",
+        4: "typed tables (OF type) are not supported",
+        5: "row level security is not supported",
+        6: "a non-default replica identity is not supported",
+    }
     for row in rows:
-        for index, feature in problems.items():
+        for index, problem in problems.items():
             if row[index]:
-                raise SchemaCloneError(f"table {schema}.{row[1]}: {feature} are not supported")
+                raise SchemaCloneError(f"table {schema}.{row[1]}: {problem}")
     return [(oid, name, persistence) for oid, name, persistence, *_ in rows]
 
 
@@ -318,9 +319,7 @@ def _capture_sequences(cursor, schema: str, ns: int) -> dict[str, dict[str, Any]
     sequences = {}
     for name, persistence, type_, start, inc, min_, max_, cache, cycle, deptype, table, table_ns, column in rows:
         if table is not None and table_ns != ns:
-            raise SchemaCloneError(
-                f"sequence {schema}.{name}: owned by a table outside the schema, which is not supported"
-            )
+            raise SchemaCloneError(f"sequence {schema}.{name}: owned by a table outside the schema, which is not supported")
         sequences[name] = {
             "persistence": persistence,
             "type": type_,
@@ -345,10 +344,7 @@ def _sequence_statements(sequences: dict[str, dict[str, Any]]) -> tuple[list[str
         unlogged = "UNLOGGED " if seq["persistence"] == "u" else ""
         creates.append(f"CREATE {unlogged}SEQUENCE {quote_ident(name)} AS {seq['type']} {seq['options']}")
         if seq["deptype"] == "a":
-            owned_by.append(
-                f"ALTER SEQUENCE {quote_ident(name)} OWNED BY "
-                f"{quote_ident(seq['table'])}.{quote_ident(seq['column'])}"
-            )
+            owned_by.append(f"ALTER SEQUENCE {quote_ident(name)} OWNED BY {quote_ident(seq['table'])}.{quote_ident(seq['column'])}")
     return creates, owned_by
 
 
@@ -423,11 +419,7 @@ def _table_statements(
 ) -> tuple[list[str], list[str], list[TableCopy]]:
     """CREATE TABLE with columns and validated non-FK constraints inline; foreign keys
     and NOT VALID constraints become ALTER TABLE statements that run after the data copy."""
-    identity_sequences = {
-        (seq["table"], seq["column"]): (name, seq["options"])
-        for name, seq in sequences.items()
-        if seq["deptype"] == "i"
-    }
+    identity_sequences = {(seq["table"], seq["column"]): (name, seq["options"]) for name, seq in sequences.items() if seq["deptype"] == "i"}
     inline: dict[int, list[str]] = {}
     deferred: list[str] = []
     names = {oid: name for oid, name, _ in tables}
@@ -471,8 +463,7 @@ def _capture_indexes(cursor, schema: str, ns: int) -> list[str]:
     for name, _definition, valid in rows:
         if not valid:
             raise SchemaCloneError(
-                f"index {schema}.{name}: the index is invalid (a failed CREATE INDEX CONCURRENTLY?); "
-                "drop or rebuild it before capturing"
+                f"index {schema}.{name}: the index is invalid (a failed CREATE INDEX CONCURRENTLY?); drop or rebuild it before capturing"
             )
     return [definition for _name, definition, _valid in rows]
 
@@ -558,10 +549,7 @@ def _check_schema_agnostic(schema: str, statements: list[str]) -> None:
     leak = re.compile(r'(?<![\w$"])(?:' + re.escape(quote_ident(schema)) + "|" + re.escape(schema) + r")\.")
     for statement in statements:
         if leak.search(_strip_literals(statement)):
-            raise SchemaCloneError(
-                f"statement refers to schema {schema!r} explicitly, so a clone would point at "
-                f"the template: {statement}"
-            )
+            raise SchemaCloneError(f"statement refers to schema {schema!r} explicitly, so a clone would point at the template: {statement}")
 
 
 def schema_capture(cursor, *, source_schema: str) -> SchemaSnapshot:
@@ -569,7 +557,7 @@ def schema_capture(cursor, *, source_schema: str) -> SchemaSnapshot:
 
     Must run inside a transaction; the session's search_path is restored afterwards.
     """
-    with _session_settings(cursor, search_path=quote_ident(source_schema)):
+    with _session_settings(cursor, search_path=f"{quote_ident(source_schema)}, pg_temp"):
         ns = _namespace_oid(cursor, source_schema)
         _check_unsupported_objects(cursor, source_schema, ns)
         tables = _capture_tables(cursor, source_schema, ns)
@@ -664,7 +652,7 @@ def schema_replay(cursor, *, snapshot: SchemaSnapshot, target_schema: str, copy_
     capture time) are copied and sequences continue from the source's positions.
     """
     validate_target_schema(target_schema)
-    with _session_settings(cursor, search_path=f"{quote_ident(target_schema)}, public"):
+    with _session_settings(cursor, search_path=f"{quote_ident(target_schema)}, public, pg_temp"):
         cursor.execute(f"CREATE SCHEMA {quote_ident(target_schema)}")
         _execute_batch(cursor, snapshot.statements)
         if copy_data:
@@ -684,14 +672,12 @@ def schema_describe(cursor, *, schema: str) -> dict:
     describe equal only if their objects are defined alike *and* point at the
     same outside objects (and each at its own inside ones).  Meant for tests.
     """
-    with _session_settings(cursor, search_path=quote_ident(schema)):
+    with _session_settings(cursor, search_path=f"{quote_ident(schema)}, pg_temp"):
         ns = _namespace_oid(cursor, schema)
         tables = _describe_tables(cursor, schema, ns)
         sequences = {}
         for name, seq in _capture_sequences(cursor, schema, ns).items():
-            last_value, is_called = _fetchall(
-                cursor, f"SELECT last_value, is_called FROM {_qualified(schema, name)}"
-            )[0]
+            last_value, is_called = _fetchall(cursor, f"SELECT last_value, is_called FROM {_qualified(schema, name)}")[0]
             sequences[name] = {**seq, "last_value": last_value, "is_called": is_called}
         comments = sorted(_capture_comments(cursor, ns))
     return {"tables": tables, "sequences": sequences, "comments": comments}
@@ -722,7 +708,7 @@ def _describe_tables(cursor, schema: str, ns: int) -> dict[str, dict[str, Any]]:
         for _oid, name, persistence, options in rows
     }
     for relid, cols in _capture_columns(cursor, ns).items():
-        tables[names[relid]]["columns"] = [dict(zip(_COLUMN_KEYS, col)) for col in cols]
+        tables[names[relid]]["columns"] = [dict(zip(_COLUMN_KEYS, col, strict=True)) for col in cols]
     for table, name, *details in _fetchall(
         cursor,
         """
@@ -733,9 +719,7 @@ def _describe_tables(cursor, schema: str, ns: int) -> dict[str, dict[str, Any]]:
         """,
         (ns,),
     ):
-        tables[table]["constraints"][name] = dict(
-            zip(("type", "definition", "deferrable", "deferred", "validated"), details)
-        )
+        tables[table]["constraints"][name] = dict(zip(("type", "definition", "deferrable", "deferred", "validated"), details, strict=True))
     for table, name, definition, valid in _fetchall(
         cursor,
         """

@@ -160,8 +160,8 @@ def _provision_again(tenant: Tenant, *, partner: Partner, actor: Any) -> Tenant:
     return tenant
 
 
-def _step(tenant: Tenant, name: str, state: str, detail: str = "", elapsed: float | None = None) -> None:
-    ProvisioningStep.objects.create(
+def _step(tenant: Tenant, name: str, state: str, detail: str = "", elapsed: float | None = None) -> ProvisioningStep:
+    return ProvisioningStep.objects.create(
         tenant=tenant, name=name, state=state, detail=detail, elapsed_ms=None if elapsed is None else round(elapsed * 1000)
     )
 
@@ -174,18 +174,20 @@ def tenant_build(*, tenant_id: int) -> Tenant:
     """
     connection.set_schema_to_public()
     started = time.perf_counter()
+    # Committed on its own so the console shows the build has begun while it runs.
+    waiting = Tenant.objects.filter(pk=tenant_id, status=TenantStatus.PROVISIONING).first()
+    if waiting is not None:
+        _step(waiting, "Build started", ProvisioningStep.State.DONE, f"cloning the template schema into {waiting.schema_name}")
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant_id)
         if tenant.status != TenantStatus.PROVISIONING:
             return tenant
         try:
             snapshot = template_snapshot_current()
-            _step(tenant, "Cloning template schema", ProvisioningStep.State.RUNNING, f"{len(snapshot.tables)} tables")
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     schema_replay(cursor, snapshot=snapshot, target_schema=tenant.schema_name)
-                cloned = time.perf_counter()
-                _step(tenant, "Schema cloned", ProvisioningStep.State.DONE, tenant.schema_name, cloned - started)
+                _step(tenant, "Schema cloned", ProvisioningStep.State.DONE, f"{len(snapshot.tables)} tables into {tenant.schema_name}", time.perf_counter() - started)
                 if tenant.admin_email:
                     with schema_context(tenant.schema_name):
                         connection.tenant = tenant

@@ -69,19 +69,26 @@ def _tenant_world(partner: Partner, slug: str, name: str, primary: str, accent: 
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """Extend pytest-django's set-up: the template snapshot, then Acme and Globex, committed."""
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_keepdb, django_db_modify_db_settings):
+    """The test database (always, even when only browser or worker tests run, which carry no
+    django_db mark), then the template snapshot, then Acme and Globex, all committed."""
+    from django.test.utils import setup_databases, teardown_databases
+
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=0, interactive=False, keepdb=django_db_keepdb, aliases={"default"})
         template_schema_refresh(verbosity=0)
         connection.set_schema_to_public()
         partner = partner_create(name="Test MSP", slug="test-msp", actor=FIXTURE_ACTOR, branding=BrandingInput(product_name="Test Console"))
-        msp = {}
         for role in (Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT):
-            msp[role.value] = user_create(email=f"{role.value}@msp.test", role=role, password=PASSWORD, actor=FIXTURE_ACTOR)
-            user_mfa_totp_activate(user=msp[role.value], secret=TOTP_SECRET, actor=FIXTURE_ACTOR)
+            staff = user_create(email=f"{role.value}@msp.test", role=role, password=PASSWORD, actor=FIXTURE_ACTOR)
+            user_mfa_totp_activate(user=staff, secret=TOTP_SECRET, actor=FIXTURE_ACTOR)
         _tenant_world(partner, "acme", "Acme Freight", "#0b4f9c", "#b4400a")
         _tenant_world(partner, "globex", "Globex Distribution", "#1e5b32", "#7a2f9c")
         connection.set_schema_to_public()
+    yield
+    with django_db_blocker.unblock():
+        connection.close()
+        teardown_databases(db_cfg, verbosity=0)
 
 
 @pytest.fixture(scope="session")

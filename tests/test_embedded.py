@@ -6,7 +6,6 @@ temporary directory over unix sockets only, so the shared servers on 5432/6379 a
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 import redis
 from kombu import Connection
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also runnable as plain `pytest -p no:django`
-from config import embedded  # noqa: E402
+from config import embedded
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +99,7 @@ def test_socket_of_a_too_long_data_dir_goes_to_a_short_tmp_dir(tmp_path: Path) -
         assert (data_dir / "redis.conf").exists()  # the data still lives in data_dir
     finally:
         embedded.redis_stop(data_dir)
+        Path(service.url[len("unix://") :].partition("?")[0]).parent.rmdir()  # empty once Redis is gone
 
 
 def test_services_ensure_adds_nothing_when_urls_are_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
 """Celery: Redis (or RabbitMQ) only wakes workers; PostgreSQL holds the truth. No-loss settings."""
 
-from config.embedded_urls import celery_broker_url
+from config.embedded import celery_broker_url
 from config.env import env_str
 
 from .base import REDIS_URL

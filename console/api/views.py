@@ -24,7 +24,6 @@ class TenantSerializer(serializers.ModelSerializer):
 class TenantList(generics.ListAPIView):
     serializer_class = TenantSerializer
     permission_classes = [IsMspStaff]
-    ordering = "name"
 
     def get_queryset(self):
         return tenants_filter(query=self.request.query_params.get("q", ""), status=self.request.query_params.get("status", ""))

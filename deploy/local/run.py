@@ -8,6 +8,7 @@ demo logins once the web answers /healthz. Ctrl-C (or SIGTERM) stops everything 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -41,8 +42,7 @@ def child_commands(port: int) -> dict[str, list[str]]:
     python = sys.executable
     return {
         "web": [python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"],
-        "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info",
-                   "-Q", "default,engine,connectors,documents", "-c", "2"],
+        "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", "default,engine,connectors,documents", "-c", "2"],
         "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", "var/celerybeat-schedule"],
     }
 
@@ -66,10 +66,8 @@ def terminate(processes: dict[str, subprocess.Popen]) -> None:
 
 
 def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signum)  # each child leads its own group (process_group=0)
-    except ProcessLookupError:
-        pass
 
 
 def run_step(args: list[str], env: dict[str, str], stopping: threading.Event) -> bool:
@@ -91,8 +89,16 @@ def run_step(args: list[str], env: dict[str, str], stopping: threading.Event) ->
 def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
     """Start a child in its own process group with its output prefixed by `name |`."""
     proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1, process_group=0,
+        command,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+        process_group=0,
     )
 
     def pump() -> None:
@@ -134,19 +140,23 @@ def banner(port: int, elapsed: float) -> str:
         demo = {}
 
     def logins(entry: dict) -> list[str]:
-        return [f"      {item['email']}  /  {item['password']}  ({item.get('role', '')})"
-                for item in entry.get("logins", [])]
+        return [f"      {item['email']}  /  {item['password']}  ({item.get('role', '')})" for item in entry.get("logins", [])]
 
-    lines = ["", "=" * 72, f"  Baton is running (ready in {elapsed:.1f} s)", "",
-             f"  Console  http://localhost:{port}/", *logins(demo.get("console", {}))]
+    lines = [
+        "",
+        "=" * 72,
+        f"  Baton is running (ready in {elapsed:.1f} s)",
+        "",
+        f"  Console  http://localhost:{port}/",
+        *logins(demo.get("console", {})),
+    ]
     for tenant in demo.get("tenants", []):
         lines += ["", f"  {tenant['name']}  {on_port(tenant['url'], port)}", *logins(tenant)]
     lines += ["", "  Ctrl-C stops web, worker, beat and the embedded services.", "=" * 72, ""]
     return "\n".join(lines)
 
 
-def supervise(children: dict[str, subprocess.Popen], port: int, started_at: float,
-              stopping: threading.Event) -> int:
+def supervise(children: dict[str, subprocess.Popen], port: int, started_at: float, stopping: threading.Event) -> int:
     """Wait for Ctrl-C/SIGTERM (0) or a child dying (1); print the banner once the web is healthy."""
     ready = False
     warned = False
@@ -186,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             additions = services_ensure(ROOT, log=lambda line: say(f"run | {line}"))
-        except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
+        except (RuntimeError, OSError, subprocess.SubprocessError) as error:
             say(f"run | could not start the embedded services: {error}")
             return 1
         say(f"run | services ready in {time.monotonic() - started_at:.1f} s")
+        # `make run` is the development runner: every child gets development settings, and
+        # unbuffered output so log lines show up as they happen.
         env = {**os.environ, **additions, "DJANGO_ENV": "development", "PYTHONUNBUFFERED": "1"}
         steps = [["baton_migrate"]] + ([] if args.no_seed else [["seed_demo", "--if-empty"]])
         for step in steps:

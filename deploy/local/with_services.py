@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
             return 127
         # Ctrl-C reaches CMD through the terminal's process group: let CMD finish its own
         # cleanup, then stop the services. SIGTERM is sent to us alone, so pass it on.
+        # (Set after Popen: an ignored signal would be inherited by CMD.)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signum))
         returncode = child.wait()

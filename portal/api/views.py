@@ -30,7 +30,6 @@ class AuditEventList(generics.ListAPIView):
 
     serializer_class = AuditEventSerializer
     permission_classes = [scoped("audit:read", Role.TENANT_ADMIN)]
-    ordering = "-id"
 
     def get_queryset(self):
         return AuditEvent.objects.all()

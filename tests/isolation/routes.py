@@ -19,18 +19,30 @@ from governance.services import Actor, audit_record
 @dataclass(frozen=True)
 class Route:
     name: str
-    path: str  # "{id}" is replaced by the private object's id
+    path: str  # "{id}" and "{marker}" are replaced by the private object's id and marker
     kind: str  # "page" or "api"
     private_object: Callable | None = None
     api_scope: str = ""
     customer_scoped: bool = False
 
 
-def audit_event(tenant_world, customer_account=None) -> tuple[str, str]:
+def _audit_probe(tenant_world):
     marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    token = uuid.uuid4().hex[:12]
     with schema_context(tenant_world.schema):
-        event = audit_record(actor=Actor(email="owner@example.test"), action="isolation.probe", target_type="probe", target_id="1", target_label=marker, reason=marker)
+        event = audit_record(actor=Actor(email="owner@example.test"), action="isolation.probe", target_type="probe", target_id=token, target_label=marker, reason=marker)
+    return event, token, marker
+
+
+def audit_event(tenant_world, customer_account=None) -> tuple[str, str]:
+    event, _token, marker = _audit_probe(tenant_world)
     return str(event.pk), marker
+
+
+def audit_event_search(tenant_world, customer_account=None) -> tuple[str, str]:
+    """Searchable by a token that is not the marker, so a page echoing the query can't leak it."""
+    _event, token, marker = _audit_probe(tenant_world)
+    return token, marker
 
 
 def tenant_name(tenant_world, customer_account=None) -> tuple[str, str]:
@@ -39,7 +51,7 @@ def tenant_name(tenant_world, customer_account=None) -> tuple[str, str]:
 
 TENANT_ROUTES: list[Route] = [
     Route("home", "/", "page", tenant_name),
-    Route("audit page", "/settings/audit/?q={id}", "page", audit_event),
+    Route("audit page", "/settings/audit/?q={id}", "page", audit_event_search),
     Route("users page", "/settings/users/", "page", tenant_name),
     Route("api keys page", "/settings/api-keys/", "page", tenant_name),
     Route("support access page", "/settings/support-access/", "page", tenant_name),

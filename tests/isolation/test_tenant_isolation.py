@@ -10,8 +10,8 @@ from tests.isolation.routes import CONSOLE_ROUTES, TENANT_ROUTES
 pytestmark = pytest.mark.django_db
 
 
-def _path(route, object_id):
-    return route.path.replace("{id}", object_id or "1")
+def _path(route, object_id, marker=""):
+    return route.path.replace("{id}", object_id or "1").replace("{marker}", marker)
 
 
 @pytest.mark.parametrize("route", TENANT_ROUTES, ids=lambda r: r.name)
@@ -19,7 +19,7 @@ def test_owner_sees_its_own_data(world, route):
     """The control: without it, the refusals below could pass for a broken route."""
     object_id, marker = route.private_object(world.acme)
     client = signed_in_client(world.acme.host, world.acme.users["tenant_admin"], world.acme.schema)
-    response = client.get(_path(route, object_id))
+    response = client.get(_path(route, object_id, marker))
     assert response.status_code == 200, response.content[:300]
     assert marker in response.content.decode()
 
@@ -28,7 +28,7 @@ def test_owner_sees_its_own_data(world, route):
 def test_other_tenants_ids_on_its_own_host_show_nothing_of_the_owner(world, route):
     object_id, marker = route.private_object(world.acme)
     client = signed_in_client(world.globex.host, world.globex.users["tenant_admin"], world.globex.schema)
-    response = client.get(_path(route, object_id))
+    response = client.get(_path(route, object_id, marker))
     assert response.status_code in (200, 403, 404)
     assert marker not in response.content.decode()
 
@@ -39,7 +39,7 @@ def test_a_session_from_one_tenant_host_is_worthless_on_another(world, route):
     acme_client = signed_in_client(world.acme.host, world.acme.users["tenant_admin"], world.acme.schema)
     stolen = host_client(world.globex.host)
     stolen.cookies = acme_client.cookies  # the same cookie presented on the other host
-    response = stolen.get(_path(route, object_id))
+    response = stolen.get(_path(route, object_id, marker))
     assert response.status_code in (302, 401, 403)
     if response.status_code == 302:
         assert "/accounts/login/" in response["Location"]
@@ -51,9 +51,9 @@ def test_an_api_key_only_works_on_its_own_tenant(world, route):
     object_id, marker = route.private_object(world.acme)
     with schema_context(world.acme.schema):
         _key, secret = api_key_create(name="probe", scopes=[route.api_scope], actor=world.acme.users["tenant_admin"])
-    own = host_client(world.acme.host).get(_path(route, object_id), HTTP_AUTHORIZATION=f"Api-Key {secret}")
+    own = host_client(world.acme.host).get(_path(route, object_id, marker), HTTP_AUTHORIZATION=f"Api-Key {secret}")
     assert own.status_code == 200 and marker in own.content.decode()
-    foreign = host_client(world.globex.host).get(_path(route, object_id), HTTP_AUTHORIZATION=f"Api-Key {secret}")
+    foreign = host_client(world.globex.host).get(_path(route, object_id, marker), HTTP_AUTHORIZATION=f"Api-Key {secret}")
     assert foreign.status_code in (401, 403)
     assert foreign["Content-Type"] == "application/problem+json"
     assert marker not in foreign.content.decode()
@@ -64,7 +64,7 @@ def test_an_api_key_without_the_scope_is_refused(world, route):
     object_id, marker = route.private_object(world.acme)
     with schema_context(world.acme.schema):
         _key, secret = api_key_create(name="no scope", scopes=[], actor=world.acme.users["tenant_admin"])
-    response = host_client(world.acme.host).get(_path(route, object_id), HTTP_AUTHORIZATION=f"Api-Key {secret}")
+    response = host_client(world.acme.host).get(_path(route, object_id, marker), HTTP_AUTHORIZATION=f"Api-Key {secret}")
     assert response.status_code == 403 and marker not in response.content.decode()
 
 
@@ -82,7 +82,7 @@ def test_tenant_sessions_are_worthless_on_the_console(world, path):
 def test_customer_users_cannot_open_staff_pages(world, route):
     object_id, marker = route.private_object(world.acme)
     client = signed_in_client(world.acme.host, world.acme.users["customer"], world.acme.schema)
-    response = client.get(_path(route, object_id))
+    response = client.get(_path(route, object_id, marker))
     if route.path == "/":
         assert response.status_code == 200
     else:

@@ -10,21 +10,13 @@ afterwards.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-# The project has no pytest settings yet; until it sets `pythonpath = ["."]`, make the
-# project root importable so `import tenants.schema_clone` works from any rootdir.
-_PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
-if _PROJECT_ROOT not in sys.path:
-    sys.path.insert(0, _PROJECT_ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,9 @@ def _provision(world, slug, **overrides):
     return tenant_provision(**params)
 
 
-def test_provisioned_tenant_is_ready_with_schema_admin_invite_and_audit(world, mailoutbox):
-    tenant = _provision(world, "initech")
+def test_provisioned_tenant_is_ready_with_schema_admin_invite_and_audit(world, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant = _provision(world, "initech")
     assert tenant.status == TenantStatus.READY
     assert schema_exists("t_initech")
     assert tenant.domains.get().domain == "initech.localhost"
