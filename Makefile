@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(PY) -m deploy.local.run
 
 test: $(STAMP)
-	BATON_FAST_PASSWORD_HASHER=1 $(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
+	BATON_FAST_PASSWORD_HASHER=1 BATON_CELERY_KEY_PREFIX=test- $(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(WITH_SERVICES) $(PY) -m bench.run

@@ -216,8 +216,14 @@ def _drop_leftover_schema(tenant: Tenant) -> None:
     """A failed build rolled back its DDL; drop anything a crash outside it may have left."""
     tenant.refresh_from_db()
     if tenant.status == TenantStatus.FAILED and schema_exists(tenant.schema_name):
-        with connection.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')
+        _schema_drop(tenant.schema_name)
+
+
+def _schema_drop(schema_name: str) -> None:
+    with connection.cursor() as cursor:
+        # Deferred foreign-key checks still queued in this transaction would block the drop.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f'DROP SCHEMA "{schema_name}" CASCADE')
 
 
 def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any) -> Tenant:
@@ -272,8 +278,7 @@ def tenant_archived_drop_due(*, now: Any = None) -> list[str]:
     for tenant in Tenant.objects.filter(status=TenantStatus.ARCHIVED, drop_after__lte=now, schema_dropped_at__isnull=True):
         with transaction.atomic():
             if schema_exists(tenant.schema_name):
-                with connection.cursor() as cursor:
-                    cursor.execute(f'DROP SCHEMA "{tenant.schema_name}" CASCADE')
+                _schema_drop(tenant.schema_name)
             Tenant.objects.filter(pk=tenant.pk).update(schema_dropped_at=now)
             audit_record(actor=PROVISIONING, action="tenant.schema_dropped", target=tenant, tenant_slug=tenant.slug, data={"export": tenant.archive_export_path})
         dropped.append(tenant.slug)

@@ -97,11 +97,17 @@ class Tour:
         page.fill("input[name=password]", account.password)
         page.click("main form button[type=submit]")
         page.wait_for_load_state("networkidle")
-        for _ in range(3):
+        for _ in range(4):
             if "/2fa/authenticate" in page.url:
                 if not account.totp_secret:
                     sys.exit(f"{account.email} needs a TOTP code: pass --totp-secret")
                 page.fill("input[name=code]", _fresh_code(account.totp_secret, self.used_codes))
+                page.click("main form button[type=submit]")
+                page.wait_for_load_state("networkidle")
+            elif "/accounts/reauthenticate" in page.url:
+                # allauth asks for the password again before TOTP can be activated.
+                self.capture(page, "reauthenticate")
+                page.fill("input[name=password]", account.password)
                 page.click("main form button[type=submit]")
                 page.wait_for_load_state("networkidle")
             elif "/2fa/totp/activate" in page.url:
