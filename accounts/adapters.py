@@ -11,6 +11,16 @@ class BatonAccountAdapter(DefaultAccountAdapter):
     def is_open_for_signup(self, request) -> bool:  # type: ignore[override]
         return False  # people join by invitation from an admin
 
+    def is_reauthentication_required(self, *, app: str, **kwargs) -> bool:
+        """Enrolling a first authenticator right after signing in needs no second password prompt;
+        changing or removing an existing one still does."""
+        if app == "mfa" and self.request is not None and self.request.user.is_authenticated:
+            from allauth.mfa.models import Authenticator
+
+            if not Authenticator.objects.filter(user=self.request.user).exists():
+                return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
     def get_from_email(self) -> str:
         return site_current().from_email
 

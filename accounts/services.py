@@ -67,7 +67,7 @@ def user_invite(*, email: str, role: str, actor: Any, site: Any, full_name: str 
             "account_reset_password_from_key",
             kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
         )
-        context = {"site": site, "user": user, "link": link, "role_label": Role(role).label}
+        context = {"site": site, "user": user, "link": link, "role_label": Role(role).label, "inviter": getattr(actor, "display_name", "")}
         message = EmailMultiAlternatives(
             subject=f"You're invited to {site.product_name}",
             body=render_to_string("email/invitation.txt", context),

@@ -1,5 +1,6 @@
 """The MSP console: partners, tenants, provisioning, support access, audit."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.paginator import Paginator
@@ -70,7 +71,8 @@ def tenant_new(request):
                 run_async=True,
             )
         except services.TenantError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            field = "domain" if exc.field == "domains" else exc.field
+            form.add_error(field if field in form.fields else None, exc.message)
         except BrandColourError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
@@ -89,7 +91,7 @@ def tenant_detail(request, tenant_id: int):
         "steps": tenant.provisioning_steps.all(),
         "grants": support_grants_for_tenant(tenant=tenant)[:20],
         "reason_form": ReasonForm(),
-        "support_form": SupportAccessForm(),
+        "support_max_hours": settings.BATON_SUPPORT_ACCESS_MAX_HOURS,
     }
     return render(request, "console/tenant_detail.html", context)
 
@@ -98,10 +100,13 @@ def tenant_detail(request, tenant_id: int):
 def tenant_progress(request, tenant_id: int):
     """Polled by the detail page while provisioning: the log and status so far."""
     tenant = get_object_or_404(Tenant, pk=tenant_id)
-    return render(request, "console/_provisioning.html", {"tenant": tenant, "steps": tenant.provisioning_steps.all()})
+    context = {"tenant": tenant, "steps": tenant.provisioning_steps.all()}
+    if tenant.status != TenantStatus.PROVISIONING:
+        context["tenant_site"] = site_for_tenant(tenant)  # the "open workspace" link, once there is one
+    return render(request, "console/_provisioning.html", context)
 
 
-def _tenant_action(request, tenant_id: int, action):
+def _tenant_action(request, tenant_id: int, action, done: str):
     tenant = get_object_or_404(Tenant, pk=tenant_id)
     form = ReasonForm(request.POST)
     reason = form.data.get("reason", "")
@@ -110,26 +115,26 @@ def _tenant_action(request, tenant_id: int, action):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{tenant.name}: done.")
+        messages.success(request, f"{tenant.name} {done}.")
     return redirect("console:tenant", tenant_id=tenant.pk)
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_suspend(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_suspend)
+    return _tenant_action(request, tenant_id, services.tenant_suspend, "suspended")
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_resume(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_resume)
+    return _tenant_action(request, tenant_id, services.tenant_resume, "resumed")
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_archive(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_archive)
+    return _tenant_action(request, tenant_id, services.tenant_archive, "archived")
 
 
 @require_POST

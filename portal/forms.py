@@ -9,7 +9,7 @@ API_SCOPES = [("audit:read", "Read the audit log"), ("tenant:read", "Read tenant
 class InviteForm(forms.Form):
     email = forms.EmailField()
     full_name = forms.CharField(max_length=150, required=False)
-    role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES)
+    role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES, initial=Role.PLANNER)
 
 
 class ApiKeyForm(forms.Form):

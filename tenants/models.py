@@ -145,6 +145,22 @@ class SupportAccessGrant(models.Model):
     revoked_by_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"Support access for {self.staff_email}"
+
+    @property
+    def status(self) -> str:
+        from django.utils import timezone
+
+        now = timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        if self.starts_at > now:
+            return "scheduled"
+        return "active"
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [

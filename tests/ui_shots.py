@@ -25,16 +25,23 @@ import re
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "artifacts" / "screens"
 WIDTHS = {"desktop": (1366, 900), "phone": (390, 844)}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def totp(secret: str, at: float | None = None, step: int = 30, digits: int = 6) -> str:
@@ -126,7 +133,7 @@ class Tour:
     def capture(self, page: Page, name: str) -> None:
         """Screenshot the current page at every width (the page is reloaded per width)."""
         OUT.mkdir(parents=True, exist_ok=True)
-        for label, (width, height) in WIDTHS.items():
+        for width, height in WIDTHS.values():
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(150)
             path = OUT / f"{name}-{width}.png"
@@ -177,7 +184,9 @@ def _invalid_tenant_form(page: Page) -> None:
     page.fill("#id_name", "Bad Colours Ltd")
     page.fill("#id_slug", "Bad slug!")
     page.fill("#id_product_name", "Bad Colours")
-    page.evaluate("""() => { const i = document.querySelector('#id_primary_color'); i.value = '#f5d76e'; i.dispatchEvent(new Event('input')); }""")
+    page.evaluate(
+        """() => { const i = document.querySelector('#id_primary_color'); i.value = '#f5d76e'; i.dispatchEvent(new Event('input')); }"""
+    )
     page.click("main form button[type=submit]")
     page.wait_for_load_state("networkidle")
 
@@ -252,7 +261,12 @@ def main() -> int:
     parser.add_argument("--password", default=(demo.get("console", {}).get("logins") or [{}])[0].get("password", "baton-demo-2026"))
     parser.add_argument("--totp-secret", default="")
     parser.add_argument("--only", nargs="*", help="names of default shots to take")
-    parser.add_argument("--url", action="append", default=[], help="extra page as console:/path or tenant:/path (signed in)")
+    parser.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        help="extra page as console:/path or tenant:/path (signed in), anon-console:/path or anon-tenant:/path (signed out)",
+    )
     parser.add_argument("--no-support", action="store_true", help="skip the support-session flow (it creates a grant)")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
@@ -262,7 +276,10 @@ def main() -> int:
     shots = [s for s in DEFAULT_SHOTS if not args.only or s.name in args.only]
     for index, spec in enumerate(args.url):
         host, _, path = spec.partition(":")
-        shots.append(Shot(f"extra-{index}-{host}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-') or 'root'}", host, path, host))
+        signed_out = host.startswith("anon-")
+        host = host.removeprefix("anon-")
+        slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")[:60] or "root"
+        shots.append(Shot(f"extra-{index}-{host}-{slug}", host, path, None if signed_out else host))
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
