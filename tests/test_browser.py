@@ -5,7 +5,7 @@ from playwright.sync_api import sync_playwright
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, screenshot, sign_in
 from tests.conftest import PASSWORD, TOTP_SECRET
-from tests.processes import web_server
+from tests.processes import celery_worker, web_server
 
 pytestmark = pytest.mark.browser
 
@@ -70,3 +70,37 @@ def test_unknown_host_page(live_port, browser):
     assert "nowhere.localhost" in page.content()
     screenshot(page, "unknown-host")
     page.close()
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory, django_db_setup):
+    with celery_worker(tmp_path_factory.mktemp("browser-worker") / "worker.log") as process:
+        yield process
+
+
+def test_msp_admin_provisions_a_tenant_and_watches_it_become_ready(world, live_port, browser, worker):
+    console = f"http://localhost:{live_port}"
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    sign_in(page, console, world.msp["msp_admin"].email, PASSWORD, totp_secret=TOTP_SECRET)
+    page.goto(console + "/tenants/")
+    assert page.locator("text=Acme Freight").count() >= 1
+    screenshot(page, "console-tenants")
+
+    page.goto(console + "/tenants/new/")
+    page.fill("input[name=name]", "Pied Piper Freight")
+    page.fill("input[name=slug]", "piedpiper")
+    page.fill("input[name=product_name]", "Pied Piper Track")
+    page.fill("input[name=admin_email]", "richard@piedpiper.test")
+    screenshot(page, "console-tenant-new")
+    page.click("button:has-text('Provision tenant')")
+    page.wait_for_url("**/tenants/*/")
+    # The detail page polls the provisioning log; the worker finishes and the page shows it live.
+    page.locator("#tenant-status", has_text="Ready").wait_for(timeout=60_000)
+    assert page.locator("#provisioning", has_text="Ready").count() == 1
+    screenshot(page, "console-tenant-provisioned")
+
+    # The new host serves the new brand straight away.
+    page.goto(f"http://piedpiper.localhost:{live_port}/accounts/login/")
+    assert "Pied Piper Track" in page.title()
+    context.close()
