@@ -42,13 +42,13 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def celery_worker(log_path: Path, *extra_args: str):
-    """A real worker on every queue; yields the process. Output goes to `log_path`."""
+def celery_worker(log_path: Path, *extra_args: str, env: dict[str, str] | None = None):
+    """A real worker on every queue, in its own process group; yields the process."""
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "1",
              "-Q", "default,engine,connectors,documents", "-n", f"test-{os.getpid()}@%h", *extra_args],
-            cwd=ROOT, env=suite_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env or suite_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         try:
             deadline = time.time() + 60

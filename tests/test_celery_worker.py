@@ -68,3 +68,4 @@ def test_readyz_reports_the_worker_heartbeat(world, worker, committed):
 
     body = _wait_for(ready, timeout=30).json()
     assert body["checks"] == {"database": "ok", "broker": "ok", "worker": "ok"}
+

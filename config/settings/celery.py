@@ -1,7 +1,7 @@
 """Celery: Redis (or RabbitMQ) only wakes workers; PostgreSQL holds the truth. No-loss settings."""
 
 from config.embedded import celery_broker_url
-from config.env import env_str
+from config.env import env_int, env_str
 
 from .base import REDIS_URL
 
@@ -19,8 +19,8 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 60 * 60,
-    "unacked_restore_interval": 10,
+    "visibility_timeout": env_int("BATON_BROKER_VISIBILITY_TIMEOUT", 60 * 60),
+    "unacked_restore_interval": env_int("BATON_BROKER_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
 }
 # Keeps the test suite's queues apart from a `make run` sharing the same Redis.

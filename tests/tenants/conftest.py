@@ -20,8 +20,18 @@ DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @pytest.fixture(scope="session")
-def pg_dsn() -> str:
-    return os.environ.get("BATON_TEST_DSN", DEFAULT_DSN)
+def pg_dsn(django_db_setup) -> str:
+    """The suite's own test database (embedded or real, whatever `make test` started), unless
+    BATON_TEST_DSN names another server."""
+    if os.environ.get("BATON_TEST_DSN"):
+        return os.environ["BATON_TEST_DSN"]
+    from django.db import connection
+
+    settings = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=settings["NAME"], host=settings["HOST"] or None, port=str(settings["PORT"] or "") or None,
+        user=settings["USER"] or None, password=settings["PASSWORD"] or None,
+    )
 
 
 @pytest.fixture
