@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WITH_SERVICES := $(PY) -m deploy.local.with_services --
 
-.PHONY: run test bench lint typecheck fmt migrate totp conformance clean-var install
+.PHONY: run test bench lint typecheck fmt migrate totp clean-var install
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -34,12 +34,7 @@ class MfaRequiredMiddleware:
 
     def __call__(self, request):
         user = getattr(request, "user", None)
-        if (
-            user is not None
-            and user.is_authenticated
-            and user.requires_mfa
-            and not request.path.startswith(MFA_EXEMPT_PREFIXES)
-        ):
+        if user is not None and user.is_authenticated and user.requires_mfa and not request.path.startswith(MFA_EXEMPT_PREFIXES):
             from allauth.mfa.models import Authenticator
 
             if not request.session.get(MFA_ENROLLED_KEY):

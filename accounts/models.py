@@ -1,5 +1,7 @@
 """People who sign in. MSP staff live in the public schema; tenant staff and customers in theirs."""
 
+from typing import ClassVar
+
 from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
 from django.db import models
@@ -47,7 +49,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: "ClassVar[list[str]]" = []
 
     class Meta:
         ordering = ["email"]

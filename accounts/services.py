@@ -7,13 +7,14 @@ from typing import Any
 from allauth.account.forms import default_token_generator
 from allauth.account.utils import user_pk_to_url_str
 from django.core.mail import EmailMultiAlternatives
-from django.db import connection, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import MSP_ROLES, TENANT_STAFF_ROLES, ApiKey, Role, User
 from governance.services import audit_record
+from tenants.db import connection
 
 
 class AccountError(Exception):
@@ -109,8 +110,12 @@ def api_key_create(*, name: str, scopes: list[str], actor: Any, customer_account
     secret = f"{prefix}.{secrets.token_urlsafe(32)}"
     with transaction.atomic():
         key = ApiKey.objects.create(
-            name=name.strip(), prefix=prefix, secret_hash=api_key_hash(secret), scopes=sorted(set(scopes)),
-            customer_account_id=customer_account_id, created_by=actor if isinstance(actor, User) else None,
+            name=name.strip(),
+            prefix=prefix,
+            secret_hash=api_key_hash(secret),
+            scopes=sorted(set(scopes)),
+            customer_account_id=customer_account_id,
+            created_by=actor if isinstance(actor, User) else None,
         )
         audit_record(actor=actor, action="api_key.created", target=key, data={"scopes": key.scopes})
     return key, secret

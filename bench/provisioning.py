@@ -37,7 +37,11 @@ def main() -> None:
 
     admin_url = dj_database_url.parse(os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     conninfo = psycopg.conninfo.make_conninfo(
-        dbname="postgres", user=admin_url["USER"] or None, host=admin_url["HOST"] or None, port=admin_url["PORT"] or None, password=admin_url["PASSWORD"] or None
+        dbname="postgres",
+        user=admin_url["USER"] or None,
+        host=admin_url["HOST"] or None,
+        port=admin_url["PORT"] or None,
+        password=admin_url["PASSWORD"] or None,
     )
     with psycopg.connect(conninfo, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
@@ -82,8 +86,14 @@ def run() -> None:
     for index in range(1, TENANTS + 1):
         started = time.perf_counter()
         tenant = tenant_provision(
-            partner=partner, name=f"Tenant {index}", slug=f"bench-{index:04d}", domains=[], plan="standard", actor=actor,
-            branding=BrandingInput(product_name=f"Tenant {index}", primary_color="#0b4f9c"), admin_email=f"admin@t{index}.test",
+            partner=partner,
+            name=f"Tenant {index}",
+            slug=f"bench-{index:04d}",
+            domains=[],
+            plan="standard",
+            actor=actor,
+            branding=BrandingInput(product_name=f"Tenant {index}", primary_color="#0b4f9c"),
+            admin_email=f"admin@t{index}.test",
         )
         times.append(time.perf_counter() - started)
         assert tenant.status == "ready", tenant.status_reason

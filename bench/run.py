@@ -4,15 +4,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["bench.provisioning"]
+BENCHES = [
+    ["bench.provisioning"],
+    ["bench.schema_clone_scaling", "--tables", "90", "--schemas", "10,300", "--out", "bench/results/schema_clone_scaling.json"],
+]
 
 
 def main() -> int:
     root = Path(__file__).resolve().parents[1]
     failed = []
-    for module in BENCHES:
+    for module, *args in BENCHES:
         print(f"== {module}", flush=True)
-        if subprocess.call([sys.executable, "-m", module], cwd=root) != 0:
+        if subprocess.call([sys.executable, "-m", module, *args], cwd=root) != 0:
             failed.append(module)
     if failed:
         print("failed: " + ", ".join(failed))

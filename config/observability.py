@@ -78,8 +78,10 @@ def readyz(request):
         checks["broker"] = "ok"
         beat = client.get(WORKER_HEARTBEAT_KEY)
         age = time.time() - float(beat) if beat else None
-        checks["worker"] = "ok" if age is not None and age < WORKER_HEARTBEAT_MAX_AGE else (
-            "no heartbeat yet: start a worker (celery -A config worker)" if age is None else f"last heartbeat {age:.0f}s ago"
+        checks["worker"] = (
+            "ok"
+            if age is not None and age < WORKER_HEARTBEAT_MAX_AGE
+            else ("no heartbeat yet: start a worker (celery -A config worker)" if age is None else f"last heartbeat {age:.0f}s ago")
         )
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"failed: {exc}"

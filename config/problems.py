@@ -1,12 +1,13 @@
 """API errors as RFC 9457 problem+json, and per-plan request throttling."""
 
 from django.conf import settings
-from django.db import connection
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import exception_handler
+
+from tenants.db import connection
 
 PROBLEM_BASE = "https://baton.dev/problems/"
 _TYPES = {
@@ -69,12 +70,12 @@ class PlanRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         key = getattr(request, "auth", None)
-        ident = f"key:{key.pk}" if key is not None and hasattr(key, "prefix") else (
-            f"user:{request.user.pk}" if request.user and request.user.is_authenticated else f"ip:{self.get_ident(request)}"
+        ident = (
+            f"key:{key.pk}"
+            if key is not None and hasattr(key, "prefix")
+            else (f"user:{request.user.pk}" if request.user and request.user.is_authenticated else f"ip:{self.get_ident(request)}")
         )
         return f"throttle:{connection.schema_name}:{ident}"
-
-
 
 
 class NewestFirstCursorPagination(CursorPagination):

@@ -143,10 +143,21 @@ def tenant_retry(request, tenant_id: int):
     tenant = get_object_or_404(Tenant, pk=tenant_id, status=TenantStatus.FAILED)
     branding = tenant.branding
     services.tenant_provision(
-        partner=tenant.partner, name=tenant.name, slug=tenant.slug, domains=list(tenant.domains.values_list("domain", flat=True)),
-        branding=services.BrandingInput(product_name=branding.product_name, primary_color=branding.primary_color,
-                                        on_primary_color=branding.on_primary_color, accent_color=branding.accent_color),
-        plan=tenant.plan, time_zone=tenant.time_zone, admin_email=tenant.admin_email, actor=request.user, run_async=True,
+        partner=tenant.partner,
+        name=tenant.name,
+        slug=tenant.slug,
+        domains=list(tenant.domains.values_list("domain", flat=True)),
+        branding=services.BrandingInput(
+            product_name=branding.product_name,
+            primary_color=branding.primary_color,
+            on_primary_color=branding.on_primary_color,
+            accent_color=branding.accent_color,
+        ),
+        plan=tenant.plan,
+        time_zone=tenant.time_zone,
+        admin_email=tenant.admin_email,
+        actor=request.user,
+        run_async=True,
     )
     messages.success(request, f"Retrying {tenant.name}…")
     return redirect("console:tenant", tenant_id=tenant.pk)
@@ -158,7 +169,7 @@ def support_request(request, tenant_id: int):
     tenant = get_object_or_404(Tenant, pk=tenant_id)
     form = SupportAccessForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
         return redirect("console:tenant", tenant_id=tenant.pk)
     try:
         services.support_access_request(

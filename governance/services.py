@@ -124,7 +124,9 @@ def audit_chain_verify() -> AuditVerification:
     checked = 0
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         if event.previous_hash != previous:
-            return AuditVerification(False, checked, event.id, "its previous_hash does not match the row before it (a row was removed or reordered)")
+            return AuditVerification(
+                False, checked, event.id, "its previous_hash does not match the row before it (a row was removed or reordered)"
+            )
         if _row_hash(audit_hash_fields(event)) != event.row_hash:
             return AuditVerification(False, checked, event.id, "its content no longer matches its hash (the row was changed)")
         previous = event.row_hash

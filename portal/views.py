@@ -5,7 +5,6 @@ from django.contrib.auth import login
 from django.core import signing
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.db import connection
 from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -16,6 +15,7 @@ from governance.selectors import audit_actions, audit_events_filter
 from governance.services import Actor
 from portal.forms import ApiKeyForm, InviteForm
 from portal.permissions import tenant_role_required
+from tenants.db import connection
 from tenants.models import Branding
 from tenants.selectors import site_for_tenant, support_grant_active, support_grants_for_tenant
 from tenants.services import support_access_revoke
@@ -56,8 +56,11 @@ def users(request):
     if request.method == "POST" and form.is_valid():
         try:
             user_invite(
-                email=form.cleaned_data["email"], role=form.cleaned_data["role"], full_name=form.cleaned_data["full_name"],
-                actor=request.user, site=site_for_tenant(request.tenant),
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                full_name=form.cleaned_data["full_name"],
+                actor=request.user,
+                site=site_for_tenant(request.tenant),
             )
         except AccountError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)

@@ -27,7 +27,9 @@ def tenant_schema_export(*, tenant: Tenant) -> Path:
         with gzip.open(path, "wt", encoding="utf-8") as out:
             for table in tables:
                 cursor.execute(
-                    sql.SQL("SELECT row_to_json(t)::text FROM {}.{} t").format(sql.Identifier(tenant.schema_name), sql.Identifier(table)).as_string(cursor.connection)
+                    sql.SQL("SELECT row_to_json(t)::text FROM {}.{} t")
+                    .format(sql.Identifier(tenant.schema_name), sql.Identifier(table))
+                    .as_string(cursor.connection)
                 )
                 for (row,) in cursor.fetchall():
                     out.write(json.dumps({"table": table, "row": json.loads(row)}) + "\n")

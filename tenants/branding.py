@@ -51,8 +51,12 @@ def brand_colours_validate(colours: BrandColours) -> BrandColours:
             raise BrandColourError(field, f"{value!r} is not a colour: use six hex digits such as #1f4e79.")
         normalised[field] = value.lower()
     pairs = (
-        ("primary_color", "on_primary_color", "text on the primary colour (header and buttons)",
-         "Choose a darker primary colour, or a text colour that stands out from it."),
+        (
+            "primary_color",
+            "on_primary_color",
+            "text on the primary colour (header and buttons)",
+            "Choose a darker primary colour, or a text colour that stands out from it.",
+        ),
         ("accent_color", None, "accent links on the white page", "Choose a darker accent colour."),
     )
     for fg_field, bg_field, where, advice in pairs:
@@ -62,8 +66,7 @@ def brand_colours_validate(colours: BrandColours) -> BrandColours:
         if ratio < WCAG_AA_NORMAL_TEXT:
             raise BrandColourError(
                 fg_field,
-                f"{fg} against {bg} has a contrast of {ratio:.2f}:1 for {where}; WCAG AA needs at least "
-                f"{WCAG_AA_NORMAL_TEXT}:1. {advice}",
+                f"{fg} against {bg} has a contrast of {ratio:.2f}:1 for {where}; WCAG AA needs at least {WCAG_AA_NORMAL_TEXT}:1. {advice}",
             )
     return BrandColours(normalised["primary_color"], normalised["on_primary_color"], normalised["accent_color"])
 

@@ -1,7 +1,6 @@
 """Every template knows its site: product name, logo, colours (as CSS custom properties)."""
 
-from django.db import connection
-
+from tenants.db import connection
 from tenants.selectors import site_for_console, site_for_tenant
 
 

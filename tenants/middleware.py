@@ -3,11 +3,11 @@
 import structlog
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
 
+from tenants.db import connection
 from tenants.models import Domain, TenantStatus
 from tenants.selectors import _site, site_for_console
 
@@ -62,7 +62,11 @@ class TenantHostMiddleware:
         wants_api = request.path.startswith("/api/")
         if tenant.status == TenantStatus.SUSPENDED:
             status, kind, title = 403, "tenant-suspended", f"{tenant.name} is suspended"
-            detail = "This workspace is suspended. " + (f"Reason: {tenant.status_reason}. " if tenant.status_reason else "") + "Contact your provider to restore access."
+            detail = (
+                "This workspace is suspended. "
+                + (f"Reason: {tenant.status_reason}. " if tenant.status_reason else "")
+                + "Contact your provider to restore access."
+            )
         elif tenant.status == TenantStatus.PROVISIONING:
             status, kind, title = 503, "tenant-provisioning", f"{tenant.name} is being set up"
             detail = "This workspace is being set up. Try again in a minute."

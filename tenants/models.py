@@ -5,7 +5,7 @@ from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 
-class Partner(models.Model):
+class Partner(models.Model):  # type: ignore[django-manager-missing]  # TenantMixin's manager confuses the stubs
     """The MSP organisation that runs this installation and serves tenants."""
 
     name = models.CharField(max_length=120)
@@ -91,8 +91,7 @@ class Branding(models.Model):
         constraints = [
             models.CheckConstraint(
                 name="branding_belongs_to_partner_or_tenant",
-                condition=models.Q(partner__isnull=False, tenant__isnull=True)
-                | models.Q(partner__isnull=True, tenant__isnull=False),
+                condition=models.Q(partner__isnull=False, tenant__isnull=True) | models.Q(partner__isnull=True, tenant__isnull=False),
             )
         ]
 
@@ -118,6 +117,9 @@ class ProvisioningStep(models.Model):
     class Meta:
         ordering = ["at", "id"]
 
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
 
 class TemplateSchemaSnapshot(models.Model):
     """The DDL of the migrated template schema, captured once per migration state."""
@@ -129,6 +131,9 @@ class TemplateSchemaSnapshot(models.Model):
 
     class Meta:
         get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"template snapshot {self.migration_state[:12]} ({self.table_count} tables)"
 
 
 class SupportAccessGrant(models.Model):
@@ -145,6 +150,12 @@ class SupportAccessGrant(models.Model):
     revoked_by_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(name="support_grant_ends_after_start", condition=models.Q(expires_at__gt=models.F("starts_at")))
+        ]
+
     def __str__(self) -> str:
         return f"Support access for {self.staff_email}"
 
@@ -160,9 +171,3 @@ class SupportAccessGrant(models.Model):
         if self.starts_at > now:
             return "scheduled"
         return "active"
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.CheckConstraint(name="support_grant_ends_after_start", condition=models.Q(expires_at__gt=models.F("starts_at")))
-        ]

@@ -3,10 +3,10 @@
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from tenants.branding import BrandColours, brand_css_variables
+from tenants.db import connection
 from tenants.models import Branding, Partner, ProvisioningStep, SupportAccessGrant, Tenant
 
 

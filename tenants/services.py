@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 from django.core.files.base import File
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context, schema_exists
 
@@ -17,6 +17,7 @@ from accounts.models import Role
 from accounts.services import user_invite
 from governance.services import Actor, audit_record
 from tenants.branding import BrandColours, brand_colours_validate
+from tenants.db import connection
 from tenants.models import Branding, Domain, Partner, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 from tenants.schema_clone import schema_replay
 from tenants.selectors import site_for_tenant
@@ -81,7 +82,9 @@ def _validate_request(*, slug: str, name: str, domains: list[str], time_zone: st
 
         zoneinfo.ZoneInfo(time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise TenantError(f"{time_zone!r} is not a known time zone (use an IANA name such as Europe/Amsterdam).", field="time_zone") from exc
+        raise TenantError(
+            f"{time_zone!r} is not a known time zone (use an IANA name such as Europe/Amsterdam).", field="time_zone"
+        ) from exc
     return hosts
 
 
@@ -128,9 +131,18 @@ def tenant_provision(
                     Domain.objects.create(tenant=tenant, domain=host, is_primary=index == 0)
                 _branding_apply(
                     Branding(tenant=tenant),
-                    BrandingInput(**{**branding.__dict__, "primary_color": colours.primary, "on_primary_color": colours.on_primary, "accent_color": colours.accent}),
+                    BrandingInput(
+                        **{
+                            **branding.__dict__,
+                            "primary_color": colours.primary,
+                            "on_primary_color": colours.on_primary,
+                            "accent_color": colours.accent,
+                        }
+                    ),
                 )
-                audit_record(actor=actor, action="tenant.provision_requested", target=tenant, tenant_slug=slug, data={"plan": plan, "domains": hosts})
+                audit_record(
+                    actor=actor, action="tenant.provision_requested", target=tenant, tenant_slug=slug, data={"plan": plan, "domains": hosts}
+                )
                 _step(tenant, "Queued", ProvisioningStep.State.DONE, "Waiting for a worker" if run_async else "")
         except IntegrityError:
             # Someone provisioned the same slug at the same moment: theirs wins, ours returns it.
@@ -187,7 +199,13 @@ def tenant_build(*, tenant_id: int) -> Tenant:
             with transaction.atomic():
                 with connection.cursor() as cursor:
                     schema_replay(cursor, snapshot=snapshot, target_schema=tenant.schema_name)
-                _step(tenant, "Schema cloned", ProvisioningStep.State.DONE, f"{len(snapshot.tables)} tables into {tenant.schema_name}", time.perf_counter() - started)
+                _step(
+                    tenant,
+                    "Schema cloned",
+                    ProvisioningStep.State.DONE,
+                    f"{len(snapshot.tables)} tables into {tenant.schema_name}",
+                    time.perf_counter() - started,
+                )
                 if tenant.admin_email:
                     with schema_context(tenant.schema_name):
                         connection.tenant = tenant
@@ -198,7 +216,13 @@ def tenant_build(*, tenant_id: int) -> Tenant:
                 Tenant.objects.filter(pk=tenant.pk).update(
                     status=TenantStatus.READY, status_reason="", ready_at=timezone.now(), provisioning_seconds=elapsed
                 )
-                audit_record(actor=PROVISIONING, action="tenant.provisioned", target=tenant, tenant_slug=tenant.slug, data={"seconds": round(elapsed, 3)})
+                audit_record(
+                    actor=PROVISIONING,
+                    action="tenant.provisioned",
+                    target=tenant,
+                    tenant_slug=tenant.slug,
+                    data={"seconds": round(elapsed, 3)},
+                )
                 _step(tenant, "Ready", ProvisioningStep.State.DONE, "", elapsed)
         except Exception as exc:  # noqa: BLE001 - any failure marks the tenant failed with its reason
             connection.set_schema_to_public()
@@ -266,7 +290,9 @@ def tenant_archive(*, tenant: Tenant, reason: str, actor: Any) -> Tenant:
             archive_export_path=str(export_path),
             drop_after=now + timedelta(days=settings.BATON_ARCHIVE_GRACE_DAYS),
         )
-        audit_record(actor=actor, action="tenant.archived", target=tenant, tenant_slug=tenant.slug, reason=reason, data={"export": str(export_path)})
+        audit_record(
+            actor=actor, action="tenant.archived", target=tenant, tenant_slug=tenant.slug, reason=reason, data={"export": str(export_path)}
+        )
     tenant.refresh_from_db()
     return tenant
 
@@ -280,7 +306,13 @@ def tenant_archived_drop_due(*, now: Any = None) -> list[str]:
             if schema_exists(tenant.schema_name):
                 _schema_drop(tenant.schema_name)
             Tenant.objects.filter(pk=tenant.pk).update(schema_dropped_at=now)
-            audit_record(actor=PROVISIONING, action="tenant.schema_dropped", target=tenant, tenant_slug=tenant.slug, data={"export": tenant.archive_export_path})
+            audit_record(
+                actor=PROVISIONING,
+                action="tenant.schema_dropped",
+                target=tenant,
+                tenant_slug=tenant.slug,
+                data={"export": tenant.archive_export_path},
+            )
         dropped.append(tenant.slug)
     return dropped
 
@@ -292,9 +324,9 @@ def _branding_apply(brand: Branding, branding: BrandingInput) -> Branding:
     brand.email_sender_name = branding.email_sender_name
     brand.email_sender_address = branding.email_sender_address
     if branding.logo is not None:
-        brand.logo.save(branding.logo.name.rsplit("/", 1)[-1], branding.logo, save=False)
+        brand.logo.save((branding.logo.name or "logo").rsplit("/", 1)[-1], branding.logo, save=False)
     if branding.favicon is not None:
-        brand.favicon.save(branding.favicon.name.rsplit("/", 1)[-1], branding.favicon, save=False)
+        brand.favicon.save((branding.favicon.name or "favicon").rsplit("/", 1)[-1], branding.favicon, save=False)
     brand.save()
     return brand
 
@@ -305,7 +337,9 @@ def tenant_branding_update(*, tenant: Tenant, branding: BrandingInput, actor: An
         before = {"product_name": brand.product_name, "primary_color": brand.primary_color, "accent_color": brand.accent_color}
         _branding_apply(brand, branding)
         after = {"product_name": brand.product_name, "primary_color": brand.primary_color, "accent_color": brand.accent_color}
-        audit_record(actor=actor, action="tenant.branding_updated", target=tenant, tenant_slug=tenant.slug, data={"before": before, "after": after})
+        audit_record(
+            actor=actor, action="tenant.branding_updated", target=tenant, tenant_slug=tenant.slug, data={"before": before, "after": after}
+        )
     return brand
 
 
@@ -334,12 +368,30 @@ def support_access_request(*, tenant: Tenant, staff_user: Any, reason: str, hour
     now = timezone.now()
     with transaction.atomic():
         grant = SupportAccessGrant.objects.create(
-            tenant=tenant, staff_user=staff_user, staff_email=staff_user.email, reason=reason.strip(),
-            starts_at=now, expires_at=now + timedelta(hours=hours),
+            tenant=tenant,
+            staff_user=staff_user,
+            staff_email=staff_user.email,
+            reason=reason.strip(),
+            starts_at=now,
+            expires_at=now + timedelta(hours=hours),
         )
-        audit_record(actor=actor, action="support_access.granted", target=grant, tenant_slug=tenant.slug, reason=reason, data={"hours": hours, "staff": staff_user.email})
+        audit_record(
+            actor=actor,
+            action="support_access.granted",
+            target=grant,
+            tenant_slug=tenant.slug,
+            reason=reason,
+            data={"hours": hours, "staff": staff_user.email},
+        )
         with schema_context(tenant.schema_name):
-            audit_record(actor=actor, action="support_access.granted", target=grant, tenant_slug=tenant.slug, reason=reason, data={"hours": hours, "staff": staff_user.email})
+            audit_record(
+                actor=actor,
+                action="support_access.granted",
+                target=grant,
+                tenant_slug=tenant.slug,
+                reason=reason,
+                data={"hours": hours, "staff": staff_user.email},
+            )
     return grant
 
 

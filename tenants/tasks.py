@@ -1,8 +1,8 @@
 """Thin Celery entry points for tenant lifecycle work; the services do the work."""
 
 from celery import shared_task
-from django.db import connection
 
+from tenants.db import connection
 from tenants.models import Tenant, TenantStatus
 
 

@@ -10,10 +10,11 @@ from functools import cache
 
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.migrations.loader import MigrationLoader
 from django_tenants.utils import schema_exists
 
+from tenants.db import connection
 from tenants.models import TemplateSchemaSnapshot
 from tenants.schema_clone import SchemaSnapshot, schema_capture
 
@@ -47,9 +48,7 @@ def template_schema_refresh(*, verbosity: int = 1) -> TemplateSchemaSnapshot:
     with transaction.atomic():
         with connection.cursor() as cursor:
             snapshot = schema_capture(cursor, source_schema=name)
-        return TemplateSchemaSnapshot.objects.create(
-            migration_state=state, snapshot=snapshot.to_json(), table_count=len(snapshot.tables)
-        )
+        return TemplateSchemaSnapshot.objects.create(migration_state=state, snapshot=snapshot.to_json(), table_count=len(snapshot.tables))
 
 
 def template_snapshot_current() -> SchemaSnapshot:

@@ -9,8 +9,14 @@ from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
 ]
 SCREENS = Path(__file__).resolve().parent / "artifacts" / "screens"
 WIDTHS = {"desktop": 1366, "phone": 390}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -18,6 +17,7 @@ from accounts.models import Role, User
 from accounts.services import user_create, user_mfa_totp_activate
 from governance.services import Actor
 from logistics.models import CustomerAccount
+from tenants.db import connection
 from tenants.models import Partner, Tenant
 from tenants.services import BrandingInput, partner_create, tenant_provision
 from tenants.template_schema import template_schema_refresh
@@ -51,7 +51,12 @@ class World:
 
 def _tenant_world(partner: Partner, slug: str, name: str, primary: str, accent: str) -> TenantWorld:
     tenant = tenant_provision(
-        partner=partner, name=name, slug=slug, domains=[], plan="standard", actor=FIXTURE_ACTOR,
+        partner=partner,
+        name=name,
+        slug=slug,
+        domains=[],
+        plan="standard",
+        actor=FIXTURE_ACTOR,
         branding=BrandingInput(product_name=f"{name} Hub", primary_color=primary, accent_color=accent),
     )
     assert tenant.status == "ready", tenant.status_reason
@@ -61,7 +66,9 @@ def _tenant_world(partner: Partner, slug: str, name: str, primary: str, accent: 
             world.customer_accounts.append(CustomerAccount.objects.create(code=f"{slug}-c{index}", name=f"{name} customer {index}"))
         for role in (Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER, Role.CUSTOMER_SERVICE, Role.FINANCE, Role.CUSTOMER):
             account = world.customer_accounts[0].pk if role == Role.CUSTOMER else None
-            user = user_create(email=f"{role.value}@{slug}.test", role=role, password=PASSWORD, actor=FIXTURE_ACTOR, customer_account_id=account)
+            user = user_create(
+                email=f"{role.value}@{slug}.test", role=role, password=PASSWORD, actor=FIXTURE_ACTOR, customer_account_id=account
+            )
             if user.requires_mfa:
                 user_mfa_totp_activate(user=user, secret=TOTP_SECRET, actor=FIXTURE_ACTOR)
             world.users[role.value] = user

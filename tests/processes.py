@@ -46,9 +46,28 @@ def celery_worker(log_path: Path, *extra_args: str, env: dict[str, str] | None =
     """A real worker on every queue, in its own process group; yields the process."""
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "info", "-c", "1",
-             "-Q", "default,engine,connectors,documents", "-n", f"test-{os.getpid()}@%h", *extra_args],
-            cwd=ROOT, env=env or suite_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "-c",
+                "1",
+                "-Q",
+                "default,engine,connectors,documents",
+                "-n",
+                f"test-{os.getpid()}@%h",
+                *extra_args,
+            ],
+            cwd=ROOT,
+            env=env or suite_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.time() + 60
@@ -68,7 +87,10 @@ def web_server(log_path: Path):
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4", "--timeout", "60"],
-            cwd=ROOT, env=suite_env(BATON_PUBLIC_PORT=str(port), DJANGO_ENV="development"), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=suite_env(BATON_PUBLIC_PORT=str(port), DJANGO_ENV="development"),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.time() + 60

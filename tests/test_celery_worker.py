@@ -35,8 +35,14 @@ def _wait_for(predicate, timeout=60.0):
 
 def test_console_provisioning_runs_on_the_worker(world, worker, committed):
     tenant = tenant_provision(
-        partner=world.partner, name="Vandelay Imports", slug="vandelay", domains=[], plan="starter",
-        branding=BrandingInput(product_name="Vandelay"), actor=Actor.system("test"), run_async=True,
+        partner=world.partner,
+        name="Vandelay Imports",
+        slug="vandelay",
+        domains=[],
+        plan="starter",
+        branding=BrandingInput(product_name="Vandelay"),
+        actor=Actor.system("test"),
+        run_async=True,
     )
     assert tenant.status == "provisioning"  # returned before the work is done
     ready = _wait_for(lambda: Tenant.objects.filter(pk=tenant.pk, status="ready").first())
@@ -68,4 +74,3 @@ def test_readyz_reports_the_worker_heartbeat(world, worker, committed):
 
     body = _wait_for(ready, timeout=30).json()
     assert body["checks"] == {"database": "ok", "broker": "ok", "worker": "ok"}
-

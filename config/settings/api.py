@@ -14,8 +14,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Baton API",
-    "DESCRIPTION": "Baton's tenant API. Authenticate with `Authorization: Api-Key <key>`. "
-    "Errors are RFC 9457 problem+json documents.",
+    "DESCRIPTION": "Baton's tenant API. Authenticate with `Authorization: Api-Key <key>`. Errors are RFC 9457 problem+json documents.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

@@ -52,9 +52,7 @@ if env_bool("BATON_FAST_PASSWORD_HASHER"):
 
 # Keys that encrypt secrets at rest (MFA TOTP seeds, later connector credentials). Not SECRET_KEY.
 # Comma-separated Fernet keys: the first encrypts, all decrypt.
-BATON_ENCRYPTION_KEYS = env_list(
-    "BATON_ENCRYPTION_KEYS", "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA="
-)
+BATON_ENCRYPTION_KEYS = env_list("BATON_ENCRYPTION_KEYS", "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA=")
 DEVELOPMENT_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA="
 # Support access to a tenant can be asked for at most this long.
 BATON_SUPPORT_ACCESS_MAX_HOURS = 8

@@ -22,7 +22,7 @@ EMBEDDED_SERVICES = env_bool("BATON_EMBEDDED_SERVICES", False)
 DATABASE_URL = env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/baton")
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-DATABASES = {
+DATABASES: dict[str, dict] = {
     "default": {
         **dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)),
         "ENGINE": "django_tenants.postgresql_backend",
@@ -105,9 +105,7 @@ WHITENOISE_USE_FINDERS = DJANGO_ENV != "production"
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.filebased.EmailBackend"
-    if DJANGO_ENV == "development"
-    else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend" if DJANGO_ENV == "development" else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")

@@ -18,7 +18,7 @@ CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = True
 # (kombu's default only scans every 10th sweep, about 100 s).
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
     "visibility_timeout": env_int("BATON_BROKER_VISIBILITY_TIMEOUT", 60 * 60),
     "unacked_restore_interval": env_int("BATON_BROKER_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,

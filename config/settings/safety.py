@@ -11,8 +11,7 @@ def production_problems(settings: dict) -> list[str]:
         problems.append("SECRET_KEY is the development default or shorter than 50 characters: set SECRET_KEY.")
     if settings["EMBEDDED_SERVICES"]:
         problems.append(
-            "embedded PostgreSQL/Redis are in use: set DATABASE_URL and REDIS_URL to real servers "
-            "(and unset BATON_EMBEDDED_SERVICES)."
+            "embedded PostgreSQL/Redis are in use: set DATABASE_URL and REDIS_URL to real servers (and unset BATON_EMBEDDED_SERVICES)."
         )
     if not settings["ALLOWED_HOSTS"]:
         problems.append("ALLOWED_HOSTS is empty: set ALLOWED_HOSTS (comma-separated, e.g. .baton.example.com).")
@@ -28,9 +27,7 @@ def refuse_unsafe_production(settings: dict) -> None:
         return
     problems = production_problems(settings)
     if problems:
-        raise ImproperlyConfigured(
-            "Refusing to start with DJANGO_ENV=production:\n- " + "\n- ".join(problems)
-        )
+        raise ImproperlyConfigured("Refusing to start with DJANGO_ENV=production:\n- " + "\n- ".join(problems))
     settings.update(
         SECURE_SSL_REDIRECT=True,
         SECURE_HSTS_SECONDS=31536000,

@@ -13,12 +13,25 @@ class IsMspStaff(BasePermission):
 
 
 class TenantSerializer(serializers.ModelSerializer):
-    domains = serializers.SlugRelatedField(many=True, read_only=True, slug_field="domain")
-    partner = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    domains: serializers.SlugRelatedField = serializers.SlugRelatedField(many=True, read_only=True, slug_field="domain")
+    partner: serializers.SlugRelatedField = serializers.SlugRelatedField(read_only=True, slug_field="slug")
 
     class Meta:
         model = Tenant
-        fields = ["id", "name", "slug", "partner", "status", "status_reason", "plan", "time_zone", "domains", "created_at", "ready_at", "provisioning_seconds"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "partner",
+            "status",
+            "status_reason",
+            "plan",
+            "time_zone",
+            "domains",
+            "created_at",
+            "ready_at",
+            "provisioning_seconds",
+        ]
 
 
 class TenantList(generics.ListAPIView):

@@ -156,7 +156,11 @@ def banner(port: int, elapsed: float) -> str:
     for tenant in demo.get("tenants", []):
         lines += ["", f"  {tenant['name']}  {on_port(tenant['url'], port)}", *logins(tenant)]
     if demo.get("totp_secret"):
-        lines += ["", f"  TOTP secret for the demo accounts marked TOTP: {demo['totp_secret']}", "  (add it to an authenticator app, or run `make totp` for the current code)"]
+        lines += [
+            "",
+            f"  TOTP secret for the demo accounts marked TOTP: {demo['totp_secret']}",
+            "  (add it to an authenticator app, or run `make totp` for the current code)",
+        ]
     lines += ["", "  Ctrl-C stops web, worker, beat and the embedded services.", "=" * 72, ""]
     return "\n".join(lines)
 

@@ -1,4 +1,3 @@
-from django.db import connection
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers
 from rest_framework.response import Response
@@ -8,6 +7,7 @@ from accounts.models import Role
 from governance.api.serializers import AuditEventSerializer
 from governance.models import AuditEvent
 from portal.api.permissions import scoped
+from tenants.db import connection
 
 
 class TenantView(APIView):
@@ -17,7 +17,13 @@ class TenantView(APIView):
 
     @extend_schema(
         responses=inline_serializer(
-            "Tenant", {"name": serializers.CharField(), "slug": serializers.CharField(), "plan": serializers.CharField(), "time_zone": serializers.CharField()}
+            "Tenant",
+            {
+                "name": serializers.CharField(),
+                "slug": serializers.CharField(),
+                "plan": serializers.CharField(),
+                "time_zone": serializers.CharField(),
+            },
         )
     )
     def get(self, request):

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test import override_settings
 from django_tenants.utils import schema_context
 
-from accounts.models import ApiKey, Role, User
+from accounts.models import Role, User
 from accounts.services import AccountError, api_key_create, api_key_revoke, user_create, user_invite
 from config.encryption import SecretUnreadable, secret_decrypt, secret_encrypt
 from governance.models import AuditEvent
@@ -41,7 +41,12 @@ def test_same_email_can_exist_in_two_tenants_as_separate_people(world):
 def test_invitation_arrives_in_the_tenants_brand_and_sets_a_password(world, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True), schema_context(world.acme.schema):
         connection.tenant = world.acme.tenant
-        user_invite(email="new.planner@acme.test", role=Role.PLANNER, actor=world.acme.users["tenant_admin"], site=site_for_tenant(world.acme.tenant))
+        user_invite(
+            email="new.planner@acme.test",
+            role=Role.PLANNER,
+            actor=world.acme.users["tenant_admin"],
+            site=site_for_tenant(world.acme.tenant),
+        )
     mail = mailoutbox[-1]
     assert "Acme Freight Hub" in mail.subject
     html = mail.alternatives[0][0]
@@ -50,8 +55,10 @@ def test_invitation_arrives_in_the_tenants_brand_and_sets_a_password(world, mail
     client = host_client(world.acme.host)
     form_page = client.get(link, follow=True)
     assert form_page.status_code == 200
-    response = client.post(form_page.redirect_chain[-1][0] if form_page.redirect_chain else link,
-                           {"password1": "a-brand-new-passphrase", "password2": "a-brand-new-passphrase"})
+    response = client.post(
+        form_page.redirect_chain[-1][0] if form_page.redirect_chain else link,
+        {"password1": "a-brand-new-passphrase", "password2": "a-brand-new-passphrase"},
+    )
     assert response.status_code == 302
     with schema_context(world.acme.schema):
         assert User.objects.get(email="new.planner@acme.test").check_password("a-brand-new-passphrase")
@@ -91,7 +98,9 @@ def test_a_wrong_key_raises_instead_of_returning_ciphertext():
     with override_settings(BATON_ENCRYPTION_KEYS=["cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI="]):
         with pytest.raises(SecretUnreadable):
             secret_decrypt(token)
-    with override_settings(BATON_ENCRYPTION_KEYS=["cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI=", "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA="]):
+    with override_settings(
+        BATON_ENCRYPTION_KEYS=["cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI=", "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA="]
+    ):
         assert secret_decrypt(token) == "s3cret"  # old key still decrypts during rotation
 
 

@@ -22,7 +22,14 @@ def _check(**overrides) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in SAFE and k != "BATON_EMBEDDED_SERVICES"}
     env.update(SAFE)
     env.update(overrides)
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_production_with_safe_settings_passes_check_deploy():

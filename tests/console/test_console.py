@@ -34,10 +34,20 @@ def test_tenant_list_searches_and_filters_by_status(world):
 
 def test_new_tenant_form_shows_inline_errors_for_bad_input(world):
     client = _console(world)
-    response = client.post("/tenants/new/", {
-        "partner": world.partner.pk, "name": "Bad", "slug": "bad", "plan": "standard", "time_zone": "UTC",
-        "product_name": "Bad", "primary_color": "#ffee00", "on_primary_color": "#ffffff", "accent_color": "#b4490c",
-    })
+    response = client.post(
+        "/tenants/new/",
+        {
+            "partner": world.partner.pk,
+            "name": "Bad",
+            "slug": "bad",
+            "plan": "standard",
+            "time_zone": "UTC",
+            "product_name": "Bad",
+            "primary_color": "#ffee00",
+            "on_primary_color": "#ffffff",
+            "accent_color": "#b4490c",
+        },
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert "contrast" in body and "4.5:1" in body
@@ -47,10 +57,20 @@ def test_new_tenant_form_shows_inline_errors_for_bad_input(world):
 def test_new_tenant_form_queues_provisioning_and_redirects_to_live_progress(world, django_capture_on_commit_callbacks):
     client = _console(world)
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post("/tenants/new/", {
-            "partner": world.partner.pk, "name": "Hooli", "slug": "hooli", "plan": "standard", "time_zone": "Europe/Berlin",
-            "product_name": "Hooli Ops", "primary_color": "#0b4f9c", "on_primary_color": "#ffffff", "accent_color": "#b4490c",
-        })
+        response = client.post(
+            "/tenants/new/",
+            {
+                "partner": world.partner.pk,
+                "name": "Hooli",
+                "slug": "hooli",
+                "plan": "standard",
+                "time_zone": "Europe/Berlin",
+                "product_name": "Hooli Ops",
+                "primary_color": "#0b4f9c",
+                "on_primary_color": "#ffffff",
+                "accent_color": "#b4490c",
+            },
+        )
     tenant = Tenant.objects.get(slug="hooli")
     assert response.status_code == 302 and response["Location"] == f"/tenants/{tenant.pk}/"
     assert tenant.status == TenantStatus.PROVISIONING and len(callbacks) == 1  # the build task, sent on commit
@@ -65,8 +85,16 @@ def test_operators_cannot_suspend_tenants(world):
 
 
 def test_archive_exports_every_table_then_drops_the_schema_after_the_grace_period(world):
-    tenant = tenant_provision(partner=world.partner, name="Massive Dynamic", slug="massive", domains=[], plan="standard",
-                              branding=BrandingInput(product_name="Massive"), actor=ACTOR, admin_email="boss@massive.test")
+    tenant = tenant_provision(
+        partner=world.partner,
+        name="Massive Dynamic",
+        slug="massive",
+        domains=[],
+        plan="standard",
+        branding=BrandingInput(product_name="Massive"),
+        actor=ACTOR,
+        admin_email="boss@massive.test",
+    )
     tenant = tenant_archive(tenant=tenant, reason="contract ended", actor=ACTOR)
     assert tenant.status == TenantStatus.ARCHIVED and tenant.drop_after > timezone.now() + timedelta(days=29)
     with gzip.open(tenant.archive_export_path, "rt") as export:

@@ -30,7 +30,14 @@ def _audit_probe(tenant_world):
     marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
     token = uuid.uuid4().hex[:12]
     with schema_context(tenant_world.schema):
-        event = audit_record(actor=Actor(email="owner@example.test"), action="isolation.probe", target_type="probe", target_id=token, target_label=marker, reason=marker)
+        event = audit_record(
+            actor=Actor(email="owner@example.test"),
+            action="isolation.probe",
+            target_type="probe",
+            target_id=token,
+            target_label=marker,
+            reason=marker,
+        )
     return event, token, marker
 
 

@@ -29,8 +29,11 @@ def pg_dsn(django_db_setup) -> str:
 
     settings = connection.settings_dict
     return psycopg.conninfo.make_conninfo(
-        dbname=settings["NAME"], host=settings["HOST"] or None, port=str(settings["PORT"] or "") or None,
-        user=settings["USER"] or None, password=settings["PASSWORD"] or None,
+        dbname=settings["NAME"],
+        host=settings["HOST"] or None,
+        port=str(settings["PORT"] or "") or None,
+        user=settings["USER"] or None,
+        password=settings["PASSWORD"] or None,
     )
 
 

@@ -17,8 +17,16 @@ pytestmark = pytest.mark.django_db
 
 
 def _provision(world, slug, **overrides):
-    params = dict(partner=world.partner, name=f"Tenant {slug}", slug=slug, domains=[], plan="starter", actor=ACTOR,
-                  branding=BrandingInput(product_name=f"{slug} hub"), admin_email=f"boss@{slug}.test")
+    params = dict(
+        partner=world.partner,
+        name=f"Tenant {slug}",
+        slug=slug,
+        domains=[],
+        plan="starter",
+        actor=ACTOR,
+        branding=BrandingInput(product_name=f"{slug} hub"),
+        admin_email=f"boss@{slug}.test",
+    )
     params.update(overrides)
     return tenant_provision(**params)
 
@@ -104,7 +112,19 @@ def test_suspend_and_resume_are_audited_and_need_a_reason(world):
 
 
 def test_provision_tenant_command_prints_one_json_object(world, capsys):
-    call_command("provision_tenant", "--partner", world.partner.slug, "--name", "Soylent", "--slug", "soylent", "--domain", "soylent.example.test", "--primary-color", "#0b4f9c")
+    call_command(
+        "provision_tenant",
+        "--partner",
+        world.partner.slug,
+        "--name",
+        "Soylent",
+        "--slug",
+        "soylent",
+        "--domain",
+        "soylent.example.test",
+        "--primary-color",
+        "#0b4f9c",
+    )
     result = json.loads(capsys.readouterr().out.strip())
     assert result["status"] == "ready" and result["slug"] == "soylent"
     assert result["elapsed_seconds"] < 30 and isinstance(result["tenant_id"], int)

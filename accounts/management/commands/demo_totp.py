@@ -12,7 +12,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if settings.DJANGO_ENV == "production":
             raise CommandError("demo_totp is for development installations only.")
-        from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
         import time
+
+        from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
         self.stdout.write(format_hotp_value(hotp_value(DEMO_TOTP_SECRET, int(time.time()) // 30)))

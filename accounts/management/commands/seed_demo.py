@@ -4,13 +4,13 @@ import json
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.db import connection
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
 from accounts.services import user_create, user_mfa_totp_activate
 from governance.services import Actor
 from logistics.models import CustomerAccount
+from tenants.db import connection
 from tenants.models import Partner, Tenant
 from tenants.selectors import site_for_console, site_for_tenant
 from tenants.services import BrandingInput, partner_create, tenant_provision
@@ -22,15 +22,33 @@ SEED = Actor.system("seed_demo")
 
 TENANTS = [
     {
-        "slug": "acme", "name": "Acme Freight", "plan": "enterprise", "time_zone": "America/Chicago",
-        "brand": BrandingInput(product_name="Acme Freight Hub", primary_color="#0b4f9c", on_primary_color="#ffffff", accent_color="#b4400a",
-                               email_sender_name="Acme Freight", email_sender_address="hub@acme.localhost"),
+        "slug": "acme",
+        "name": "Acme Freight",
+        "plan": "enterprise",
+        "time_zone": "America/Chicago",
+        "brand": BrandingInput(
+            product_name="Acme Freight Hub",
+            primary_color="#0b4f9c",
+            on_primary_color="#ffffff",
+            accent_color="#b4400a",
+            email_sender_name="Acme Freight",
+            email_sender_address="hub@acme.localhost",
+        ),
         "customers": [("coyote", "Coyote Supplies", "priority"), ("roadrunner", "Roadrunner Foods", "standard")],
     },
     {
-        "slug": "globex", "name": "Globex Distribution", "plan": "standard", "time_zone": "Europe/Amsterdam",
-        "brand": BrandingInput(product_name="Globex Logistics Cloud", primary_color="#1e5b32", on_primary_color="#ffffff", accent_color="#7a2f9c",
-                               email_sender_name="Globex Logistics", email_sender_address="cloud@globex.localhost"),
+        "slug": "globex",
+        "name": "Globex Distribution",
+        "plan": "standard",
+        "time_zone": "Europe/Amsterdam",
+        "brand": BrandingInput(
+            product_name="Globex Logistics Cloud",
+            primary_color="#1e5b32",
+            on_primary_color="#ffffff",
+            accent_color="#7a2f9c",
+            email_sender_name="Globex Logistics",
+            email_sender_address="cloud@globex.localhost",
+        ),
         "customers": [("initech", "Initech Retail", "critical"), ("hooli", "Hooli Devices", "standard")],
     },
 ]
@@ -48,7 +66,9 @@ class Command(BaseCommand):
         partner = Partner.objects.filter(slug="relay").first()
         if partner is None or not options["if_empty"]:
             partner = partner or partner_create(
-                name="Relay Managed Services", slug="relay", actor=SEED,
+                name="Relay Managed Services",
+                slug="relay",
+                actor=SEED,
                 branding=BrandingInput(product_name="Relay Console", primary_color="#312e81", accent_color="#9d174d"),
             )
             console_logins = self._console_users()
@@ -68,12 +88,21 @@ class Command(BaseCommand):
         return [self._user(f"{r.value.split('_', 1)[1]}@relay.localhost", r) for r in (Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT)]
 
     def _console_logins(self) -> list[dict]:
-        return [{"email": u.email, "password": DEMO_PASSWORD, "role": u.get_role_display(), "mfa": u.requires_mfa} for u in User.objects.order_by("id")]
+        return [
+            {"email": u.email, "password": DEMO_PASSWORD, "role": u.get_role_display(), "mfa": u.requires_mfa}
+            for u in User.objects.order_by("id")
+        ]
 
     def _tenant(self, partner: Partner, spec: dict) -> Tenant:
         tenant = tenant_provision(
-            partner=partner, name=spec["name"], slug=spec["slug"], domains=[], branding=spec["brand"], plan=spec["plan"],
-            time_zone=spec["time_zone"], actor=SEED,
+            partner=partner,
+            name=spec["name"],
+            slug=spec["slug"],
+            domains=[],
+            branding=spec["brand"],
+            plan=spec["plan"],
+            time_zone=spec["time_zone"],
+            actor=SEED,
         )
         with schema_context(tenant.schema_name):
             connection.tenant = tenant

@@ -25,4 +25,6 @@ class Command(BaseCommand):
         if result.ok:
             self.stdout.write(f"OK: {label} audit chain intact ({result.rows_checked} rows)")
             return
-        raise CommandError(f"BROKEN: {label} audit row {result.broken_row_id}: {result.problem} ({result.rows_checked} rows before it are intact)")
+        raise CommandError(
+            f"BROKEN: {label} audit row {result.broken_row_id}: {result.problem} ({result.rows_checked} rows before it are intact)"
+        )

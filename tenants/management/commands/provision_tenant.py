@@ -34,9 +34,16 @@ class Command(BaseCommand):
         logo = File(open(options["logo"], "rb")) if options["logo"] else None  # noqa: SIM115 - closed below
         try:
             tenant = tenant_provision(
-                partner=partner, name=options["name"], slug=options["slug"], domains=options["domain"],
-                branding=BrandingInput(product_name=options["name"], primary_color=options["primary_color"], accent_color=options["accent_color"], logo=logo),
-                plan=options["plan"], time_zone=options["time_zone"], admin_email=options["admin_email"],
+                partner=partner,
+                name=options["name"],
+                slug=options["slug"],
+                domains=options["domain"],
+                branding=BrandingInput(
+                    product_name=options["name"], primary_color=options["primary_color"], accent_color=options["accent_color"], logo=logo
+                ),
+                plan=options["plan"],
+                time_zone=options["time_zone"],
+                admin_email=options["admin_email"],
                 actor=Actor.system("cli"),
             )
         except (TenantError, ValueError) as exc:
@@ -44,7 +51,12 @@ class Command(BaseCommand):
         finally:
             if logo:
                 logo.close()
-        result = {"tenant_id": tenant.pk, "slug": tenant.slug, "status": tenant.status, "elapsed_seconds": round(time.perf_counter() - started, 3)}
+        result = {
+            "tenant_id": tenant.pk,
+            "slug": tenant.slug,
+            "status": tenant.status,
+            "elapsed_seconds": round(time.perf_counter() - started, 3),
+        }
         if tenant.status_reason:
             result["reason"] = tenant.status_reason
         self.stdout.write(json.dumps(result))
