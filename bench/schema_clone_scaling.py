@@ -133,7 +133,9 @@ def naive_clone_function() -> str | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default=os.environ.get("BATON_TEST_DSN") or os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--dsn", default=os.environ.get("BATON_TEST_DSN") or os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     parser.add_argument("--tables", type=int, default=90)
     parser.add_argument("--schemas", default="10,300", help="comma-separated checkpoints (numbers of tenant schemas)")
     parser.add_argument("--samples", type=int, default=15, help="replays measured at each checkpoint")
