@@ -5,6 +5,7 @@ import os
 import time
 
 from celery import bootsteps
+from celery.signals import task_prerun
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -37,3 +38,13 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+
+@task_prerun.connect
+def _bind_task_log_context(task_id=None, task=None, **_kwargs):
+    """Worker log lines carry the task and the tenant schema it runs in, like request logs do."""
+    import structlog
+    from django.db import connection
+
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task=getattr(task, "name", ""), task_id=task_id, tenant=getattr(connection, "schema_name", ""))

@@ -22,13 +22,13 @@ def archive_sweep() -> list[str]:
 
 
 @shared_task(name="tenants.dispatch_tenant_heartbeat")
-def dispatch_tenant_heartbeat() -> int:
+def dispatch_tenant_heartbeat() -> list[str]:
     """The scheduler's fan-out: only ready tenants get periodic work."""
     connection.set_schema_to_public()
     schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
     for schema in schemas:
         tenant_heartbeat.apply_async(headers={"_schema_name": schema})
-    return len(schemas)
+    return schemas
 
 
 @shared_task(name="tenants.tenant_heartbeat")

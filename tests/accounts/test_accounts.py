@@ -153,3 +153,17 @@ def test_support_access_is_time_boxed_audited_visible_and_revocable(world):
         assert AuditEvent.objects.filter(action="support_access.session_started").exists()
     assert AuditEvent.objects.filter(action="support_access.revoked", target_id=str(grant.pk)).exists()
     support_access_revoke(grant=SupportAccessGrant.objects.get(pk=grant.pk), actor=staff)  # idempotent
+
+
+def test_password_reset_mail_comes_in_the_hosts_brand_and_links_back_to_that_host(world, mailoutbox):
+    response = host_client(world.globex.host).post("/accounts/password/reset/", {"email": world.globex.users["planner"].email})
+    assert response.status_code == 302
+    mail = mailoutbox[-1]
+    assert "Globex Distribution Hub" in mail.subject + mail.body
+    assert "http://globex.localhost" in mail.body and "acme" not in mail.body.lower()
+    assert mail.to == [world.globex.users["planner"].email]
+
+
+def test_password_reset_for_an_address_of_another_tenant_sends_no_link(world, mailoutbox):
+    host_client(world.globex.host).post("/accounts/password/reset/", {"email": world.acme.users["planner"].email})
+    assert all("/accounts/password/reset/key/" not in m.body for m in mailoutbox)

@@ -43,3 +43,33 @@ def test_request_logs_are_json_with_request_id_tenant_and_user(world, caplog):
     line = json.loads(handler.formatter.format(record))
     assert line["request_id"] == "req-123" and line["tenant"] == "acme" and line["user"] == world.acme.users["planner"].email
     assert line["path"] == "/" and line["status"] == 200
+
+
+def test_the_api_is_throttled_per_key_by_the_tenants_plan(world):
+    from django.core.cache import cache
+    from django_tenants.utils import schema_context
+
+    from accounts.services import api_key_create
+
+    with schema_context(world.acme.schema):
+        _key, secret = api_key_create(name="busy", scopes=["tenant:read"], actor=world.acme.users["tenant_admin"])
+        cache.clear()
+    client = host_client(world.acme.host)
+    with override_settings(BATON_PLAN_RATE_LIMITS={"standard": 3, "starter": 1, "enterprise": 100}):
+        statuses = [client.get("/api/v1/tenant", HTTP_AUTHORIZATION=f"Api-Key {secret}").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        problem = client.get("/api/v1/tenant", HTTP_AUTHORIZATION=f"Api-Key {secret}").json()
+        assert problem["type"].endswith("/rate-limited") and problem["retry_after_seconds"] > 0
+
+
+def test_the_scheduler_only_sends_work_to_ready_tenants(world, committed):
+    from governance.services import Actor
+    from tenants.services import tenant_resume, tenant_suspend
+    from tenants.tasks import dispatch_tenant_heartbeat
+
+    tenant_suspend(tenant=world.globex.tenant, reason="maintenance", actor=Actor.system("test"))
+    try:
+        schemas = dispatch_tenant_heartbeat()
+    finally:
+        tenant_resume(tenant=world.globex.tenant, actor=Actor.system("test"))
+    assert world.acme.schema in schemas and world.globex.schema not in schemas
