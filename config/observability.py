@@ -1,6 +1,7 @@
 """Request ids and structured request logs; health, readiness and Prometheus metrics endpoints."""
 
 import hmac
+import os
 import time
 import uuid
 
@@ -15,7 +16,7 @@ log = structlog.get_logger("baton.request")
 
 REQUESTS = Counter("baton_http_requests_total", "HTTP requests", ["method", "status", "surface"])
 LATENCY = Histogram("baton_http_request_seconds", "HTTP request latency", ["surface"])
-WORKER_HEARTBEAT_KEY = "baton:worker:heartbeat"
+WORKER_HEARTBEAT_KEY = f"baton:{os.environ.get('BATON_CACHE_KEY_PREFIX', '')}:worker:heartbeat"
 WORKER_HEARTBEAT_MAX_AGE = 60
 
 

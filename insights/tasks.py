@@ -4,7 +4,7 @@ import time
 
 from celery import shared_task
 
-PROBE_KEY = "baton:probe:{probe_id}"
+PROBE_KEY = "baton:probe:{probe_id}"  # probe ids are random: no prefix needed
 
 
 @shared_task(name="insights.pipeline_probe", acks_late=True)

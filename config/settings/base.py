@@ -41,6 +41,8 @@ CACHES = {
         "LOCATION": REDIS_URL,
         # Every key carries the schema, so one tenant's cache is never read on another's host.
         "KEY_FUNCTION": "django_tenants.cache.make_key",
+        # Lets the test suite share a Redis with `make run` without reading its keys.
+        "KEY_PREFIX": env_str("BATON_CACHE_KEY_PREFIX", ""),
         "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
     }
 }
