@@ -161,3 +161,18 @@ def user_mfa_totp_activate(*, user: User, secret: str, actor: Any) -> None:
             return
         TOTP.activate(user, secret)
         audit_record(actor=actor, action="user.mfa_activated", target=user, data={"type": "totp"})
+
+
+def mfa_secrets_rotate() -> int:
+    """Re-encrypt every TOTP seed in the current schema under the first encryption key."""
+    from allauth.mfa.models import Authenticator
+
+    from config.encryption import secret_rotate
+
+    rotated = 0
+    with transaction.atomic():
+        for authenticator in Authenticator.objects.select_for_update().filter(type=Authenticator.Type.TOTP):
+            authenticator.data = {**authenticator.data, "secret": secret_rotate(authenticator.data["secret"])}
+            authenticator.save(update_fields=["data"])
+            rotated += 1
+    return rotated

@@ -167,3 +167,18 @@ def test_password_reset_mail_comes_in_the_hosts_brand_and_links_back_to_that_hos
 def test_password_reset_for_an_address_of_another_tenant_sends_no_link(world, mailoutbox):
     host_client(world.globex.host).post("/accounts/password/reset/", {"email": world.acme.users["planner"].email})
     assert all("/accounts/password/reset/key/" not in m.body for m in mailoutbox)
+
+
+def test_rotate_keys_reencrypts_every_schema_so_the_old_key_can_go(world, capsys):
+    from django.core.management import call_command
+
+    new_key = "cHJvZHVjdGlvbi1rZXktZm9yLXRlc3RzLW9ubHktMzI="
+    old_key = "ZGV2ZWxvcG1lbnQtb25seS1rZXktZG8tbm90LXVzZTA="
+    with override_settings(BATON_ENCRYPTION_KEYS=[new_key, old_key]):
+        call_command("rotate_keys")
+    assert "done:" in capsys.readouterr().out
+    with override_settings(BATON_ENCRYPTION_KEYS=[new_key]):  # the old key is gone
+        for schema in ("public", world.acme.schema, world.globex.schema):
+            with schema_context(schema):
+                for authenticator in Authenticator.objects.filter(type="totp"):
+                    assert secret_decrypt(authenticator.data["secret"]) == "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
