@@ -7,9 +7,9 @@ WITH_SERVICES := $(PY) -m deploy.local.with_services --
 
 .PHONY: run test bench lint typecheck fmt migrate totp clean-var install
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet -r requirements-dev.lock
 	touch $(STAMP)
 
 install: $(STAMP)

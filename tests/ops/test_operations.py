@@ -71,3 +71,9 @@ def test_the_scheduler_only_sends_work_to_ready_tenants(world, committed):
     finally:
         tenant_resume(tenant=world.globex.tenant, actor=Actor.system("test"))
     assert world.acme.schema in schemas and world.globex.schema not in schemas
+
+
+def test_readyz_can_be_narrowed_to_what_a_web_pod_needs(world):
+    response = host_client("localhost").get("/readyz?checks=database,broker")
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "broker": "ok"}
