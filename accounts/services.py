@@ -80,7 +80,15 @@ def user_invite(*, email: str, role: str, actor: Any, site: Any, full_name: str 
     return user
 
 
+def _is_self(user: User, actor: Any) -> bool:
+    return isinstance(actor, User) and actor.pk == user.pk
+
+
 def user_role_change(*, user: User, role: str, actor: Any, reason: str = "") -> User:
+    if _is_self(user, actor):
+        raise AccountError("You cannot change your own role: ask another admin.", field="role")
+    if user.role == Role.CUSTOMER and role != Role.CUSTOMER:
+        raise AccountError("A customer user keeps the customer role: invite a staff account instead.", field="role")
     _check_role(role, user.customer_account_id)
     with transaction.atomic():
         before = user.role
@@ -91,6 +99,8 @@ def user_role_change(*, user: User, role: str, actor: Any, reason: str = "") -> 
 
 
 def user_deactivate(*, user: User, actor: Any, reason: str = "") -> User:
+    if _is_self(user, actor):
+        raise AccountError("You cannot deactivate yourself: ask another admin.", field="user")
     with transaction.atomic():
         user.is_active = False
         user.save(update_fields=["is_active"])

@@ -1,13 +1,7 @@
-"""API errors as RFC 9457 problem+json, and per-plan request throttling."""
+"""API errors as RFC 9457 problem+json."""
 
-from django.conf import settings
 from rest_framework import exceptions
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
-from rest_framework.views import exception_handler
-
-from tenants.db import connection
 
 PROBLEM_BASE = "https://baton.dev/problems/"
 _TYPES = {
@@ -24,6 +18,9 @@ _TYPES = {
 
 
 def problem_exception_handler(exc, context):
+    # Imported here: DRF's views read the API settings, which name classes in config.api_policies.
+    from rest_framework.views import exception_handler
+
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -52,35 +49,3 @@ def _detail_text(data) -> str:
     if isinstance(data, list):
         return " ".join(map(str, data))
     return str(data)
-
-
-class PlanRateThrottle(SimpleRateThrottle):
-    """Requests per minute per API key or user, by the tenant's plan; counted per schema."""
-
-    scope = "plan"
-
-    def get_rate(self) -> str:
-        return "60/min"
-
-    def allow_request(self, request, view):
-        tenant = getattr(request, "tenant", None)
-        plan = getattr(tenant, "plan", "enterprise")
-        self.num_requests, self.duration = settings.BATON_PLAN_RATE_LIMITS.get(plan, 60), 60
-        return super().allow_request(request, view)
-
-    def get_cache_key(self, request, view):
-        key = getattr(request, "auth", None)
-        ident = (
-            f"key:{key.pk}"
-            if key is not None and hasattr(key, "prefix")
-            else (f"user:{request.user.pk}" if request.user and request.user.is_authenticated else f"ip:{self.get_ident(request)}")
-        )
-        return f"throttle:{connection.schema_name}:{ident}"
-
-
-class NewestFirstCursorPagination(CursorPagination):
-    """Cursor pagination on the primary key: stable under inserts, cheap at any depth."""
-
-    ordering = "-pk"
-    page_size_query_param = "page_size"
-    max_page_size = 200

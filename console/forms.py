@@ -1,7 +1,11 @@
 from django import forms
 from django.conf import settings
+from django.core.validators import FileExtensionValidator
 
+from accounts.models import Role
 from tenants.models import Partner, Plan
+
+MSP_ROLE_CHOICES = [(r.value, r.label) for r in (Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT)]
 
 
 class TenantForm(forms.Form):
@@ -27,3 +31,51 @@ class ReasonForm(forms.Form):
 class SupportAccessForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=500, help_text="The tenant's admin reads this.")
     hours = forms.FloatField(min_value=0.25, max_value=settings.BATON_SUPPORT_ACCESS_MAX_HOURS, initial=1)
+
+
+BRAND_IMAGE_EXTENSIONS = ["png", "jpg", "jpeg", "gif", "webp", "ico"]
+BRAND_IMAGE_MAX_BYTES = 1024 * 1024
+
+
+def _brand_image_size_validate(upload) -> None:
+    if upload.size > BRAND_IMAGE_MAX_BYTES:
+        raise forms.ValidationError(f"The file is {upload.size / 1024 / 1024:.1f} MB; use an image of at most 1 MB.")
+
+
+def _brand_image_field(help_text: str) -> forms.FileField:
+    # SVG is left out on purpose: served from the tenant's own host, it could carry script.
+    return forms.FileField(
+        required=False,
+        help_text=help_text,
+        validators=[FileExtensionValidator(BRAND_IMAGE_EXTENSIONS), _brand_image_size_validate],
+        widget=forms.FileInput(attrs={"accept": ",".join(f".{ext}" for ext in BRAND_IMAGE_EXTENSIONS)}),
+    )
+
+
+class BrandingForm(forms.Form):
+    """A tenant's brand. An empty logo or favicon keeps the current one."""
+
+    product_name = forms.CharField(max_length=80, help_text="Shown in the tenant's pages, titles and emails.")
+    primary_color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
+    on_primary_color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
+    accent_color = forms.CharField(max_length=7, widget=forms.TextInput(attrs={"type": "color"}))
+    email_sender_name = forms.CharField(max_length=80, required=False, help_text="Defaults to the product name.")
+    email_sender_address = forms.EmailField(required=False, help_text="Empty: the platform's address.")
+    logo = _brand_image_field("PNG, JPEG, GIF, WebP or ICO, up to 1 MB; shown on white.")
+    favicon = _brand_image_field("A square image, e.g. 64 × 64 px PNG or ICO.")
+
+
+class PartnerForm(forms.Form):
+    name = forms.CharField(max_length=120, help_text="The MSP organisation's name.")
+    slug = forms.SlugField(max_length=40, help_text="Lowercase letters, digits and hyphens.")
+    product_name = forms.CharField(max_length=80, label="Console product name", help_text="What its people see in the console.")
+
+
+class StaffInviteForm(forms.Form):
+    email = forms.EmailField()
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    role = forms.ChoiceField(choices=MSP_ROLE_CHOICES, initial=Role.MSP_OPERATOR)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=MSP_ROLE_CHOICES)

@@ -4,17 +4,20 @@ from django.conf import settings
 from django.contrib import messages
 from django.core import signing
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import Role
-from console.forms import ReasonForm, SupportAccessForm, TenantForm
+from accounts.models import MSP_ROLES, Role, User
+from accounts.selectors import user_for_management, users_filter
+from accounts.services import AccountError, user_deactivate, user_invite, user_role_change
+from console.forms import MSP_ROLE_CHOICES, BrandingForm, PartnerForm, ReasonForm, RoleForm, StaffInviteForm, SupportAccessForm, TenantForm
 from console.permissions import msp_staff_required
 from governance.selectors import audit_actions, audit_events_filter
 from tenants import services
 from tenants.branding import BrandColourError
-from tenants.models import SupportAccessGrant, Tenant, TenantStatus
-from tenants.selectors import partners_with_counts, site_for_tenant, support_grants_for_tenant, tenants_filter
+from tenants.models import Branding, SupportAccessGrant, Tenant, TenantStatus
+from tenants.selectors import partners_with_counts, site_for_console, site_for_tenant, support_grants_for_tenant, tenants_filter
 
 SUPPORT_ENTER_SALT = "baton.support.enter"
 
@@ -28,9 +31,36 @@ def home(request):
     return redirect("console:tenants")
 
 
+def _form_error(form) -> str:
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
+
+
+def _partners_render(request, *, form: PartnerForm | None = None, status: int = 200):
+    if form is None and request.user.role == Role.MSP_ADMIN:
+        form = PartnerForm()
+    return render(request, "console/partners.html", {"partners": partners_with_counts(), "form": form}, status=status)
+
+
 @msp_staff_required()
 def partners(request):
-    return render(request, "console/partners.html", {"partners": partners_with_counts()})
+    return _partners_render(request)
+
+
+@msp_staff_required(Role.MSP_ADMIN)
+def partner_new(request):
+    form = PartnerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            partner = services.partner_create(
+                name=data["name"], slug=data["slug"], branding=services.BrandingInput(product_name=data["product_name"]), actor=request.user
+            )
+        except (services.TenantError, BrandColourError) as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Partner {partner.name} created.")
+            return redirect("console:partners")
+    return _partners_render(request, form=form, status=400 if form.errors else 200)
 
 
 @msp_staff_required()
@@ -81,19 +111,68 @@ def tenant_new(request):
     return render(request, "console/tenant_new.html", {"form": form}, status=400 if form.errors else 200)
 
 
-@msp_staff_required()
-def tenant_detail(request, tenant_id: int):
-    tenant = get_object_or_404(Tenant.objects.select_related("partner", "branding"), pk=tenant_id)
+def _brand_initial(tenant: Tenant) -> dict[str, str]:
+    brand = Branding.objects.filter(tenant=tenant).first()
+    if brand is None:
+        return {"product_name": tenant.name, "primary_color": "#1f4e79", "on_primary_color": "#ffffff", "accent_color": "#b4490c"}
+    fields = ("product_name", "primary_color", "on_primary_color", "accent_color", "email_sender_name", "email_sender_address")
+    return {name: getattr(brand, name) for name in fields}
+
+
+def _tenant_detail_render(request, tenant: Tenant, *, brand_form: BrandingForm | None = None, brand_open: bool = False, status: int = 200):
+    brand = Branding.objects.filter(tenant=tenant).first()
     context = {
         "tenant": tenant,
         "tenant_site": site_for_tenant(tenant),
+        "brand": brand,
         "domains": tenant.domains.all(),
         "steps": tenant.provisioning_steps.all(),
         "grants": support_grants_for_tenant(tenant=tenant)[:20],
         "reason_form": ReasonForm(),
         "support_max_hours": settings.BATON_SUPPORT_ACCESS_MAX_HOURS,
+        "can_edit_brand": request.user.role in (Role.MSP_ADMIN, Role.MSP_OPERATOR),
+        "brand_form": brand_form or BrandingForm(initial=_brand_initial(tenant)),
+        "brand_open": brand_open,
     }
-    return render(request, "console/tenant_detail.html", context)
+    return render(request, "console/tenant_detail.html", context, status=status)
+
+
+@msp_staff_required()
+def tenant_detail(request, tenant_id: int):
+    tenant = get_object_or_404(Tenant.objects.select_related("partner"), pk=tenant_id)
+    return _tenant_detail_render(request, tenant)
+
+
+@msp_staff_required(Role.MSP_ADMIN, Role.MSP_OPERATOR)
+def tenant_brand(request, tenant_id: int):
+    """The "Edit brand" form of the detail page; a GET opens the page with the form unfolded."""
+    tenant = get_object_or_404(Tenant.objects.select_related("partner"), pk=tenant_id)
+    if request.method != "POST":
+        return _tenant_detail_render(request, tenant, brand_open=True)
+    form = BrandingForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.tenant_branding_update(
+                tenant=tenant,
+                branding=services.BrandingInput(
+                    product_name=data["product_name"],
+                    primary_color=data["primary_color"],
+                    on_primary_color=data["on_primary_color"],
+                    accent_color=data["accent_color"],
+                    email_sender_name=data["email_sender_name"],
+                    email_sender_address=data["email_sender_address"],
+                    logo=data["logo"],  # None keeps the current one
+                    favicon=data["favicon"],
+                ),
+                actor=request.user,
+            )
+        except (services.TenantError, BrandColourError) as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Brand of {tenant.name} saved: its pages and emails use it from now on.")
+            return redirect("console:tenant", tenant_id=tenant.pk)
+    return _tenant_detail_render(request, tenant, brand_form=form, brand_open=True, status=400)
 
 
 @msp_staff_required()
@@ -205,3 +284,75 @@ def audit(request):
     filters = {key: request.GET.get(key, "").strip() for key in ("q", "action", "actor", "tenant")}
     events = audit_events_filter(query=filters["q"], action=filters["action"], actor=filters["actor"], tenant_slug=filters["tenant"])
     return render(request, "console/audit.html", {"page": _page(request, events, 50), "filters": filters, "actions": audit_actions()})
+
+
+def _row_error_attach(people, row_error: dict | None) -> None:
+    """Put a refused row action's message on its person (`role_error`, `deactivate_error`) for the template."""
+    for person in people:
+        if row_error and person.pk == row_error["user_id"]:
+            setattr(person, f"{row_error['action']}_error", row_error["message"])
+
+
+def _staff_render(request, *, form: StaffInviteForm | None = None, row_error: dict | None = None, status: int = 200):
+    query = request.GET.get("q", "").strip()
+    page = _page(request, users_filter(roles=MSP_ROLES, query=query))
+    _row_error_attach(page.object_list, row_error)
+    context = {"page": page, "query": query, "form": form or StaffInviteForm(), "role_choices": MSP_ROLE_CHOICES}
+    return render(request, "console/staff.html", context, status=status)
+
+
+def _staff_member(user_id: int) -> User:
+    person = user_for_management(user_id=user_id, roles=MSP_ROLES)
+    if person is None:
+        raise Http404("No such MSP staff member.")
+    return person
+
+
+def _staff_refused(request, person: User, action: str, message: str):
+    messages.error(request, f"{person.email}: {message}")
+    return _staff_render(request, row_error={"user_id": person.pk, "action": action, "message": message}, status=400)
+
+
+@msp_staff_required(Role.MSP_ADMIN)
+def staff(request):
+    form = StaffInviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user_invite(email=data["email"], role=data["role"], full_name=data["full_name"], actor=request.user, site=site_for_console())
+        except AccountError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Invitation sent to {data['email']}.")
+            return redirect("console:staff")
+    return _staff_render(request, form=form, status=400 if form.errors else 200)
+
+
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN)
+def staff_role(request, user_id: int):
+    person = _staff_member(user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _staff_refused(request, person, "role", _form_error(form))
+    try:
+        user_role_change(user=person, role=form.cleaned_data["role"], actor=request.user)
+    except AccountError as exc:
+        return _staff_refused(request, person, "role", exc.message)
+    messages.success(request, f"{person.email} is now {person.get_role_display()}.")
+    return redirect("console:staff")
+
+
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN)
+def staff_deactivate(request, user_id: int):
+    person = _staff_member(user_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _staff_refused(request, person, "deactivate", "Say why you deactivate them: the reason goes into the audit log.")
+    try:
+        user_deactivate(user=person, reason=form.cleaned_data["reason"], actor=request.user)
+    except AccountError as exc:
+        return _staff_refused(request, person, "deactivate", exc.message)
+    messages.success(request, f"{person.email} is deactivated and can no longer sign in.")
+    return redirect("console:staff")

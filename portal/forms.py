@@ -1,6 +1,7 @@
 from django import forms
 
 from accounts.models import Role
+from logistics.selectors import customer_accounts_all
 
 STAFF_ROLE_CHOICES = [(r.value, r.label) for r in (Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER, Role.CUSTOMER_SERVICE, Role.FINANCE)]
 API_SCOPES = [("audit:read", "Read the audit log"), ("tenant:read", "Read tenant details")]
@@ -15,3 +16,23 @@ class InviteForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=80, help_text="What uses this key, e.g. 'ERP integration'.")
     scopes = forms.MultipleChoiceField(choices=API_SCOPES, widget=forms.CheckboxSelectMultiple, required=False)
+
+
+class CustomerInviteForm(forms.Form):
+    email = forms.EmailField()
+    full_name = forms.CharField(max_length=150, required=False, label="Full name")
+    customer_account = forms.ModelChoiceField(
+        queryset=customer_accounts_all(), empty_label="Choose an account…", help_text="They see only this account's shipments."
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "id_customer_%s")  # shares the page with InviteForm: ids must differ
+        super().__init__(*args, **kwargs)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=STAFF_ROLE_CHOICES)
+
+
+class DeactivateForm(forms.Form):
+    reason = forms.CharField(max_length=500)

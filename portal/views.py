@@ -7,13 +7,24 @@ from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from accounts.models import ApiKey, Role, User
-from accounts.services import AccountError, api_key_create, api_key_revoke, support_user_for_grant, user_invite
+from accounts.models import TENANT_STAFF_ROLES, ApiKey, Role, User
+from accounts.selectors import user_for_management, users_filter
+from accounts.services import (
+    AccountError,
+    api_key_create,
+    api_key_revoke,
+    support_user_for_grant,
+    user_deactivate,
+    user_invite,
+    user_role_change,
+)
 from governance.selectors import audit_actions, audit_events_filter
 from governance.services import Actor
-from portal.forms import ApiKeyForm, InviteForm
+from logistics.selectors import customer_accounts_all
+from portal.forms import STAFF_ROLE_CHOICES, ApiKeyForm, CustomerInviteForm, DeactivateForm, InviteForm, RoleForm
 from portal.permissions import tenant_role_required
 from tenants.db import connection
 from tenants.models import Branding
@@ -50,6 +61,39 @@ def audit(request):
     return render(request, "portal/audit.html", {"page": page, "filters": filters, "actions": audit_actions()})
 
 
+MANAGED_ROLES = TENANT_STAFF_ROLES | {Role.CUSTOMER}
+
+
+def _users_render(
+    request,
+    *,
+    form: InviteForm | None = None,
+    customer_form: CustomerInviteForm | None = None,
+    row_error: dict | None = None,
+    status: int = 200,
+):
+    """The users page: staff and customer users, each with its invitation form."""
+    query = request.GET.get("q", "").strip()
+    accounts = list(customer_accounts_all())
+    accounts_by_id = {account.pk: account for account in accounts}
+    staff = Paginator(users_filter(roles=TENANT_STAFF_ROLES, query=query), 25).get_page(request.GET.get("page"))
+    customers = Paginator(users_filter(roles=[Role.CUSTOMER], query=query), 25).get_page(request.GET.get("cpage"))
+    for person in [*staff.object_list, *customers.object_list]:
+        person.customer_account = accounts_by_id.get(person.customer_account_id or 0)  # type: ignore[attr-defined]  # for the template
+        if row_error and person.pk == row_error["user_id"]:
+            setattr(person, f"{row_error['action']}_error", row_error["message"])
+    context = {
+        "query": query,
+        "staff_page": staff,
+        "customer_page": customers,
+        "customer_accounts": accounts,
+        "form": form or InviteForm(),
+        "customer_form": customer_form or CustomerInviteForm(),
+        "role_choices": STAFF_ROLE_CHOICES,
+    }
+    return render(request, "portal/users.html", context, status=status)
+
+
 @tenant_role_required(Role.TENANT_ADMIN)
 def users(request):
     form = InviteForm(request.POST or None)
@@ -67,8 +111,72 @@ def users(request):
         else:
             messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
             return redirect("portal:users")
-    people = User.objects.filter(support_grant_id__isnull=True).order_by("email")
-    return render(request, "portal/users.html", {"form": form, "people": people}, status=400 if form.errors else 200)
+    return _users_render(request, form=form, status=400 if form.errors else 200)
+
+
+@require_POST
+@tenant_role_required(Role.TENANT_ADMIN)
+def customer_invite(request):
+    form = CustomerInviteForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            user_invite(
+                email=data["email"],
+                role=Role.CUSTOMER,
+                full_name=data["full_name"],
+                customer_account_id=data["customer_account"].pk,
+                actor=request.user,
+                site=site_for_tenant(request.tenant),
+            )
+        except AccountError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Invitation sent to {data['email']} for {data['customer_account'].name}.")
+            return redirect(reverse("portal:users") + "#customers")
+    return _users_render(request, customer_form=form, status=400)
+
+
+def _person(user_id: int) -> User:
+    person = user_for_management(user_id=user_id, roles=MANAGED_ROLES)
+    if person is None:
+        raise Http404("No such person here.")
+    return person
+
+
+def _user_refused(request, person: User, action: str, message: str):
+    messages.error(request, f"{person.email}: {message}")
+    return _users_render(request, row_error={"user_id": person.pk, "action": action, "message": message}, status=400)
+
+
+@require_POST
+@tenant_role_required(Role.TENANT_ADMIN)
+def user_role(request, user_id: int):
+    person = _person(user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        return _user_refused(request, person, "role", " ".join(str(error) for errors in form.errors.values() for error in errors))
+    try:
+        user_role_change(user=person, role=form.cleaned_data["role"], actor=request.user)
+    except AccountError as exc:
+        return _user_refused(request, person, "role", exc.message)
+    messages.success(request, f"{person.email} is now {person.get_role_display()}.")
+    return redirect("portal:users")
+
+
+@require_POST
+@tenant_role_required(Role.TENANT_ADMIN)
+def user_deactivate_view(request, user_id: int):
+    person = _person(user_id)
+    form = DeactivateForm(request.POST)
+    if not form.is_valid():
+        return _user_refused(request, person, "deactivate", "Say why you deactivate them: the reason goes into the audit log.")
+    try:
+        user_deactivate(user=person, reason=form.cleaned_data["reason"], actor=request.user)
+    except AccountError as exc:
+        return _user_refused(request, person, "deactivate", exc.message)
+    messages.success(request, f"{person.email} is deactivated and can no longer sign in.")
+    return redirect("portal:users")
 
 
 @tenant_role_required(Role.TENANT_ADMIN)

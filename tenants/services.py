@@ -56,8 +56,17 @@ def schema_name_for(slug: str) -> str:
 
 
 def partner_create(*, name: str, slug: str, branding: BrandingInput, actor: Any) -> Partner:
+    if not name.strip():
+        raise TenantError("Name is required.", field="name")
+    if not SLUG_PATTERN.match(slug):
+        raise TenantError(
+            f"Slug {slug!r} must be 3–40 characters of lowercase letters, digits and hyphens, starting with a letter.",
+            field="slug",
+        )
+    if Partner.objects.filter(slug=slug).exists():
+        raise TenantError(f"Slug {slug!r} is already used by another partner.", field="slug")
     with transaction.atomic():
-        partner = Partner.objects.create(name=name, slug=slug)
+        partner = Partner.objects.create(name=name.strip(), slug=slug)
         _branding_apply(Branding(partner=partner), branding)
         audit_record(actor=actor, action="partner.created", target=partner, data={"slug": slug})
     return partner

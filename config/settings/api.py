@@ -8,8 +8,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.problems.problem_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["config.problems.PlanRateThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "config.problems.NewestFirstCursorPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["config.api_policies.PlanRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "config.api_policies.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
 }
 SPECTACULAR_SETTINGS = {

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from django_tenants.utils import schema_context
 
+from accounts.services import user_create
 from governance.services import Actor, audit_record
+from logistics.models import CustomerAccount
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,30 @@ def tenant_name(tenant_world, customer_account=None) -> tuple[str, str]:
     return "", tenant_world.tenant.name
 
 
+def tenant_person(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A staff member whose name is the marker; the id is a search token found in their email only."""
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    token = uuid.uuid4().hex[:12]
+    with schema_context(tenant_world.schema):
+        user_create(email=f"{token}@people.test", role="planner", full_name=marker, actor=Actor(email="owner@example.test"))
+    return token, marker
+
+
+def customer_account_named(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A customer account (listed in the customer-user invitation form) whose name is the marker."""
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        CustomerAccount.objects.create(code=marker, name=marker)
+    return "", marker
+
+
 TENANT_ROUTES: list[Route] = [
     Route("home", "/", "page", tenant_name),
     Route("audit page", "/settings/audit/?q={id}", "page", audit_event_search),
     Route("users page", "/settings/users/", "page", tenant_name),
+    Route("users page, staff member", "/settings/users/", "page", tenant_person),
+    Route("users page, search", "/settings/users/?q={id}", "page", tenant_person),
+    Route("users page, customer accounts", "/settings/users/", "page", customer_account_named),
     Route("api keys page", "/settings/api-keys/", "page", tenant_name),
     Route("support access page", "/settings/support-access/", "page", tenant_name),
     Route("api tenant", "/api/v1/tenant", "api", tenant_name, api_scope="tenant:read"),
@@ -67,4 +89,14 @@ TENANT_ROUTES: list[Route] = [
     Route("api audit detail", "/api/v1/audit-events/{id}", "api", audit_event, api_scope="audit:read"),
 ]
 
-CONSOLE_ROUTES: list[str] = ["/", "/tenants/", "/partners/", "/audit/", "/tenants/new/", "/api/v1/tenants"]
+CONSOLE_ROUTES: list[str] = [
+    "/",
+    "/tenants/",
+    "/partners/",
+    "/audit/",
+    "/tenants/new/",
+    "/api/v1/tenants",
+    "/staff/",
+    "/partners/new/",
+    "/tenants/1/brand/",
+]
