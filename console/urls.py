@@ -11,6 +11,7 @@ urlpatterns = [
     path("tenants/new/", views.tenant_new, name="tenant_new"),
     path("tenants/<int:tenant_id>/", views.tenant_detail, name="tenant"),
     path("tenants/<int:tenant_id>/brand/", views.tenant_brand, name="tenant_brand"),
+    path("tenants/<int:tenant_id>/domains/", views.tenant_domain_add, name="tenant_domain_add"),
     path("tenants/<int:tenant_id>/progress/", views.tenant_progress, name="tenant_progress"),
     path("tenants/<int:tenant_id>/suspend/", views.tenant_suspend, name="tenant_suspend"),
     path("tenants/<int:tenant_id>/resume/", views.tenant_resume, name="tenant_resume"),

@@ -175,6 +175,20 @@ def tenant_brand(request, tenant_id: int):
     return _tenant_detail_render(request, tenant, brand_form=form, brand_open=True, status=400)
 
 
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN, Role.MSP_OPERATOR)
+def tenant_domain_add(request, tenant_id: int):
+    """A custom domain for the tenant; its DNS must point at this installation."""
+    tenant = get_object_or_404(Tenant, pk=tenant_id)
+    try:
+        domain = services.tenant_domain_add(tenant=tenant, host=request.POST.get("domain", ""), actor=request.user)
+    except services.TenantError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{domain.domain} now serves {tenant.name}.")
+    return redirect("console:tenant", tenant_id=tenant.pk)
+
+
 @msp_staff_required()
 def tenant_progress(request, tenant_id: int):
     """Polled by the detail page while provisioning: the log and status so far."""

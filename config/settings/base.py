@@ -13,7 +13,10 @@ DJANGO_ENV = env_str("DJANGO_ENV", "development")
 DEVELOPMENT_SECRET_KEY = "baton-development-only-secret-key-do-not-use-in-production"
 SECRET_KEY = env_str("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
 DEBUG = env_bool("DEBUG", DJANGO_ENV == "development")
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if DJANGO_ENV == "production" else ".localhost,localhost,127.0.0.1,testserver,.testserver")
+# Tenants bring custom domains at run time, so the real host check is TenantHostMiddleware:
+# console hosts and known tenant Domains are served, any other host gets a 404 before any view.
+# Development therefore accepts any Host header; production must say what it expects.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if DJANGO_ENV == "production" else "*")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # Embedded PostgreSQL/Redis are started by deploy/local when these are unset; settings only

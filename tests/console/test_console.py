@@ -105,3 +105,17 @@ def test_archive_exports_every_table_then_drops_the_schema_after_the_grace_perio
     assert tenant_archived_drop_due(now=tenant.drop_after + timedelta(seconds=1)) == ["massive"]
     assert not schema_exists("t_massive")
     assert AuditEvent.objects.filter(action="tenant.schema_dropped", tenant_slug="massive").exists()
+
+
+def test_a_custom_domain_serves_the_tenant_and_is_audited(world):
+    client = _console(world)
+    response = client.post(f"/tenants/{world.acme.tenant.pk}/domains/", {"domain": "track.acme-freight.test"})
+    assert response.status_code == 302
+    assert world.acme.tenant.domains.filter(domain="track.acme-freight.test", is_primary=False).exists()
+    assert AuditEvent.objects.filter(action="tenant.domain_added", tenant_slug="acme").exists()
+    from tests.conftest import host_client
+
+    assert "Acme Freight Hub" in host_client("track.acme-freight.test").get("/accounts/login/").content.decode()
+    taken = client.post(f"/tenants/{world.globex.tenant.pk}/domains/", {"domain": "track.acme-freight.test"}, follow=True)
+    assert "already serves a tenant" in taken.content.decode()
+    assert _console(world, "msp_support").post(f"/tenants/{world.acme.tenant.pk}/domains/", {"domain": "x.test"}).status_code == 403
