@@ -17,8 +17,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m deploy.local.run
 
+# Each run gets its own cache and queue prefix: a run's keys (rate limits, throttles, queued
+# tasks) must not meet the next run's, which reuses the same tenant schemas and ids.
 test: $(STAMP)
-	BATON_FAST_PASSWORD_HASHER=1 BATON_CELERY_KEY_PREFIX=test- BATON_CACHE_KEY_PREFIX=test $(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
+	RUN=test-$$(date +%s%N); BATON_FAST_PASSWORD_HASHER=1 BATON_CELERY_KEY_PREFIX=$$RUN- BATON_CACHE_KEY_PREFIX=$$RUN $(WITH_SERVICES) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(WITH_SERVICES) $(PY) -m bench.run

@@ -24,7 +24,8 @@ def problem_exception_handler(exc, context):
     response = exception_handler(exc, context)
     if response is None:
         return None
-    kind = next((name for cls, name in _TYPES.items() if isinstance(exc, cls)), "error")
+    # An exception may name its own problem type and carry its own `errors` list.
+    kind = getattr(exc, "problem_type", "") or next((name for cls, name in _TYPES.items() if isinstance(exc, cls)), "error")
     body = {
         "type": PROBLEM_BASE + kind,
         "title": getattr(exc, "default_detail", "Error"),
@@ -32,7 +33,9 @@ def problem_exception_handler(exc, context):
         "detail": _detail_text(response.data),
         "instance": context["request"].path if context.get("request") else "",
     }
-    if isinstance(exc, exceptions.ValidationError):
+    if getattr(exc, "problem_errors", None) is not None:
+        body["errors"] = exc.problem_errors
+    elif isinstance(exc, exceptions.ValidationError):
         body["errors"] = response.data
     if isinstance(exc, exceptions.Throttled) and exc.wait:
         body["retry_after_seconds"] = int(exc.wait)

@@ -6,6 +6,7 @@ from config.urls_common import urlpatterns as common
 
 urlpatterns = [
     path("", include("portal.urls")),
+    path("workflows/", include("workflows.urls")),
     path("api/v1/", include("portal.api.urls")),
     *common,
 ]

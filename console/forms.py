@@ -4,6 +4,8 @@ from django.core.validators import FileExtensionValidator
 
 from accounts.models import Role
 from tenants.models import Partner, Plan
+from workflows.forms import JsonObjectField
+from workflows.models import TemplateCategory
 
 MSP_ROLE_CHOICES = [(r.value, r.label) for r in (Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT)]
 
@@ -79,3 +81,50 @@ class StaffInviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=MSP_ROLE_CHOICES)
+
+
+class WorkflowTemplateForm(forms.Form):
+    """A new library template; its versions are published on its page."""
+
+    key = forms.SlugField(
+        max_length=80, help_text="Lowercase letters, digits, '-' and '_'. Tenants see it in their library; it never changes."
+    )
+    name = forms.CharField(max_length=120)
+    category = forms.ChoiceField(choices=TemplateCategory.choices, initial=TemplateCategory.OTHER)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="One or two sentences for the library card."
+    )
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.all(),
+        required=False,
+        empty_label="Platform – every tenant",
+        label="Owner",
+        help_text="A partner's template is only in the library of that partner's tenants.",
+    )
+
+
+class TemplateVersionForm(forms.Form):
+    """Publish an immutable version of a template."""
+
+    version = forms.CharField(max_length=40, help_text="MAJOR.MINOR.PATCH, greater than the latest version.")
+    definition = JsonObjectField(
+        rows=22,
+        label="Definition (JSON)",
+        help_text="Steps, triggers and transitions; {{params.NAME}} placeholders are filled from the parameters.",
+    )
+    parameters_schema = JsonObjectField(
+        rows=12,
+        required=False,
+        label="Parameters schema (JSON Schema)",
+        help_text="An object schema; each property with a type, a default and a description. Empty: no parameters.",
+    )
+    documentation = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
+        help_text="Shown on the template's page. # headings, - lists, **bold** and `code` work.",
+    )
+    changelog = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="What changed since the previous version; tenants read it before upgrading.",
+    )

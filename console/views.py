@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.core import signing
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -11,13 +12,28 @@ from django.views.decorators.http import require_POST
 from accounts.models import MSP_ROLES, Role, User
 from accounts.selectors import user_for_management, users_filter
 from accounts.services import AccountError, user_deactivate, user_invite, user_role_change
-from console.forms import MSP_ROLE_CHOICES, BrandingForm, PartnerForm, ReasonForm, RoleForm, StaffInviteForm, SupportAccessForm, TenantForm
+from console.forms import (
+    MSP_ROLE_CHOICES,
+    BrandingForm,
+    PartnerForm,
+    ReasonForm,
+    RoleForm,
+    StaffInviteForm,
+    SupportAccessForm,
+    TemplateVersionForm,
+    TenantForm,
+    WorkflowTemplateForm,
+)
 from console.permissions import msp_staff_required
 from governance.selectors import audit_actions, audit_events_filter
 from tenants import services
 from tenants.branding import BrandColourError
 from tenants.models import Branding, SupportAccessGrant, Tenant, TenantStatus
 from tenants.selectors import partners_with_counts, site_for_console, site_for_tenant, support_grants_for_tenant, tenants_filter
+from workflows import services as workflow_services
+from workflows.diagram import diagram_svg
+from workflows.models import TemplateCategory, WorkflowTemplate
+from workflows.selectors import library_templates_all, template_latest_version, template_versions
 
 SUPPORT_ENTER_SALT = "baton.support.enter"
 
@@ -370,3 +386,112 @@ def staff_deactivate(request, user_id: int):
         return _staff_refused(request, person, "deactivate", exc.message)
     messages.success(request, f"{person.email} is deactivated and can no longer sign in.")
     return redirect("console:staff")
+
+
+# ---------- workflow template library ----------
+
+LIBRARY_WRITERS = (Role.MSP_ADMIN, Role.MSP_OPERATOR)
+NO_PARAMETERS = {"type": "object", "properties": {}}
+
+
+def _template_rows(templates) -> list[dict]:
+    partners = {partner.pk: partner.name for partner in partners_with_counts()}
+    return [
+        {
+            "template": template,
+            "latest": template_latest_version(template=template),
+            "owner": partners.get(template.partner_id, f"Partner #{template.partner_id}") if template.partner_id else "Platform",
+        }
+        for template in templates
+    ]
+
+
+@msp_staff_required()
+def workflow_templates(request):
+    filters = {key: request.GET.get(key, "").strip() for key in ("q", "category", "owner")}
+    templates = library_templates_all(query=filters["q"], category=filters["category"], owner=filters["owner"])
+    page = _page(request, templates)
+    context = {
+        "page": page,
+        "rows": _template_rows(page.object_list),
+        "filters": filters,
+        "categories": TemplateCategory.choices,
+        "partners": partners_with_counts(),
+        "can_write": request.user.role in LIBRARY_WRITERS,
+    }
+    return render(request, "console/templates.html", context)
+
+
+@msp_staff_required(*LIBRARY_WRITERS)
+def workflow_template_new(request):
+    form = WorkflowTemplateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            template = workflow_services.template_create(
+                key=data["key"],
+                name=data["name"],
+                category=data["category"],
+                description=data["description"],
+                partner_id=data["partner"].pk if data["partner"] else None,
+                actor=request.user,
+            )
+        except workflow_services.WorkflowError as exc:
+            field = "partner" if exc.field == "partner_id" else exc.field
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Template {template.name} created. Publish its first version to put it in the library.")
+            return redirect("console:workflow_template", key=template.key)
+    return render(request, "console/templates_new.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _next_version(latest) -> str:
+    return f"{latest.major}.{latest.minor + 1}.0" if latest else "1.0.0"
+
+
+@msp_staff_required()
+def workflow_template_detail(request, key: str):
+    template = get_object_or_404(WorkflowTemplate, key=key)
+    versions = list(template_versions(template=template))
+    latest = versions[0] if versions else None
+    can_write = request.user.role in LIBRARY_WRITERS
+    form = None
+    problems: list = []
+    if can_write:
+        initial = {"version": _next_version(latest), "parameters_schema": NO_PARAMETERS}
+        if latest:
+            initial.update(definition=latest.definition, parameters_schema=latest.parameters_schema, documentation=latest.documentation)
+        form = TemplateVersionForm(request.POST or None, initial=initial)
+    elif request.method == "POST":
+        raise PermissionDenied("Your role cannot publish templates.")
+    if form is not None and request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            published = workflow_services.template_version_publish(
+                template=template,
+                version=data["version"].strip(),
+                definition=data["definition"],
+                parameters_schema=data["parameters_schema"] or NO_PARAMETERS,
+                documentation=data["documentation"],
+                changelog=data["changelog"],
+                actor=request.user,
+            )
+        except workflow_services.DefinitionInvalid as exc:
+            problems = exc.problems
+        except workflow_services.WorkflowError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{template.name} v{published.version} published: tenants see it in their library now.")
+            return redirect("console:workflow_template", key=template.key)
+    partner = next((p for p in partners_with_counts() if p.pk == template.partner_id), None) if template.partner_id else None
+    context = {
+        "template": template,
+        "owner": partner.name if partner else ("Platform" if not template.partner_id else f"Partner #{template.partner_id}"),
+        "versions": versions,
+        "latest": latest,
+        "form": form,
+        "problems": problems,
+        "diagram": diagram_svg(latest.definition, uid="console-tpl", title=f"Steps of {template.name} v{latest.version}") if latest else "",
+    }
+    invalid = form is not None and form.is_bound and (form.errors or problems)
+    return render(request, "console/templates_detail.html", context, status=400 if invalid else 200)

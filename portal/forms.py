@@ -4,7 +4,12 @@ from accounts.models import Role
 from logistics.selectors import customer_accounts_all
 
 STAFF_ROLE_CHOICES = [(r.value, r.label) for r in (Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER, Role.CUSTOMER_SERVICE, Role.FINANCE)]
-API_SCOPES = [("audit:read", "Read the audit log"), ("tenant:read", "Read tenant details")]
+API_SCOPES = [
+    ("audit:read", "Read the audit log"),
+    ("tenant:read", "Read tenant details"),
+    ("workflows:read", "Read the workflow library and definitions"),
+    ("workflows:write", "Clone and change workflow definitions"),
+]
 
 
 class InviteForm(forms.Form):

@@ -48,7 +48,12 @@ def _areas_for(user) -> list[dict[str, str]]:
         {"name": "Shipments", "description": "Every shipment, its milestones and exceptions.", "status": "coming"},
         {"name": "Exceptions", "description": "Delays, missed pickups and excursions that need a person.", "status": "coming"},
         {"name": "Approvals", "description": "Decisions waiting for you.", "status": "coming"},
-        {"name": "Workflows", "description": "Clone templates and run your automations.", "status": "coming"},
+        {
+            "name": "Workflows",
+            "description": "Clone templates and run your automations.",
+            "status": "live",
+            "url": reverse("workflows:definitions"),
+        },
         {"name": "Connections", "description": "ERP, TMS, WMS, carriers, EDI partners and sensors.", "status": "coming"},
     ]
 

@@ -1,7 +1,10 @@
 """Workflow templates (public library) and the tenant definitions cloned from them.
 
-The app lives in both schemas: the library tables are used in public, the definition tables in
-each tenant's schema. Runs, steps, timers and incidents arrive with the execution engine.
+The app lives in both schemas: the library tables (WorkflowTemplate, TemplateVersion) exist only
+in public, so a tenant's search path (`t_<slug>, public`) reads the one shared library; the
+definition tables are in each tenant's schema. `workflows.routers` keeps migrations from
+creating library tables in tenant schemas. Runs, steps, timers and incidents arrive with the
+execution engine.
 """
 
 from django.db import models
@@ -15,6 +18,10 @@ class TemplateCategory(models.TextChoices):
     CLAIMS = "claims", "Claims"
     NOTIFICATIONS = "notifications", "Customer notifications"
     OTHER = "other", "Other"
+
+
+# Models whose tables live only in the public schema (see workflows.routers).
+LIBRARY_MODELS = frozenset({"workflowtemplate", "templateversion"})
 
 
 class WorkflowTemplate(models.Model):
@@ -76,9 +83,7 @@ class Definition(models.Model):
     name = models.CharField(max_length=120)
     template_key = models.SlugField(max_length=80, blank=True)
     template_version = models.CharField(max_length=40, blank=True)
-    published_version = models.ForeignKey(
-        "DefinitionVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    published_version = models.ForeignKey("DefinitionVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by_email = models.CharField(max_length=254)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -112,6 +117,10 @@ class DefinitionVersion(models.Model):
     created_by_email = models.CharField(max_length=254)
     submitted_by_email = models.CharField(max_length=254, blank=True)
     approved_by_email = models.CharField(max_length=254, blank=True)
+    rejected_by_email = models.CharField(max_length=254, blank=True)
+    published_by_email = models.CharField(max_length=254, blank=True)
+    # What the approver or the rejecter said (the author's words are in `comment`).
+    review_comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from portal.api import views
 
@@ -6,4 +6,5 @@ urlpatterns = [
     path("tenant", views.TenantView.as_view(), name="api-tenant"),
     path("audit-events", views.AuditEventList.as_view(), name="api-audit-events"),
     path("audit-events/<int:pk>", views.AuditEventDetail.as_view(), name="api-audit-event"),
+    path("", include("workflows.api.urls")),
 ]

@@ -16,6 +16,8 @@ from django_tenants.utils import schema_context
 from accounts.services import user_create
 from governance.services import Actor, audit_record
 from logistics.models import CustomerAccount
+from workflows.models import WorkflowTemplate
+from workflows.services import definition_clone, definition_draft_create, template_create, template_version_publish
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,40 @@ def customer_account_named(tenant_world, customer_account=None) -> tuple[str, st
     return "", marker
 
 
+_PROBE_TEMPLATE = {
+    "start": "notify",
+    "steps": [
+        {"id": "notify", "kind": "notify", "channel": "email", "to_roles": ["planner"], "template": "probe", "next": "done"},
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def workflow_definition(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition (cloned from a platform template) named by the marker, whose newest version's
+    comment is the marker too; the id is its key."""
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    owner = Actor(email="owner@example.test", kind="system")
+    with schema_context("public"):
+        template = WorkflowTemplate.objects.filter(key="isolation-probe").first() or template_create(
+            key="isolation-probe", name="Isolation probe", category="other", description="", partner_id=None, actor=owner
+        )
+        version = template.versions.first() or template_version_publish(
+            template=template,
+            version="1.0.0",
+            definition=_PROBE_TEMPLATE,
+            parameters_schema={"type": "object"},
+            documentation="",
+            changelog="",
+            actor=owner,
+        )
+    key = f"probe-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        definition = definition_clone(template_version=version, key=key, name=marker, parameters={}, connection_bindings={}, actor=owner)
+        definition_draft_create(definition=definition, spec=_PROBE_TEMPLATE, parameters={}, comment=marker, actor=owner)
+    return key, marker
+
+
 TENANT_ROUTES: list[Route] = [
     Route("home", "/", "page", tenant_name),
     Route("audit page", "/settings/audit/?q={id}", "page", audit_event_search),
@@ -87,6 +123,10 @@ TENANT_ROUTES: list[Route] = [
     Route("api tenant", "/api/v1/tenant", "api", tenant_name, api_scope="tenant:read"),
     Route("api audit list", "/api/v1/audit-events", "api", audit_event, api_scope="audit:read"),
     Route("api audit detail", "/api/v1/audit-events/{id}", "api", audit_event, api_scope="audit:read"),
+    Route("api definitions list", "/api/v1/definitions", "api", workflow_definition, api_scope="workflows:read"),
+    Route("api definitions search", "/api/v1/definitions?search={id}", "api", workflow_definition, api_scope="workflows:read"),
+    Route("api definition detail", "/api/v1/definitions/{id}", "api", workflow_definition, api_scope="workflows:read"),
+    Route("api definition versions", "/api/v1/definitions/{id}/versions", "api", workflow_definition, api_scope="workflows:read"),
 ]
 
 CONSOLE_ROUTES: list[str] = [
@@ -99,4 +139,82 @@ CONSOLE_ROUTES: list[str] = [
     "/staff/",
     "/partners/new/",
     "/tenants/1/brand/",
+]
+
+
+# ---------- workflow pages (issue 3) ----------
+
+_WORKFLOW_SPEC = {
+    "start": "tell",
+    "triggers": [{"kind": "manual"}],
+    "steps": [
+        {"id": "tell", "kind": "notify", "name": "Tell", "channel": "email", "to_roles": ["planner"], "template": "probe", "next": "done"},
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def _workflow_template_version():
+    """A platform template (public, the same for every tenant) with one published version."""
+    from workflows.services import template_create, template_version_publish
+
+    actor = Actor.system("isolation")
+    with schema_context("public"):
+        template = template_create(
+            key=f"probe-{uuid.uuid4().hex[:10]}", name="Isolation probe", category="other", description="", partner_id=None, actor=actor
+        )
+        return template_version_publish(
+            template=template,
+            version="1.0.0",
+            definition=_WORKFLOW_SPEC,
+            parameters_schema={"type": "object", "properties": {}},
+            documentation="",
+            changelog="",
+            actor=actor,
+        )
+
+
+def _workflow_cloned(tenant_world):
+    from workflows.services import definition_clone
+
+    version = _workflow_template_version()
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    key = f"wf-{uuid.uuid4().hex[:12]}"
+    with schema_context(tenant_world.schema):
+        definition_clone(
+            template_version=version, key=key, name=marker, parameters={}, connection_bindings={}, actor=Actor.system("isolation")
+        )
+    return version.template.key, key, marker
+
+
+def workflow_definition(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition whose name is the marker; the id is its key (also a search token)."""
+    _template_key, key, marker = _workflow_cloned(tenant_world)
+    return key, marker
+
+
+def workflow_template_in_use(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A library template (shared by design) that the tenant cloned into a definition named the
+    marker: its page and the clone wizard list the tenant's own workflows from it."""
+    template_key, _key, marker = _workflow_cloned(tenant_world)
+    return template_key, marker
+
+
+TENANT_ROUTES += [
+    Route("workflows list", "/workflows/", "page", workflow_definition),
+    Route("workflows list, search", "/workflows/?q={id}", "page", workflow_definition),
+    Route("workflow detail", "/workflows/{id}/", "page", workflow_definition),
+    Route("workflow detail, a version", "/workflows/{id}/?version=1", "page", workflow_definition),
+    Route("workflow editor", "/workflows/{id}/edit/", "page", workflow_definition),
+    Route("workflow library", "/workflows/library/", "page", tenant_name),
+    Route("workflow library, search", "/workflows/library/?q=probe", "page", tenant_name),
+    Route("workflow template", "/workflows/library/{id}/", "page", workflow_template_in_use),
+    Route("workflow template, a version", "/workflows/library/{id}/?version=1.0.0", "page", workflow_template_in_use),
+    Route("workflow clone wizard", "/workflows/library/{id}/clone/", "page", workflow_template_in_use),
+]
+
+CONSOLE_ROUTES += [
+    "/templates/",
+    "/templates/new/",
+    "/templates/customer-milestone-notifications/",
 ]

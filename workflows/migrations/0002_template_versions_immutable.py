@@ -19,12 +19,17 @@ FOR EACH ROW EXECUTE FUNCTION public.baton_refuse_immutable_change();
 
 
 def forwards(apps, schema_editor):
-    if schema_editor.connection.schema_name == "public":
-        schema_editor.execute(CREATE_FUNCTION, params=None)
+    # The library lives in public only (workflows.routers): a tenant schema has no
+    # templateversion table, and an unqualified name there would reach public's.
+    if schema_editor.connection.schema_name != "public":
+        return
+    schema_editor.execute(CREATE_FUNCTION, params=None)
     schema_editor.execute(CREATE_TRIGGER)
 
 
 def backwards(apps, schema_editor):
+    if schema_editor.connection.schema_name != "public":
+        return
     schema_editor.execute("DROP TRIGGER IF EXISTS workflows_templateversion_immutable ON workflows_templateversion")
 
 

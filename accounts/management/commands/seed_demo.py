@@ -3,6 +3,7 @@
 import json
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
@@ -63,6 +64,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         connection.set_schema_to_public()
+        call_command("seed_library", verbosity=0)  # idempotent: new library templates reach old demos too
         partner = Partner.objects.filter(slug="relay").first()
         if partner is None or not options["if_empty"]:
             partner = partner or partner_create(

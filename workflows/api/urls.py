@@ -1,0 +1,11 @@
+from django.urls import path
+
+from workflows.api import views
+
+urlpatterns = [
+    path("library/templates", views.LibraryTemplateList.as_view(), name="api-library-templates"),
+    path("library/templates/<slug:key>", views.LibraryTemplateDetail.as_view(), name="api-library-template"),
+    path("definitions", views.DefinitionListCreate.as_view(), name="api-definitions"),
+    path("definitions/<slug:key>", views.DefinitionDetail.as_view(), name="api-definition"),
+    path("definitions/<slug:key>/versions", views.DefinitionVersionList.as_view(), name="api-definition-versions"),
+]

@@ -1,0 +1,201 @@
+"""The workflow API on a tenant's host: the library it may use and its own definitions."""
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.authentication import ApiKeyPrincipal
+from governance.services import Actor
+from workflows.api.permissions import CanRead, CanWrite
+from workflows.api.serializers import (
+    DefinitionCloneSerializer,
+    DefinitionDetailSerializer,
+    DefinitionSerializer,
+    DefinitionVersionSerializer,
+    ProblemSerializer,
+    TemplateDetailSerializer,
+    TemplateSerializer,
+)
+from workflows.models import Definition, TemplateCategory
+from workflows.selectors import (
+    definition_by_key,
+    definition_current_version,
+    definition_versions,
+    definitions_list,
+    library_search,
+    library_template,
+    template_latest_version,
+    template_version_get,
+    template_versions,
+)
+from workflows.services import ApprovalRefused, DefinitionInvalid, DefinitionProblem, WorkflowError, definition_clone
+
+
+class UnprocessableRequest(exceptions.APIException):
+    """422 problem+json listing every problem as {pointer, reason} (see config.problems)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The request cannot be applied."
+    default_code = "unprocessable"
+    problem_type = "definition-invalid"
+
+    def __init__(self, problems: list[DefinitionProblem]):
+        count = len(problems)
+        first = problems[0] if problems else None
+        summary = f"{count} problem{'s' if count != 1 else ''}" + (f", first: {first.pointer or '/'} {first.reason}" if first else "")
+        super().__init__(detail=summary + ".")
+        self.problem_errors = [{"pointer": problem.pointer, "reason": problem.reason} for problem in problems]
+
+
+def _partner_id(request) -> int | None:
+    return getattr(getattr(request, "tenant", None), "partner_id", None)
+
+
+def _actor(request) -> Any:
+    user = request.user
+    if isinstance(user, ApiKeyPrincipal):
+        return Actor(email=user.email, kind="api_key")
+    return user
+
+
+def _serializer_problems(errors: Any, pointer: str = "") -> list[DefinitionProblem]:
+    if isinstance(errors, dict):
+        return [problem for name, inner in errors.items() for problem in _serializer_problems(inner, f"{pointer}/{name}")]
+    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
+        return [DefinitionProblem(pointer, str(message)) for message in errors]
+    if isinstance(errors, list):
+        return [problem for index, inner in enumerate(errors) for problem in _serializer_problems(inner, f"{pointer}/{index}")]
+    return [DefinitionProblem(pointer, str(errors))]
+
+
+_PROBLEM_RESPONSES = {
+    403: OpenApiResponse(ProblemSerializer, description="Missing scope or role."),
+    404: OpenApiResponse(ProblemSerializer, description="Not in this workspace."),
+}
+
+
+class LibraryTemplateList(generics.ListAPIView):
+    """Templates this workspace may clone: the platform's and its provider's."""
+
+    serializer_class = TemplateSerializer
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", OpenApiTypes.STR, description="Matches the key, name or description."),
+            OpenApiParameter("category", OpenApiTypes.STR, enum=list(TemplateCategory.values)),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return library_search(query=params.get("search", ""), category=params.get("category", ""), partner_id=_partner_id(self.request))
+
+
+class LibraryTemplateDetail(APIView):
+    """One template with its newest version in full and its version history."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(responses={200: TemplateDetailSerializer, **_PROBLEM_RESPONSES})
+    def get(self, request, key: str):
+        template = library_template(key=key, partner_id=_partner_id(request))
+        if template is None:
+            raise exceptions.NotFound(f"There is no template '{key}' in your library.")
+        versions = list(template_versions(template=template))
+        return Response(TemplateDetailSerializer(template, context={"versions": versions}).data)
+
+
+class DefinitionListCreate(generics.ListAPIView):
+    """This workspace's workflows; POST clones a library template into a new one."""
+
+    serializer_class = DefinitionSerializer
+
+    def get_permissions(self):
+        return [CanWrite()] if self.request.method == "POST" else [CanRead()]
+
+    def get_queryset(self):
+        return definitions_list(query=self.request.query_params.get("search", ""))
+
+    @extend_schema(parameters=[OpenApiParameter("search", OpenApiTypes.STR, description="Matches the key, name or template key.")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=DefinitionCloneSerializer,
+        responses={
+            201: DefinitionDetailSerializer,
+            403: _PROBLEM_RESPONSES[403],
+            422: OpenApiResponse(ProblemSerializer, description="Every problem, as `errors: [{pointer, reason}]`."),
+        },
+    )
+    def post(self, request):
+        form = DefinitionCloneSerializer(data=request.data)
+        if not form.is_valid():
+            raise UnprocessableRequest(_serializer_problems(form.errors))
+        data = form.validated_data
+        template = library_template(key=data["template"], partner_id=_partner_id(request))
+        if template is None:
+            raise UnprocessableRequest([DefinitionProblem("/template", f"there is no template '{data['template']}' in your library")])
+        version = (
+            template_version_get(template=template, version=data["version"])
+            if data["version"]
+            else template_latest_version(template=template)
+        )
+        if version is None:
+            raise UnprocessableRequest([DefinitionProblem("/version", f"{template.name} has no published version '{data['version']}'")])
+        try:
+            definition = definition_clone(
+                template_version=version,
+                key=data["key"],
+                name=data["name"],
+                parameters=data["parameters"],
+                connection_bindings=data["connection_bindings"],
+                actor=_actor(request),
+            )
+        except DefinitionInvalid as error:
+            raise UnprocessableRequest(error.problems) from error
+        except ApprovalRefused as error:
+            raise exceptions.PermissionDenied(error.message) from error
+        except WorkflowError as error:
+            if error.field == "role":
+                raise exceptions.PermissionDenied(error.message) from error
+            raise UnprocessableRequest([DefinitionProblem(f"/{error.field}" if error.field else "", error.message)]) from error
+        created = definition_by_key(key=definition.key)
+        body = DefinitionDetailSerializer(created, context={"current": definition_current_version(definition=definition)}).data
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": f"/api/v1/definitions/{definition.key}"})
+
+
+def _definition_or_404(key: str) -> Definition:
+    definition = definition_by_key(key=key)
+    if definition is None:
+        raise exceptions.NotFound(f"There is no workflow '{key}' in this workspace.")
+    return definition
+
+
+class DefinitionDetail(APIView):
+    """One workflow with its published (or newest) version in full."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(responses={200: DefinitionDetailSerializer, **_PROBLEM_RESPONSES})
+    def get(self, request, key: str):
+        definition = _definition_or_404(key)
+        current = definition_current_version(definition=definition)
+        return Response(DefinitionDetailSerializer(definition, context={"current": current}).data)
+
+
+class DefinitionVersionList(generics.ListAPIView):
+    """Every version of one workflow, newest first."""
+
+    serializer_class = DefinitionVersionSerializer
+    permission_classes = [CanRead]
+
+    def get_queryset(self):
+        return definition_versions(definition=_definition_or_404(self.kwargs["key"]))

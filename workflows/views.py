@@ -1,0 +1,660 @@
+"""The tenant's workflow pages: the template library, the clone wizard, definitions with their
+versions, diff against upstream and approval. Each view translates a request into one selector
+or service call and its result into a page."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.permissions import tenant_role_required
+from workflows import selectors, services
+from workflows.definition_schema import render_placeholders
+from workflows.diagram import diagram_svg
+from workflows.forms import (
+    CloneNameForm,
+    DefinitionEditForm,
+    ParametersForm,
+    PolicyForm,
+    VersionCommentForm,
+    as_dict,
+    json_compact,
+    json_pretty,
+    parameter_names,
+    pointer_field,
+    readable,
+    schema_properties,
+)
+from workflows.models import Definition, DefinitionVersion, TemplateCategory, TemplateVersion, VersionStatus, WorkflowTemplate
+from workflows.validation import parameters_validate
+
+AUTHORS = (Role.TENANT_ADMIN, Role.PLANNER)
+APPROVERS = (Role.TENANT_ADMIN,)
+WIZARD_SESSION_KEY = "workflows.clone.{key}"
+WIZARD_STEPS = ("Name", "Parameters", "Review")
+
+
+def _can(user, roles: tuple[str, ...]) -> bool:
+    return user.role in roles or bool(user.support_grant_id)
+
+
+def _owner_label(request, template: WorkflowTemplate) -> str:
+    if template.partner_id is None:
+        return "Platform"
+    partner = getattr(request.tenant, "partner", None)
+    return f"{partner.name} (your provider)" if partner is not None else "Your provider"
+
+
+# ---------- documentation: a small, safe subset of Markdown ----------
+
+_HEADING = re.compile(r"^(#{1,4})\s+(.*)$")
+_BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+(.*)$")
+_INLINE = re.compile(r"\*\*(?P<strong>[^*]+)\*\*|`(?P<code>[^`]+)`|\*(?P<em>[^*\s][^*]*)\*|_(?P<em2>[^_\s][^_]*)_")
+
+
+def inline_segments(text: str) -> list[dict[str, str]]:
+    """**bold**, *italic* and `code` as (kind, text) pieces; the template escapes each text."""
+    segments, position = [], 0
+    for match in _INLINE.finditer(text):
+        if match.start() > position:
+            segments.append({"kind": "text", "text": text[position : match.start()]})
+        kind = next(name for name in ("strong", "code", "em", "em2") if match.group(name) is not None)
+        segments.append({"kind": "em" if kind == "em2" else kind, "text": match.group(kind)})
+        position = match.end()
+    if position < len(text):
+        segments.append({"kind": "text", "text": text[position:]})
+    return segments
+
+
+def documentation_blocks(text: str) -> list[dict[str, Any]]:
+    """Headings (#), bullet and numbered lists, and paragraphs with line breaks, as plain data
+    for the template, which escapes every word: the text is never marked safe."""
+    blocks: list[dict[str, Any]] = []
+    paragraph: list[list[dict[str, str]]] = []
+
+    def flush() -> None:
+        if paragraph:
+            blocks.append({"kind": "p", "lines": list(paragraph)})
+            paragraph.clear()
+
+    for line in (text or "").splitlines():
+        heading, bullet, numbered = _HEADING.match(line), _BULLET.match(line), _NUMBERED.match(line)
+        if not line.strip():
+            flush()
+        elif heading:
+            flush()
+            blocks.append({"kind": "h", "segments": inline_segments(heading.group(2).strip())})
+        elif bullet or numbered:
+            flush()
+            kind = "ul" if bullet else "ol"
+            item = inline_segments((bullet or numbered).group(1))  # type: ignore[union-attr]
+            if blocks and blocks[-1]["kind"] == kind:
+                blocks[-1]["items"].append(item)
+            else:
+                blocks.append({"kind": kind, "items": [item]})
+        else:
+            paragraph.append(inline_segments(line.strip()))
+    flush()
+    return blocks
+
+
+@dataclass
+class ParameterRow:
+    name: str
+    type: str
+    default: str
+    description: str
+    required: bool
+    choices: str
+
+
+def parameter_rows(schema: dict[str, Any]) -> list[ParameterRow]:
+    properties = schema_properties(schema)
+    required = set(as_dict(schema).get("required") or [])
+    rows = []
+    for name in parameter_names(schema):
+        prop = as_dict(properties[name])
+        kind = prop.get("type", "choice" if isinstance(prop.get("enum"), list) else "any")
+        if isinstance(kind, list):
+            kind = " or ".join(str(k) for k in kind)
+        items = as_dict(prop.get("items"))
+        options = prop.get("enum") if isinstance(prop.get("enum"), list) else None
+        if kind == "array" and isinstance(items.get("enum"), list):
+            kind, options = "list of choices", items["enum"]
+        elif kind == "array" and items.get("type"):
+            kind = f"list of {items['type']}s"
+        rows.append(
+            ParameterRow(
+                name=name,
+                type=str(kind),
+                default=json_compact(prop["default"]) if "default" in prop else "",
+                description=str(prop.get("description") or prop.get("title") or ""),
+                required=name in required and "default" not in prop,
+                choices=", ".join(json_compact(option) for option in options) if options else "",
+            )
+        )
+    return rows
+
+
+# ---------- library ----------
+
+
+def _library(request, query: str = "", category: str = ""):
+    return selectors.library_search(query=query, category=category, partner_id=request.tenant.partner_id)
+
+
+def _template_or_404(request, key: str) -> WorkflowTemplate:
+    """A template this tenant may see (platform-wide or its own provider's), else 404."""
+    found = selectors.library_template(key=key, partner_id=request.tenant.partner_id)
+    if found is None:
+        raise Http404("No such template in your library.")
+    return found
+
+
+def _template_version(template: WorkflowTemplate, version: str = "") -> TemplateVersion | None:
+    if version:
+        return selectors.template_version_get(template=template, version=version)
+    return selectors.template_latest_version(template=template)
+
+
+def _own_definitions_from(template_key: str) -> list[Definition]:
+    """This tenant's workflows cloned from a template (so nobody clones it twice by mistake)."""
+    return [definition for definition in selectors.definitions_list(query=template_key) if definition.template_key == template_key]
+
+
+@tenant_role_required()
+def library(request):
+    query, category = request.GET.get("q", "").strip(), request.GET.get("category", "")
+    page = Paginator(_library(request, query, category), 24).get_page(request.GET.get("page"))
+    in_use = Counter(definition.template_key for definition in selectors.definitions_list() if definition.template_key)
+    cards = [
+        {
+            "template": template,
+            "latest": selectors.template_latest_version(template=template),
+            "owner": _owner_label(request, template),
+            "in_use": in_use.get(template.key, 0),
+        }
+        for template in page.object_list
+    ]
+    context = {"page": page, "cards": cards, "query": query, "category": category, "categories": TemplateCategory.choices}
+    template_name = "workflows/_library_results.html" if request.htmx else "workflows/library.html"
+    return render(request, template_name, context)
+
+
+@tenant_role_required()
+def template_detail(request, key: str):
+    template = _template_or_404(request, key)
+    versions = list(selectors.template_versions(template=template))
+    requested = request.GET.get("version", "")
+    shown = next((v for v in versions if v.version == requested), None) if requested else (versions[0] if versions else None)
+    if requested and shown is None:
+        raise Http404("No such version of this template.")
+    context = {
+        "template": template,
+        "owner": _owner_label(request, template),
+        "versions": versions,
+        "shown": shown,
+        "is_latest": bool(versions) and shown == versions[0],
+        "documentation": documentation_blocks(shown.documentation) if shown else [],
+        "parameters": parameter_rows(shown.parameters_schema) if shown else [],
+        "diagram": diagram_svg(shown.definition, uid="tpl", title=f"Steps of {template.name}") if shown else "",
+        "can_clone": _can(request.user, AUTHORS),
+        "own_definitions": _own_definitions_from(template.key),
+    }
+    return render(request, "workflows/template_detail.html", context)
+
+
+# ---------- clone wizard ----------
+
+
+def _wizard_state(request, key: str) -> dict[str, Any]:
+    return dict(request.session.get(WIZARD_SESSION_KEY.format(key=key)) or {})
+
+
+def _wizard_save(request, key: str, state: dict[str, Any]) -> None:
+    request.session[WIZARD_SESSION_KEY.format(key=key)] = state
+
+
+def _free_key(base: str) -> str:
+    """A definition key to suggest: the template's, or the first free "<key>-N"."""
+    for candidate in [base, *(f"{base}-{n}" for n in range(2, 10))]:
+        if selectors.definition_by_key(key=candidate) is None:
+            return candidate
+    return ""
+
+
+def _wizard_render(request, template, version, step: int, *, status: int = 200, **context):
+    context.update(
+        {
+            "template": template,
+            "version": version,
+            "step": step,
+            "steps": [{"number": n, "label": label, "done": n < step, "current": n == step} for n, label in enumerate(WIZARD_STEPS, 1)],
+            "step_count": len(WIZARD_STEPS),
+        }
+    )
+    return render(request, "workflows/clone.html", context, status=status)
+
+
+@tenant_role_required(*AUTHORS)
+def clone(request, key: str):
+    """Three steps – name and key, parameters, review – kept in the session until created."""
+    template = _template_or_404(request, key)
+    state = _wizard_state(request, key)
+    version = _template_version(template, state.get("version", ""))
+    if version is None:
+        messages.error(request, f"{template.name} has no published version to clone yet.")
+        return redirect("workflows:template", key=key)
+    if state.get("version") != version.version:
+        state = {"version": version.version}
+    try:
+        step = int(request.POST.get("step") or request.GET.get("step") or 1)
+    except ValueError:
+        step = 1
+    step = min(max(step, 1), 3)
+    if step > 1 and not state.get("key"):
+        step = 1
+    if step > 2 and "parameters" not in state:
+        step = 2
+
+    if step == 1:
+        form = CloneNameForm(
+            request.POST or None, initial={"name": state.get("name") or template.name, "key": state.get("key") or _free_key(template.key)}
+        )
+        if request.method == "POST" and form.is_valid():
+            state.update(name=form.cleaned_data["name"], key=form.cleaned_data["key"])
+            _wizard_save(request, key, state)
+            return redirect(reverse("workflows:clone", args=[key]) + "?step=2")
+        return _wizard_render(
+            request,
+            template,
+            version,
+            1,
+            form=form,
+            own_definitions=_own_definitions_from(template.key),
+            status=400 if form.errors else 200,
+        )
+
+    if step == 2:
+        schema = version.parameters_schema or {}
+        params_form = ParametersForm(request.POST or None, schema=schema, values=state.get("parameters"))
+        others: list[Any] = []
+        if request.method == "POST":
+            valid = params_form.is_valid()
+            values = params_form.parameter_values()
+            _bound, problems = parameters_validate(schema, values)
+            # Every problem at once: the template's rules too for inputs the form itself accepted.
+            problems = [problem for problem in problems if pointer_field(problem.pointer) not in params_form.errors]
+            others = params_form.add_problems(problems)
+            if valid and not problems:
+                state["parameters"] = values
+                _wizard_save(request, key, state)
+                return redirect(reverse("workflows:clone", args=[key]) + "?step=3")
+        status = 400 if params_form.errors or others else 200
+        return _wizard_render(request, template, version, 2, form=params_form, problems=others, status=status)
+
+    # step 3: review, then create
+    parameters = state["parameters"]
+    if request.method == "POST":
+        try:
+            definition = services.definition_clone(
+                template_version=version,
+                key=state["key"],
+                name=state["name"],
+                parameters=parameters,
+                connection_bindings={},
+                actor=request.user,
+            )
+        except services.DefinitionInvalid as exc:
+            refused = ParametersForm.bound_to(schema=version.parameters_schema or {}, values=parameters)
+            others = refused.add_problems(exc.problems)
+            messages.error(request, "The template refused these parameters: fix them below.")
+            return _wizard_render(request, template, version, 2, form=refused, problems=others, status=400)
+        except services.WorkflowError as exc:
+            name_form = CloneNameForm(data={"name": state["name"], "key": state["key"]})
+            name_form.is_valid()
+            name_form.add_error(exc.field if exc.field in name_form.fields else None, exc.message)
+            return _wizard_render(request, template, version, 1, form=name_form, status=400)
+        request.session.pop(WIZARD_SESSION_KEY.format(key=key), None)
+        messages.success(request, f"{definition.name} created as draft v1. Submit it for approval when it is ready.")
+        return redirect("workflows:definition", key=definition.key)
+    bound, _problems = parameters_validate(version.parameters_schema or {}, parameters)
+    rows = parameter_rows(version.parameters_schema or {})
+    for row in rows:
+        row.default = json_compact(bound[row.name]) if row.name in bound else ""
+    return _wizard_render(
+        request,
+        template,
+        version,
+        3,
+        state=state,
+        parameter_values=rows,
+        connections=sorted(services.connections_used(_rendered_spec(version, parameters))),
+        diagram=diagram_svg(_rendered_spec(version, parameters), uid="clone", title=f"Steps of {template.name}"),
+    )
+
+
+def _rendered_spec(version: TemplateVersion, parameters: dict[str, Any]) -> dict[str, Any]:
+    """The template's definition with the chosen parameters filled in, as the clone will hold it."""
+    bound, _problems = parameters_validate(version.parameters_schema or {}, parameters)
+    spec, _unbound = render_placeholders(version.definition, bound, keep_unbound=True)
+    return spec if isinstance(spec, dict) else {}
+
+
+# ---------- definitions ----------
+
+STATUS_BADGES: dict[str, str] = {
+    VersionStatus.DRAFT: "muted",
+    VersionStatus.SUBMITTED: "info",
+    VersionStatus.APPROVED: "brand",
+    VersionStatus.PUBLISHED: "ok",
+    VersionStatus.SUPERSEDED: "muted",
+    VersionStatus.REJECTED: "danger",
+}
+
+
+def _latest_version(definition: Definition) -> DefinitionVersion | None:
+    versions = selectors.definition_versions(definition=definition)
+    return versions[0] if versions else None
+
+
+@tenant_role_required()
+def definitions(request):
+    query = request.GET.get("q", "").strip()
+    page = Paginator(selectors.definitions_list(query=query), 25).get_page(request.GET.get("page"))
+    rows = []
+    for definition in page.object_list:
+        latest = _latest_version(definition)  # its status too, so one query per row on a page of 25
+        rows.append(
+            {
+                "definition": definition,
+                "latest": latest,
+                "badge": STATUS_BADGES.get(latest.status, "muted") if latest else "muted",
+                "newer": selectors.definition_newer_upstream(definition=definition) if definition.template_key else None,
+            }
+        )
+    policy = selectors.workflow_policy()
+    context = {
+        "page": page,
+        "rows": rows,
+        "query": query,
+        "policy": policy,
+        "policy_form": PolicyForm(initial={"require_second_approver": policy.require_second_approver}),
+        "can_author": _can(request.user, AUTHORS),
+        "can_set_policy": _can(request.user, APPROVERS),
+    }
+    return render(request, "workflows/definitions.html", context)
+
+
+@require_POST
+@tenant_role_required(*APPROVERS)
+def policy_update(request):
+    form = PolicyForm(request.POST)
+    form.is_valid()
+    required = bool(form.cleaned_data.get("require_second_approver"))
+    services.workflow_policy_update(require_second_approver=required, actor=request.user)
+    if required:
+        messages.success(request, "Four eyes is on: a version needs an approver other than the person who wrote or submitted it.")
+    else:
+        messages.success(request, "Four eyes is off: one tenant admin can approve and publish on their own.")
+    return redirect(reverse("workflows:definitions") + "#policy")
+
+
+def _definition_or_404(key: str) -> Definition:
+    definition = selectors.definition_by_key(key=key)
+    if definition is None:
+        raise Http404("No such workflow.")
+    return definition
+
+
+def _spec_changes(changes) -> list[dict[str, Any]]:
+    return [
+        {
+            "pointer": change.pointer or "/",
+            "kind": change.kind,
+            "old": json_pretty(change.old) if change.kind != "added" else "",
+            "new": json_pretty(change.new) if change.kind != "removed" else "",
+        }
+        for change in changes
+    ]
+
+
+def _version_actions(user, version: DefinitionVersion, definition: Definition, four_eyes: bool) -> list[str]:
+    """What this person may do to this version now (the services refuse anything else anyway)."""
+    author, approver = _can(user, AUTHORS), _can(user, APPROVERS)
+    actions = []
+    if version.status == VersionStatus.DRAFT and author:
+        actions.append("submit")
+    if version.status == VersionStatus.SUBMITTED and approver:
+        # Without four eyes a tenant admin may publish a submitted version directly.
+        actions += ["approve", "reject"] if four_eyes else ["approve", "publish", "reject"]
+    if version.status == VersionStatus.APPROVED and approver:
+        actions += ["publish", "reject"]
+    if version.published_at and version.pk != definition.published_version_id and approver:
+        actions.append("rollback")
+    return actions
+
+
+def _definition_render(request, definition: Definition, *, row_error: dict | None = None, status: int = 200):
+    versions = list(selectors.definition_versions(definition=definition))
+    requested = request.GET.get("version", "")
+    shown = None
+    if requested.isdigit():
+        shown = next((v for v in versions if v.number == int(requested)), None)
+    shown = shown or definition.published_version or (versions[0] if versions else None)
+    policy = selectors.workflow_policy()
+    rows = [
+        {
+            "version": version,
+            "badge": STATUS_BADGES.get(version.status, "muted"),
+            "actions": _version_actions(request.user, version, definition, policy.require_second_approver),
+            "error": row_error["message"] if row_error and row_error["number"] == version.number else "",
+            "error_action": row_error["action"] if row_error and row_error["number"] == version.number else "",
+            "needs_other_approver": policy.require_second_approver
+            and version.status == VersionStatus.SUBMITTED
+            and request.user.email.lower() in {version.created_by_email.lower(), version.submitted_by_email.lower()},
+        }
+        for version in versions
+    ]
+    newer = selectors.definition_newer_upstream(definition=definition) if definition.template_key else None
+    preview = None
+    if newer:
+        try:
+            preview = services.definition_upgrade_preview(definition=definition, template_version=newer)
+        except services.WorkflowError as exc:
+            messages.warning(request, f"v{newer.version} upstream cannot be previewed: {exc.message}")
+            newer = None
+    context = {
+        "definition": definition,
+        "rows": rows,
+        "shown": shown,
+        "spec_json": json_pretty(shown.spec) if shown else "",
+        "parameters_json": json_pretty(shown.parameters) if shown else "",
+        "diagram": diagram_svg(shown.spec, uid="def", title=f"Steps of {definition.name} v{shown.number}") if shown else "",
+        "upstream_changes": _spec_changes(selectors.definition_upstream_diff(definition=definition)) if definition.template_key else [],
+        "newer": newer,
+        "preview": preview,
+        "preview_changes": _spec_changes(preview.spec_diff) if preview else [],
+        "preview_kept": {name: json_compact(value) for name, value in preview.kept_parameters.items()} if preview else {},
+        "preview_defaults": {name: json_compact(value) for name, value in preview.new_defaults.items()} if preview else {},
+        "shown_badge": STATUS_BADGES.get(shown.status, "muted") if shown else "muted",
+        "policy": policy,
+        "can_author": _can(request.user, AUTHORS),
+        "comment_form": VersionCommentForm(),
+    }
+    return render(request, "workflows/definition_detail.html", context, status=status)
+
+
+@tenant_role_required()
+def definition_detail(request, key: str):
+    return _definition_render(request, _definition_or_404(key))
+
+
+def _version_or_404(definition: Definition, number: int) -> DefinitionVersion:
+    version = next((v for v in selectors.definition_versions(definition=definition) if v.number == number), None)
+    if version is None:
+        raise Http404("No such version.")
+    return version
+
+
+DONE_MESSAGES = {
+    "submit": "v{n} submitted for approval.",
+    "approve": "v{n} approved. Publish it to make new runs use it.",
+    "reject": "v{n} rejected; its author sees your comment.",
+    "publish": "v{n} published: runs started from now on use it. Runs already going stay on their version.",
+    "rollback": "Rolled back to v{n}, published as a new version: runs started from now on use it.",
+}
+
+
+def _transition(request, key: str, number: int, action: str):
+    definition = _definition_or_404(key)
+    version = _version_or_404(definition, number)
+    form = VersionCommentForm(request.POST)
+    comment = form.data.get("comment", "").strip()
+    try:
+        if action == "submit":
+            services.definition_version_submit(version=version, actor=request.user)
+        elif action == "approve":
+            services.definition_version_approve(version=version, actor=request.user, comment=comment)
+        elif action == "reject":
+            services.definition_version_reject(version=version, actor=request.user, comment=comment)
+        elif action == "publish":
+            services.definition_version_publish(version=version, actor=request.user)
+        elif action == "rollback":
+            services.definition_rollback(definition=definition, to_version=version, actor=request.user)
+    except (services.WorkflowError, services.ApprovalRefused) as exc:
+        message = getattr(exc, "message", str(exc))
+        messages.error(request, f"v{number}: {message}")
+        return _definition_render(
+            request, _definition_or_404(key), row_error={"number": number, "action": action, "message": message}, status=400
+        )
+    except services.DefinitionInvalid as exc:
+        message = "; ".join(f"{problem.pointer or '/'}: {problem.reason}" for problem in exc.problems) or str(exc)
+        messages.error(request, f"v{number} is not valid: {message}")
+        return _definition_render(
+            request, _definition_or_404(key), row_error={"number": number, "action": action, "message": message}, status=400
+        )
+    messages.success(request, DONE_MESSAGES[action].format(n=number))
+    return redirect(reverse("workflows:definition", args=[key]) + "#versions")
+
+
+@require_POST
+@tenant_role_required(*AUTHORS)
+def version_submit(request, key: str, number: int):
+    return _transition(request, key, number, "submit")
+
+
+@require_POST
+@tenant_role_required(*APPROVERS)
+def version_approve(request, key: str, number: int):
+    return _transition(request, key, number, "approve")
+
+
+@require_POST
+@tenant_role_required(*APPROVERS)
+def version_reject(request, key: str, number: int):
+    return _transition(request, key, number, "reject")
+
+
+@require_POST
+@tenant_role_required(*APPROVERS)
+def version_publish(request, key: str, number: int):
+    return _transition(request, key, number, "publish")
+
+
+@require_POST
+@tenant_role_required(*APPROVERS)
+def version_rollback(request, key: str, number: int):
+    return _transition(request, key, number, "rollback")
+
+
+@require_POST
+@tenant_role_required(*AUTHORS)
+def definition_upgrade(request, key: str):
+    definition = _definition_or_404(key)
+    newer = selectors.definition_newer_upstream(definition=definition)
+    wanted = request.POST.get("version", "")
+    if newer is None or (wanted and newer.version != wanted):
+        messages.error(request, "There is no newer upstream version to take (or it changed while you looked): check the preview again.")
+        return redirect(reverse("workflows:definition", args=[key]) + "#upstream")
+    try:
+        version = services.definition_upgrade(definition=definition, template_version=newer, actor=request.user)
+    except services.DefinitionInvalid as exc:
+        problems = "; ".join(f"{problem.pointer or '/'}: {problem.reason}" for problem in exc.problems)
+        messages.error(request, f"Upgrading to v{newer.version} would make the definition invalid: {problems}")
+        return redirect(reverse("workflows:definition", args=[key]) + "#upstream")
+    except services.WorkflowError as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("workflows:definition", args=[key]) + "#upstream")
+    number = getattr(version, "number", None)
+    messages.success(
+        request,
+        f"Took {definition.template_key} v{newer.version} as a new draft{f' v{number}' if number else ''}. Review, submit and publish it.",
+    )
+    return redirect(reverse("workflows:definition", args=[key]) + "#versions")
+
+
+@tenant_role_required(*AUTHORS)
+def definition_edit(request, key: str):
+    definition = _definition_or_404(key)
+    latest = _latest_version(definition)
+    base = latest
+    schema = _definition_parameters_schema(request, definition)
+    form = DefinitionEditForm(request.POST or None, initial={"spec": readable(base.spec) if base else {}})
+    params_form = ParametersForm(request.POST or None, schema=schema, values=base.parameters if base else {})
+    problems: list[Any] = []
+    if request.method == "POST" and form.is_valid() and params_form.is_valid():
+        try:
+            version = services.definition_draft_create(
+                definition=definition,
+                spec=form.cleaned_data["spec"],
+                parameters=params_form.parameter_values() if params_form.has_parameters else (base.parameters if base else {}),
+                comment=form.cleaned_data["comment"],
+                actor=request.user,
+            )
+        except services.DefinitionInvalid as exc:
+            problems = list(exc.problems)
+            params_form.add_problems([p for p in problems if p.pointer.startswith("/parameters/")])
+        except services.WorkflowError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Draft v{version.number} saved. Submit it for approval from the versions list.")
+            return redirect(reverse("workflows:definition", args=[key]) + "#versions")
+    shown_spec = (
+        form.cleaned_data.get("spec") if form.is_bound and hasattr(form, "cleaned_data") and form.cleaned_data.get("spec") else None
+    )
+    context = {
+        "definition": definition,
+        "latest": latest,
+        "form": form,
+        "params_form": params_form,
+        "problems": problems,
+        "problem_fields": {pointer_field(p.pointer) for p in problems if p.pointer.startswith("/parameters/")},
+        "diagram": diagram_svg(
+            shown_spec if shown_spec is not None else (base.spec if base else {}), uid="edit", title=f"Steps of {definition.name}"
+        ),
+    }
+    invalid = form.errors or params_form.errors or problems
+    return render(request, "workflows/definition_edit.html", context, status=400 if invalid else 200)
+
+
+def _definition_parameters_schema(request, definition: Definition) -> dict[str, Any]:
+    """The parameters schema of the template version the definition is pinned to (empty if none)."""
+    if not definition.template_key:
+        return {}
+    latest = _latest_version(definition)
+    template = selectors.library_template(key=definition.template_key, partner_id=request.tenant.partner_id)
+    pinned = (latest.based_on_template_version if latest else "") or definition.template_version
+    version = _template_version(template, pinned) if template and pinned else None
+    return (version.parameters_schema or {}) if version else {}
