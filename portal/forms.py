@@ -9,6 +9,7 @@ API_SCOPES = [
     ("tenant:read", "Read tenant details"),
     ("workflows:read", "Read the workflow library and definitions"),
     ("workflows:write", "Clone and change workflow definitions"),
+    ("workflows:run", "Start workflow runs"),
 ]
 
 

@@ -3,10 +3,11 @@
 The app lives in both schemas: the library tables (WorkflowTemplate, TemplateVersion) exist only
 in public, so a tenant's search path (`t_<slug>, public`) reads the one shared library; the
 definition tables are in each tenant's schema. `workflows.routers` keeps migrations from
-creating library tables in tenant schemas. Runs, steps, timers and incidents arrive with the
-execution engine.
+creating library tables in tenant schemas. Runs and their step executions are per tenant and
+advanced by `workflows.engine`; timers and incidents arrive with the next slice of the engine.
 """
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 
@@ -135,3 +136,98 @@ class DefinitionVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition.key} v{self.number} ({self.status})"
+
+
+# --- runs (tenant schema) ------------------------------------------------------------------
+
+CORRELATION_KEYS = ("order", "shipment", "po", "bol", "pro")
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class Run(models.Model):
+    """One execution of a definition, pinned to the version it started on.
+
+    `ready_at` not null means the engine may advance it now (claims order by it); the lease
+    (`lease_owner`, `lease_expires_at`) says which worker holds it, so a dead worker's run is
+    claimable again once the lease runs out. `context` holds step outputs by step id.
+    """
+
+    definition = models.ForeignKey(Definition, on_delete=models.PROTECT, related_name="runs")
+    definition_version = models.ForeignKey(DefinitionVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=20)
+    business_key = models.CharField(max_length=200, blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    input = models.JSONField(default=dict)
+    context = models.JSONField(default=dict)
+    correlation = models.JSONField(default=dict)
+    current_step = models.CharField(max_length=80, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by_email = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "business_key"], condition=~models.Q(business_key=""), name="run_business_key_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["definition", "idempotency_key"], condition=~models.Q(idempotency_key=""), name="run_idempotency_key_unique"
+            ),
+        ]
+        indexes = [
+            GinIndex(fields=["correlation"], name="run_correlation_gin"),
+            models.Index(fields=["ready_at"], condition=models.Q(ready_at__isnull=False), name="run_ready_at"),
+            models.Index(fields=["status"], name="run_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.definition_id} ({self.status})"
+
+
+class StepStatus(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class StepExecution(models.Model):
+    """One attempt of one step: the run's timeline. `idempotency_key` is `<run id>:<step id>`, the
+    same for every attempt, and is what an outside-world step hands its connector."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.CharField(max_length=80)
+    kind = models.CharField(max_length=20)
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=StepStatus.choices)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(default=dict)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        constraints = [models.UniqueConstraint(fields=["idempotency_key", "attempt"], name="step_execution_attempt_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.step_id} #{self.attempt} ({self.status})"

@@ -16,7 +16,7 @@ from tenants.db import connection
 from tenants.selectors import tenants_filter
 from workflows.definition_schema import render_placeholders
 from workflows.diff import SpecChange, spec_diff
-from workflows.models import Definition, DefinitionVersion, TemplateVersion, WorkflowPolicy, WorkflowTemplate
+from workflows.models import Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, WorkflowPolicy, WorkflowTemplate
 from workflows.validation import step_edges
 
 _NEWEST_FIRST = ("-major", "-minor", "-patch")
@@ -221,3 +221,31 @@ def library_templates_all(*, query: str = "", category: str = "", owner: str = "
     elif owner.isdigit():
         templates = templates.filter(partner_id=int(owner))
     return templates.order_by("name", "pk")
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+def runs_list(
+    *, status: str = "", business_key: str = "", definition_key: str = "", correlation: dict[str, str] | None = None
+) -> QuerySet[Run]:
+    """Runs newest first; `correlation` matches runs holding every given key (GIN index, @>)."""
+    runs = Run.objects.select_related("definition", "definition_version")
+    if status:
+        runs = runs.filter(status=status)
+    if business_key:
+        runs = runs.filter(business_key=business_key)
+    if definition_key:
+        runs = runs.filter(definition__key=definition_key)
+    if correlation:
+        runs = runs.filter(correlation__contains=correlation)
+    return runs.order_by("-pk")
+
+
+def run_get(*, run_id: int) -> Run | None:
+    return Run.objects.select_related("definition", "definition_version").filter(pk=run_id).first()
+
+
+def run_steps(*, run: Run) -> QuerySet[StepExecution]:
+    """The run's timeline, in execution order."""
+    return StepExecution.objects.filter(run=run).order_by("pk")

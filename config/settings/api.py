@@ -18,6 +18,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`: name each choice set rather than let a hash do it.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "workflows.models.RunStatus",
+        "StepStatusEnum": "workflows.models.StepStatus",
+        "VersionStatusEnum": "workflows.models.VersionStatus",
+    },
 }
 # Requests per minute per API key (or per user), by the tenant's plan.
 BATON_PLAN_RATE_LIMITS = {"starter": 60, "standard": 600, "enterprise": 6000}

@@ -218,3 +218,40 @@ CONSOLE_ROUTES += [
     "/templates/new/",
     "/templates/customer-milestone-notifications/",
 ]
+
+
+# ---------- workflow runs and the process API (issue 3, engine core) ----------
+
+
+def workflow_run(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A run of a published definition whose input carries the marker; the id is the run's id."""
+    from workflows.models import DefinitionVersion
+    from workflows.runs import run_start
+    from workflows.services import definition_version_publish, definition_version_submit
+
+    version = _workflow_template_version()
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    admin = tenant_world.users["tenant_admin"]
+    with schema_context(tenant_world.schema):
+        definition = definition_clone(
+            template_version=version,
+            key=f"run-{uuid.uuid4().hex[:12]}",
+            name="Run probe",
+            parameters={},
+            connection_bindings={},
+            actor=admin,
+        )
+        draft = DefinitionVersion.objects.get(definition=definition, number=1)
+        definition_version_submit(version=draft, actor=admin)
+        definition_version_publish(version=draft, actor=admin)
+        run, _created = run_start(
+            definition=definition, input={"note": marker}, business_key=marker, trigger="manual", actor=Actor.system("isolation")
+        )
+    return str(run.pk), marker
+
+
+TENANT_ROUTES += [
+    Route("api runs list", "/api/v1/runs", "api", workflow_run, api_scope="workflows:read"),
+    Route("api runs by business key", "/api/v1/runs?business_key={marker}", "api", workflow_run, api_scope="workflows:read"),
+    Route("api run detail", "/api/v1/runs/{id}", "api", workflow_run, api_scope="workflows:read"),
+]

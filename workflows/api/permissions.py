@@ -9,3 +9,5 @@ WRITE_SCOPE = "workflows:write"
 
 CanRead = scoped(READ_SCOPE)
 CanWrite = scoped(WRITE_SCOPE, Role.TENANT_ADMIN, Role.PLANNER)
+RUN_SCOPE = "workflows:run"
+CanStartRuns = scoped(RUN_SCOPE, Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER)

@@ -1,7 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from workflows.models import Definition, DefinitionVersion, TemplateVersion, WorkflowTemplate
+from workflows.models import Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, WorkflowTemplate
 
 
 class TemplateVersionSummarySerializer(serializers.ModelSerializer):
@@ -132,3 +132,70 @@ class ProblemSerializer(serializers.Serializer):
     instance = serializers.CharField()
     # A declared field, so the metaclass removes the attribute; only the stubs see the clash with .errors.
     errors = ProblemErrorSerializer(many=True, required=False)  # type: ignore[assignment]
+
+
+class RunStartSerializer(serializers.Serializer):
+    """Start a run of the workflow's published version."""
+
+    input = serializers.DictField(required=False, default=dict, help_text="The run's input (at most 256 KB as JSON).")
+    business_key = serializers.CharField(
+        max_length=200, required=False, default="", allow_blank=True, help_text="Starting twice with the same key returns the first run."
+    )
+    correlation = serializers.DictField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=dict,
+        help_text="Searchable keys: order, shipment, po, bol, pro.",
+    )
+
+
+class RunLinksSerializer(serializers.Serializer):
+    self = serializers.CharField()
+    definition = serializers.CharField()
+
+
+class RunSerializer(serializers.ModelSerializer):
+    definition = serializers.CharField(source="definition.key", read_only=True)
+    version = serializers.IntegerField(source="definition_version.number", read_only=True, help_text="The pinned definition version.")
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "definition",
+            "version",
+            "status",
+            "trigger",
+            "business_key",
+            "correlation",
+            "current_step",
+            "input",
+            "context",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "links",
+        ]
+
+    @extend_schema_field(RunLinksSerializer)
+    def get_links(self, run: Run) -> dict:
+        return {"self": f"/api/v1/runs/{run.pk}", "definition": f"/api/v1/definitions/{run.definition.key}"}
+
+
+class StepExecutionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = StepExecution
+        fields = ["step_id", "kind", "attempt", "status", "input", "output", "error", "started_at", "finished_at", "duration_ms"]
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = serializers.SerializerMethodField(help_text="Step executions in order: the run's timeline.")
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "steps"]
+
+    @extend_schema_field(StepExecutionSerializer(many=True))
+    def get_steps(self, run: Run) -> list:
+        return list(StepExecutionSerializer(self.context.get("steps", []), many=True).data)

@@ -1,5 +1,8 @@
-"""The workflow API on a tenant's host: the library it may use and its own definitions."""
+"""The workflow API on a tenant's host: the library it may use, its own definitions, and the
+process API that starts and reads runs."""
 
+import hashlib
+import json
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -10,17 +13,21 @@ from rest_framework.views import APIView
 
 from accounts.api.authentication import ApiKeyPrincipal
 from governance.services import Actor
-from workflows.api.permissions import CanRead, CanWrite
+from workflows.api.permissions import CanRead, CanStartRuns, CanWrite
 from workflows.api.serializers import (
     DefinitionCloneSerializer,
     DefinitionDetailSerializer,
     DefinitionSerializer,
     DefinitionVersionSerializer,
     ProblemSerializer,
+    RunDetailSerializer,
+    RunSerializer,
+    RunStartSerializer,
     TemplateDetailSerializer,
     TemplateSerializer,
 )
-from workflows.models import Definition, TemplateCategory
+from workflows.models import CORRELATION_KEYS, Definition, RunStatus, TemplateCategory
+from workflows.runs import DefinitionNotPublished, RunConflict, RunError, RunInputTooLarge, run_start
 from workflows.selectors import (
     definition_by_key,
     definition_current_version,
@@ -28,6 +35,9 @@ from workflows.selectors import (
     definitions_list,
     library_search,
     library_template,
+    run_get,
+    run_steps,
+    runs_list,
     template_latest_version,
     template_version_get,
     template_versions,
@@ -199,3 +209,139 @@ class DefinitionVersionList(generics.ListAPIView):
 
     def get_queryset(self):
         return definition_versions(definition=_definition_or_404(self.kwargs["key"]))
+
+
+# --- the process API: start runs, read them ----------------------------------------------
+
+
+class RunConflictError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The idempotency key was used with a different request."
+    default_code = "conflict"
+    problem_type = "idempotency-key-reused"
+
+
+class RunInputTooLargeError(UnprocessableRequest):
+    problem_type = "run-input-too-large"
+
+
+class RunRequestInvalid(UnprocessableRequest):
+    problem_type = "run-request-invalid"
+
+
+def _request_hash(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ProcessRunStart(APIView):
+    """Start a run of a published workflow. Idempotent: the same `business_key` or
+    `Idempotency-Key` returns the first run (200); the same key with a different body is a 409."""
+
+    permission_classes = [CanStartRuns]
+
+    @extend_schema(
+        operation_id="process_run_start",
+        request=RunStartSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Retries with the same key and body return the same run; a different body is refused with 409.",
+            )
+        ],
+        responses={
+            201: OpenApiResponse(RunSerializer, description="Started."),
+            200: OpenApiResponse(RunSerializer, description="Already started with this key: the same run."),
+            403: _PROBLEM_RESPONSES[403],
+            404: OpenApiResponse(ProblemSerializer, description="No such workflow, or nothing published."),
+            409: OpenApiResponse(ProblemSerializer, description="The idempotency key was used with a different body."),
+            422: OpenApiResponse(ProblemSerializer, description="Every problem, as `errors: [{pointer, reason}]`."),
+        },
+    )
+    def post(self, request, key: str):
+        definition = _definition_or_404(key)
+        if not isinstance(request.data, dict):
+            raise RunRequestInvalid([DefinitionProblem("", "the body must be a JSON object")])
+        form = RunStartSerializer(data=request.data)
+        if not form.is_valid():
+            raise RunRequestInvalid(_serializer_problems(form.errors))
+        data = form.validated_data
+        try:
+            run, created = run_start(
+                definition=definition,
+                input=data["input"],
+                business_key=data["business_key"],
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+                request_hash=_request_hash(request.data),
+                correlation=data["correlation"],
+                trigger="api",
+                actor=_actor(request),
+            )
+        except DefinitionNotPublished as error:
+            raise exceptions.NotFound(error.message) from error
+        except RunConflict as error:
+            raise RunConflictError(error.message) from error
+        except RunInputTooLarge as error:
+            raise RunInputTooLargeError([DefinitionProblem("/input", error.message)]) from error
+        except RunError as error:
+            pointer = "/header/Idempotency-Key" if error.field == "idempotency_key" else (f"/{error.field}" if error.field else "")
+            raise RunRequestInvalid([DefinitionProblem(pointer, error.message)]) from error
+        return Response(
+            RunSerializer(run_get(run_id=run.pk)).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers={"Location": f"/api/v1/runs/{run.pk}"},
+        )
+
+
+def _correlation_filter(text: str) -> dict[str, str]:
+    if not text:
+        return {}
+    name, _, value = text.partition(":")
+    if name not in CORRELATION_KEYS or not value:
+        raise RunRequestInvalid([DefinitionProblem("/correlation", f"use name:value with a name among {', '.join(CORRELATION_KEYS)}")])
+    return {name: value}
+
+
+class RunList(generics.ListAPIView):
+    """This workspace's runs, newest first, filtered by status, business key, workflow or correlation key."""
+
+    serializer_class = RunSerializer
+    permission_classes = [CanRead]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=list(RunStatus.values)),
+            OpenApiParameter("business_key", OpenApiTypes.STR),
+            OpenApiParameter("definition", OpenApiTypes.STR, description="A workflow's key."),
+            OpenApiParameter(
+                "correlation", OpenApiTypes.STR, description="`name:value`, e.g. `order:123` (order, shipment, po, bol, pro)."
+            ),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return runs_list(
+            status=params.get("status", ""),
+            business_key=params.get("business_key", ""),
+            definition_key=params.get("definition", ""),
+            correlation=_correlation_filter(params.get("correlation", "")),
+        )
+
+
+class RunDetail(APIView):
+    """One run with its timeline of step executions."""
+
+    permission_classes = [CanRead]
+
+    @extend_schema(responses={200: RunDetailSerializer, **_PROBLEM_RESPONSES})
+    def get(self, request, run_id: int):
+        run = run_get(run_id=run_id)
+        if run is None:
+            raise exceptions.NotFound(f"There is no run {run_id} in this workspace.")
+        return Response(RunDetailSerializer(run, context={"steps": list(run_steps(run=run))}).data)

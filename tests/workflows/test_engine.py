@@ -1,0 +1,295 @@
+"""The engine in process (no worker): starting runs, claims, steps, the connector's idempotency key."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+from django_tenants.utils import schema_context
+
+from governance.models import AuditEvent
+from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, runs_delete, version_publish
+from workflows.engine import FakeConnector, connector_port_set, run_advance, runs_claim
+from workflows.models import Definition, Run, StepExecution
+from workflows.runs import DefinitionNotPublished, RunConflict, RunError, RunInputTooLarge, run_start
+from workflows.services import definition_clone
+
+ORDER = {"order_id": "SO-1", "total": 250, "lines": [{"sku": "A-1", "qty": 2}]}
+
+
+@pytest.fixture
+def fake():
+    port = FakeConnector()
+    previous = connector_port_set(port)
+    yield port
+    connector_port_set(previous)
+
+
+def _start(world, definition, input=None, **kwargs) -> Run:
+    with schema_context(world.acme.schema):
+        run, created = run_start(definition=definition, input=ORDER if input is None else input, trigger="api", actor=SYSTEM, **kwargs)
+        assert created
+        return run
+
+
+def _advance(world, run: Run, owner: str = "worker-1") -> Run:
+    """Claim the run the way a worker does, then advance it."""
+    with schema_context(world.acme.schema):
+        assert run.pk in runs_claim(owner=owner, limit=100, lease_seconds=60)
+        run_advance(run_id=run.pk, owner=owner)
+        run.refresh_from_db()
+        return run
+
+
+def _timeline(world, run: Run) -> list[tuple[str, str, int]]:
+    with schema_context(world.acme.schema):
+        return list(StepExecution.objects.filter(run=run).order_by("pk").values_list("step_id", "status", "attempt"))
+
+
+# --- starting runs -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_started_run_is_queued_ready_on_the_published_version_and_audited(world):
+    definition = definition_published(world.acme)
+    run = _start(world, definition, correlation={"order": "SO-1", "po": 42})
+    with schema_context(world.acme.schema):
+        assert (run.status, run.current_step, run.definition_version.number) == ("queued", "check", 1)
+        assert run.ready_at is not None and run.correlation == {"order": "SO-1", "po": "42"}
+        audit = AuditEvent.objects.filter(action="workflow_run.started", target_id=str(run.pk)).get()
+        assert audit.data["definition"] == definition.key
+
+
+@pytest.mark.django_db
+def test_the_same_business_key_or_idempotency_key_returns_the_same_run(world):
+    definition = definition_published(world.acme)
+    with schema_context(world.acme.schema):
+        first, created = run_start(definition=definition, input=ORDER, business_key="SO-1", trigger="api", actor=SYSTEM)
+        again, created_again = run_start(definition=definition, input={"other": 1}, business_key="SO-1", trigger="event", actor=SYSTEM)
+        assert created and not created_again and again.pk == first.pk
+        keyed, _ = run_start(definition=definition, input=ORDER, idempotency_key="k-1", request_hash="h1", trigger="api", actor=SYSTEM)
+        same, created_same = run_start(
+            definition=definition, input=ORDER, idempotency_key="k-1", request_hash="h1", trigger="api", actor=SYSTEM
+        )
+        assert same.pk == keyed.pk and not created_same
+        with pytest.raises(RunConflict, match="'k-1' was already used for run"):
+            run_start(definition=definition, input=ORDER, idempotency_key="k-1", request_hash="h2", trigger="api", actor=SYSTEM)
+        assert Run.objects.filter(definition=definition).count() == 2
+
+
+@pytest.mark.django_db
+def test_starting_needs_a_published_version_and_a_small_input(world, order_release):
+    with schema_context(world.acme.schema):
+        draft_only = definition_clone(
+            template_version=order_release,
+            key="draft-only",
+            name="Draft only",
+            parameters={"carrier_connection": "acme-tms"},
+            connection_bindings={},
+            actor=world.acme.users["tenant_admin"],
+        )
+        with pytest.raises(DefinitionNotPublished, match="'draft-only' has no published version yet"):
+            run_start(definition=draft_only, input={}, trigger="api", actor=SYSTEM)
+    definition = definition_published(world.acme)
+    with schema_context(world.acme.schema):
+        with pytest.raises(RunInputTooLarge, match="the limit is 256 KB. Store large payloads as documents"):
+            run_start(definition=definition, input={"blob": "x" * 300_000}, trigger="api", actor=SYSTEM)
+        with pytest.raises(RunError, match="Unknown correlation key 'invoice'"):
+            run_start(definition=definition, input={}, correlation={"invoice": "1"}, trigger="api", actor=SYSTEM)
+        assert not Run.objects.filter(definition=definition).exists()
+
+
+def test_three_concurrent_starts_with_one_key_make_one_run(world, committed):
+    definition = definition_published(world.acme)
+    barrier = threading.Barrier(3)
+
+    def start() -> tuple[int, bool]:
+        try:
+            with schema_context(world.acme.schema):
+                barrier.wait(timeout=10)
+                run, created = run_start(
+                    definition=definition, input=ORDER, idempotency_key="same-key", request_hash="h", trigger="api", actor=SYSTEM
+                )
+                return run.pk, created
+        finally:
+            connections.close_all()
+
+    try:
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            results = [future.result(timeout=30) for future in [pool.submit(start) for _ in range(3)]]
+        assert len({pk for pk, _created in results}) == 1
+        assert sorted(created for _pk, created in results) == [False, False, True]
+        with schema_context(world.acme.schema):
+            assert Run.objects.filter(definition=definition).count() == 1
+    finally:
+        runs_delete(world.acme, definition)
+
+
+# --- steps -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_four_step_run_succeeds_with_its_context_and_timeline(world, fake):
+    definition = definition_published(world.acme)
+    run = _advance(world, _start(world, definition))
+    assert (run.status, run.error, run.ready_at, run.lease_owner) == ("succeeded", "", None, "")
+    assert run.started_at and run.finished_at
+    assert _timeline(world, run) == [
+        ("check", "succeeded", 1),
+        ("price", "succeeded", 1),
+        ("tender", "succeeded", 1),
+        ("done", "succeeded", 1),
+    ]
+    assert run.context == {
+        "check": {"matched": "default", "next": "price"},
+        "price": {"order": {"id": "SO-1", "total": 250, "first_sku": "A-1"}, "source": "api"},
+        "tender": {"accepted": True, "connection": "acme-tms", "action": "tender_load", "reference": "fake-1"},
+        "done": {"outcome": "succeeded"},
+    }
+    assert fake.effects == [
+        {
+            "tenant": world.acme.schema,
+            "connection": "acme-tms",
+            "action": "tender_load",
+            "payload": {"order": "SO-1", "threshold": 1000},
+            "idempotency_key": f"{run.pk}:tender",
+        }
+    ]
+    with schema_context(world.acme.schema):
+        tender = StepExecution.objects.get(run=run, step_id="tender")
+        assert tender.idempotency_key == f"{run.pk}:tender"
+        assert tender.input == {"connection": "acme-tms", "action": "tender_load", "payload": {"order": "SO-1", "threshold": 1000}}
+
+
+@pytest.mark.django_db
+def test_a_decision_takes_the_first_matching_case(world, fake):
+    definition = definition_published(world.acme)
+    run = _advance(world, _start(world, definition, {**ORDER, "total": 5000}))
+    assert run.status == "succeeded"
+    assert _timeline(world, run) == [("check", "succeeded", 1), ("hold", "succeeded", 1)]
+    assert run.context["check"] == {"matched": "large", "next": "hold"}
+    assert run.context["hold"]["template"] == "large-order" and run.context["hold"]["delivered"] is False
+    assert fake.effects == []
+
+
+@pytest.mark.django_db
+def test_a_failing_expression_fails_the_run_naming_the_step_and_the_expression(world, fake):
+    definition = definition_published(world.acme)
+    run = _advance(world, _start(world, definition, {"order_id": "SO-2"}))
+    assert run.status == "failed" and run.finished_at and run.ready_at is None
+    assert run.error == "Step 'check' (decision) failed: expression `input.total > 1000` failed: no such member in mapping: 'total'"
+    assert _timeline(world, run) == [("check", "failed", 1)]
+    with schema_context(world.acme.schema):
+        assert StepExecution.objects.get(run=run).error == run.error
+
+
+@pytest.mark.django_db
+def test_a_retried_connector_step_reuses_its_key_and_causes_no_second_effect(world, fake):
+    definition = definition_published(world.acme)
+    run = _advance(world, _start(world, definition))
+    assert run.status == "succeeded"
+    # A retry after the effect: the run goes back to the connector step (as a replay would).
+    with schema_context(world.acme.schema):
+        Run.objects.filter(pk=run.pk).update(
+            status="running", current_step="tender", ready_at=timezone.now(), finished_at=None, lease_owner="", lease_expires_at=None
+        )
+    run = _advance(world, run, owner="worker-2")
+    assert run.status == "succeeded"
+    assert [(step, attempt) for step, _status, attempt in _timeline(world, run)][-3:] == [("done", 1), ("tender", 2), ("done", 2)]
+    assert len(fake.calls_for(f"{run.pk}:tender")) == 1
+    with schema_context(world.acme.schema):
+        outputs = list(StepExecution.objects.filter(run=run, step_id="tender").values_list("output", flat=True))
+    assert outputs[0] == outputs[1] == {"accepted": True, "connection": "acme-tms", "action": "tender_load", "reference": "fake-1"}
+
+
+@pytest.mark.django_db
+def test_a_run_leased_to_another_worker_is_neither_claimed_nor_advanced(world, fake):
+    definition = definition_published(world.acme)
+    run = _start(world, definition)
+    with schema_context(world.acme.schema):
+        assert run.pk in runs_claim(owner="other-worker", limit=100)
+        assert run.pk not in runs_claim(owner="me", limit=100)
+        assert run_advance(run_id=run.pk, owner="me") == "queued"
+        assert not StepExecution.objects.filter(run=run).exists()
+        # Once the other worker's lease has run out (it died), the run is claimable again.
+        Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        assert run.pk in runs_claim(owner="me", limit=100)
+        assert run_advance(run_id=run.pk, owner="me") == "succeeded"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("step", "kind"),
+    [
+        (
+            {"id": "wait", "kind": "wait_event", "event_type": "edi.990", "timeout": "PT2H", "next": "done", "on_timeout": "done"},
+            "wait_event",
+        ),
+        ({"id": "wait", "kind": "approval", "assignee_roles": ["planner"], "next": "done", "on_reject": "done"}, "approval"),
+    ],
+)
+def test_a_step_kind_the_engine_does_not_run_yet_parks_the_run_with_a_clear_error(world, fake, step, kind):
+    spec = {"start": "wait", "steps": [step, {"id": "done", "kind": "end", "outcome": "succeeded"}]}
+    definition = definition_published(world.acme, spec)
+    run = _advance(world, _start(world, definition))
+    assert (run.status, run.current_step, run.ready_at, run.finished_at) == ("waiting", "wait", None, None)
+    assert run.error == f"Step 'wait' is a {kind} step; the engine does not run {kind} steps yet."
+    assert _timeline(world, run) == []
+    with schema_context(world.acme.schema):
+        assert run.pk not in runs_claim(owner="worker-1", limit=100)
+
+
+@pytest.mark.django_db
+def test_an_end_step_with_a_failed_outcome_fails_the_run(world, fake):
+    spec = {"start": "done", "steps": [{"id": "done", "kind": "end", "outcome": "failed"}]}
+    run = _advance(world, _start(world, definition_published(world.acme, spec)))
+    assert (run.status, run.context) == ("failed", {"done": {"outcome": "failed"}})
+
+
+@pytest.mark.django_db
+def test_a_run_stays_on_its_pinned_version_after_a_newer_one_is_published(world, fake):
+    definition = definition_published(world.acme)
+    old = _start(world, definition)
+    newer = version_publish(world.acme, definition, {"start": "stop", "steps": [{"id": "stop", "kind": "end", "outcome": "failed"}]})
+    with schema_context(world.acme.schema):
+        assert Definition.objects.get(pk=definition.pk).published_version_id == newer.pk
+    old = _advance(world, old)
+    assert (old.status, old.definition_version_id) == ("succeeded", definition.published_version_id)
+    assert [step for step, _s, _a in _timeline(world, old)] == ["check", "price", "tender", "done"]
+    new = _advance(world, _start(world, definition))
+    assert (new.status, new.definition_version_id, list(new.context)) == ("failed", newer.pk, ["stop"])
+
+
+def test_two_workers_claiming_at_once_get_disjoint_runs(world, committed):
+    definition = definition_published(world.acme, ORDER_SPEC)
+    try:
+        with schema_context(world.acme.schema):
+            ids = {run_start(definition=definition, input=ORDER, trigger="api", actor=SYSTEM)[0].pk for _ in range(10)}
+        barrier = threading.Barrier(2)
+        claimed: dict[str, list[int]] = {}
+
+        def claim(owner: str):
+            try:
+                with schema_context(world.acme.schema):
+                    barrier.wait(timeout=10)
+                    claimed[owner] = runs_claim(owner=owner, limit=6, lease_seconds=60)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=claim, args=(owner,)) for owner in ("w1", "w2")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        first, second = set(claimed["w1"]), set(claimed["w2"])
+        assert not first & second
+        assert first | second == ids and sorted([len(first), len(second)]) == [4, 6]
+        with schema_context(world.acme.schema):
+            owners = dict(Run.objects.filter(pk__in=ids).values_list("pk", "lease_owner"))
+        assert all(owners[pk] == "w1" for pk in first) and all(owners[pk] == "w2" for pk in second)
+    finally:
+        runs_delete(world.acme, definition)

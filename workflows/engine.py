@@ -1,0 +1,376 @@
+"""The execution engine: claim ready runs, advance them one committed step at a time.
+
+PostgreSQL holds the truth; the broker only wakes workers (`workflows.tasks`). A worker claims a
+batch of ready runs with `FOR UPDATE SKIP LOCKED` and a lease (`runs_claim`), then advances each
+(`run_advance`): every step runs in its own transaction that locks the run row, checks the lease
+is still the worker's, executes the step, writes its `StepExecution` and the run's new state,
+and commits. A worker that dies mid-step loses only that step's uncommitted transaction; the
+run becomes claimable again when its lease runs out.
+
+Steps that touch the outside world (connector) hand the connector the key `<run id>:<step id>`
+(the same for every attempt), so a repeated step returns the first result instead of doubling
+the effect.
+
+Step kinds run here: transform, decision (CEL), notify (recorded, not yet sent), connector
+(through `ConnectorPort`), end. Waits, approvals, parallel branches and child workflows park the
+run as `waiting` with an error saying so; retries, timers, incidents and the reaper come next.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import celpy
+from celpy import celtypes
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+
+from tenants.db import connection
+from workflows.models import RUN_FINISHED, Run, RunStatus, StepExecution, StepStatus
+
+CONTEXT_LIMIT_BYTES = 256 * 1024
+# Steps one `run_advance` call executes before giving the run back (so one long run cannot
+# hold a worker; the task sends itself again when a run is still ready).
+STEPS_PER_ADVANCE = 200
+DEFAULT_LEASE_SECONDS = 60
+
+RUNS_STARTED = Counter("baton_workflow_runs_started_total", "Workflow runs started", ["trigger"])
+RUNS_FINISHED = Counter("baton_workflow_runs_finished_total", "Workflow runs that reached a final or parked state", ["status"])
+STEP_SECONDS = Histogram("baton_workflow_step_duration_seconds", "Workflow step execution time", ["kind"])
+
+
+# --- connectors: the port and its in-process fake ---------------------------------------------
+
+
+class ConnectorError(Exception):
+    """A connector call failed; the step fails (retry policies arrive with the next slice)."""
+
+
+class ConnectorPort(Protocol):
+    def call(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        """Perform `action` once per (tenant, idempotency_key): a repeated key returns the first result."""
+        ...
+
+
+@dataclass
+class FakeConnector:
+    """Records calls in memory; the stand-in until the connectors app provides real outbound calls."""
+
+    effects: list[dict[str, Any]] = field(default_factory=list)
+    results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def call(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        with self._lock:
+            known = self.results.get((tenant, idempotency_key))
+            if known is not None:
+                return known
+            self.effects.append(
+                {"tenant": tenant, "connection": connection, "action": action, "payload": payload, "idempotency_key": idempotency_key}
+            )
+            result = {"accepted": True, "connection": connection, "action": action, "reference": f"fake-{len(self.effects)}"}
+            self.results[(tenant, idempotency_key)] = result
+            return result
+
+    def calls_for(self, idempotency_key: str) -> list[dict[str, Any]]:
+        return [effect for effect in self.effects if effect["idempotency_key"] == idempotency_key]
+
+
+_port: ConnectorPort = FakeConnector()
+
+
+def connector_port() -> ConnectorPort:
+    return _port
+
+
+def connector_port_set(port: ConnectorPort) -> ConnectorPort:
+    """Install `port` (tests, and the connectors app later); returns the previous one."""
+    global _port
+    previous, _port = _port, port
+    return previous
+
+
+# --- expressions and mappings -------------------------------------------------------------------
+
+
+class StepFailed(Exception):
+    """The step cannot complete; the run fails with this message."""
+
+
+_CEL = celpy.Environment()
+_PROGRAMS: dict[str, Any] = {}
+_PROGRAMS_LOCK = threading.Lock()
+
+
+def _program(expression: str) -> Any:
+    """Compile once per expression (per process)."""
+    program = _PROGRAMS.get(expression)
+    if program is None:
+        program = _CEL.program(_CEL.compile(expression))
+        with _PROGRAMS_LOCK:
+            _PROGRAMS[expression] = program
+    return program
+
+
+def cel_evaluate(expression: str, variables: dict[str, Any]) -> Any:
+    """Evaluate a CEL expression against JSON variables; raises StepFailed with the reason."""
+    try:
+        result = _program(expression).evaluate({name: celpy.json_to_cel(value) for name, value in variables.items()})
+    except celpy.CELParseError as error:
+        raise StepFailed(f"syntax error at line {error.line}, column {error.column}") from error
+    except celpy.CELEvalError as error:
+        raise StepFailed(_cel_reason(error)) from error
+    if isinstance(result, celpy.CELEvalError):
+        raise StepFailed(_cel_reason(result))
+    return result
+
+
+def _cel_reason(error: Exception) -> str:
+    return str(error.args[0]) if error.args else str(error)
+
+
+MISSING = object()
+_ROOTS = ("input", "context", "steps", "params")
+
+
+def resolve(source: Any, scope: dict[str, Any]) -> Any:
+    """A mapping value: `$.input.a.b`, `$.context.<step>.field` (or `$.steps.<step>.field`),
+    `$.params.name` read from the run; anything else is a literal. Only dictionary keys and list
+    indexes are followed: nothing is evaluated."""
+    if isinstance(source, dict):
+        return {key: resolve(value, scope) for key, value in source.items()}
+    if isinstance(source, list):
+        return [resolve(value, scope) for value in source]
+    if not isinstance(source, str) or not source.startswith("$."):
+        return source
+    root, *path = source[2:].split(".")
+    if root not in _ROOTS:
+        raise StepFailed(f"'{source}' must start with $.input, $.context, $.steps or $.params")
+    value: Any = scope["context" if root == "steps" else root]
+    for part in path:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def _assign(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            child = target[part] = {}
+        target = child
+    target[last] = value
+
+
+# --- steps ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class StepResult:
+    output: dict[str, Any]
+    next_step: str | None = None  # None: the run ends after this step
+    outcome: str = ""  # an `end` step's run status
+    step_input: dict[str, Any] = field(default_factory=dict)
+
+
+def _scope(run: Run) -> dict[str, Any]:
+    return {"input": run.input, "context": run.context, "params": run.definition_version.parameters}
+
+
+def _transform(run: Run, step: dict[str, Any]) -> StepResult:
+    output: dict[str, Any] = {}
+    scope = _scope(run)
+    for target, source in step["mapping"].items():
+        _assign(output, target, resolve(source, scope))
+    return StepResult(output=output, next_step=step.get("next"), step_input={"mapping": step["mapping"]})
+
+
+def _decision(run: Run, step: dict[str, Any]) -> StepResult:
+    scope = _scope(run)
+    variables = {**scope, "event": scope["input"]}  # event-triggered templates say `event.code`
+    for index, case in enumerate(step["cases"]):
+        try:
+            matched = cel_evaluate(case["when"], variables)
+        except StepFailed as error:
+            raise StepFailed(f"expression `{case['when']}` failed: {error}") from error
+        if not isinstance(matched, celtypes.BoolType):
+            raise StepFailed(f"expression `{case['when']}` gave {type(matched).__name__} {matched}, not true or false")
+        if matched:
+            label = case.get("label") or f"case {index + 1}"
+            return StepResult(output={"matched": label, "next": case["next"]}, next_step=case["next"])
+    return StepResult(output={"matched": "default", "next": step["default"]}, next_step=step["default"])
+
+
+def _notify(run: Run, step: dict[str, Any]) -> StepResult:
+    output = {
+        "channel": step["channel"],
+        "to_roles": step["to_roles"],
+        "template": step["template"],
+        "delivered": False,
+        "note": "recorded only: delivery arrives with the connectors app",
+    }
+    return StepResult(output=output, next_step=step.get("next"))
+
+
+def _connector(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
+    bindings = run.definition_version.connection_bindings or {}
+    bound = bindings.get(step["connection"]) or step["connection"]
+    payload = resolve(step.get("input") or {}, _scope(run))
+    try:
+        result = connector_port().call(
+            tenant=connection.schema_name, connection=bound, action=step["action"], payload=payload, idempotency_key=idempotency_key
+        )
+    except ConnectorError as error:
+        raise StepFailed(f"connector {bound} {step['action']} failed: {error}") from error
+    return StepResult(
+        output=result, next_step=step.get("next"), step_input={"connection": bound, "action": step["action"], "payload": payload}
+    )
+
+
+def _end(run: Run, step: dict[str, Any]) -> StepResult:
+    return StepResult(output={"outcome": step["outcome"]}, outcome=step["outcome"])
+
+
+RUNNABLE_KINDS = ("transform", "decision", "notify", "connector", "end")
+
+
+def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
+    kind = step["kind"]
+    if kind == "transform":
+        return _transform(run, step)
+    if kind == "decision":
+        return _decision(run, step)
+    if kind == "notify":
+        return _notify(run, step)
+    if kind == "connector":
+        return _connector(run, step, idempotency_key)
+    return _end(run, step)
+
+
+# --- claims and advancing ------------------------------------------------------------------------
+
+
+def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[int]:
+    """Lease up to `limit` ready runs of the current schema to `owner`; concurrent claimers get
+    disjoint sets (SKIP LOCKED), and a run whose lease is still running is not taken."""
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE workflows_run SET lease_owner = %s, lease_expires_at = %s
+            WHERE id IN (
+                SELECT id FROM workflows_run
+                WHERE ready_at <= %s AND status IN ('queued', 'running')
+                  AND (lease_expires_at IS NULL OR lease_expires_at < %s)
+                ORDER BY ready_at
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,
+            [owner, now + timedelta(seconds=lease_seconds), now, now, limit],
+        )
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def _spec_steps(run: Run) -> dict[str, dict[str, Any]]:
+    return {step["id"]: step for step in run.definition_version.spec.get("steps", [])}
+
+
+def _finish(run: Run, status: str, error: str = "") -> None:
+    run.status = status
+    run.error = error
+    run.ready_at = None
+    run.lease_owner = ""
+    run.lease_expires_at = None
+    if status in RUN_FINISHED:
+        run.finished_at = timezone.now()
+    transaction.on_commit(lambda: RUNS_FINISHED.labels(status).inc())
+
+
+def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
+    """Execute the run's current step in one transaction. Returns (status, go on)."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("definition_version").get(pk=run_id)
+        now = timezone.now()
+        if run.lease_owner != owner or run.lease_expires_at is None or run.lease_expires_at < now:
+            return run.status, False  # someone else's now (or the lease ran out): leave it alone
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING) or run.ready_at is None:
+            run.lease_owner, run.lease_expires_at = "", None
+            run.save(update_fields=["lease_owner", "lease_expires_at"])
+            return run.status, False
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or now
+        run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        step = _spec_steps(run).get(run.current_step)
+        if step is None:
+            _finish(run, RunStatus.FAILED, f"Step '{run.current_step}' is not in version {run.definition_version.number}.")
+        elif step["kind"] not in RUNNABLE_KINDS:
+            _finish(
+                run, RunStatus.WAITING, f"Step '{step['id']}' is a {step['kind']} step; the engine does not run {step['kind']} steps yet."
+            )
+        else:
+            _run_step(run, step)
+        run.save()
+        return run.status, run.status == RunStatus.RUNNING
+
+
+def _run_step(run: Run, step: dict[str, Any]) -> None:
+    idempotency_key = f"{run.pk}:{step['id']}"
+    attempt = StepExecution.objects.filter(idempotency_key=idempotency_key).count() + 1
+    started_at, clock = timezone.now(), time.perf_counter()
+    execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
+    try:
+        result = _execute(run, step, idempotency_key)
+        context = {**run.context, step["id"]: result.output}
+        if len(json.dumps(context, default=str).encode()) > CONTEXT_LIMIT_BYTES:
+            raise StepFailed(f"the run's context would exceed {CONTEXT_LIMIT_BYTES // 1024} KB; store large payloads as documents")
+    except StepFailed as error:
+        message = f"Step '{step['id']}' ({step['kind']}) failed: {error}"
+        execution.status, execution.error = StepStatus.FAILED, message
+        _finish(run, RunStatus.FAILED, message)
+    else:
+        execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
+        run.context = context
+        if result.outcome:
+            _finish(run, result.outcome)
+        elif result.next_step is None:
+            _finish(run, RunStatus.SUCCEEDED)
+        else:
+            run.current_step = result.next_step
+    elapsed = time.perf_counter() - clock
+    execution.started_at, execution.finished_at, execution.duration_ms = started_at, timezone.now(), int(elapsed * 1000)
+    execution.save()
+    STEP_SECONDS.labels(step["kind"]).observe(elapsed)
+
+
+def run_advance(*, run_id: int, owner: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> str:
+    """Execute consecutive ready steps of a run leased to `owner`, each committed on its own.
+    Returns the run's status; a run still `running` afterwards is ready for another advance."""
+    status = ""
+    for _ in range(STEPS_PER_ADVANCE):
+        status, go_on = _step_once(run_id, owner, lease_seconds)
+        if not go_on:
+            return status
+    Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    return status
+
+
+def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> dict[int, str]:
+    """Claim a batch of the current schema's ready runs and advance each: what a worker does per wake-up."""
+    return {
+        run_id: run_advance(run_id=run_id, owner=owner, lease_seconds=lease_seconds)
+        for run_id in runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds)
+    }

@@ -1,0 +1,30 @@
+"""Thin Celery entry points for the engine; `workflows.engine` does the work.
+
+`advance` runs inside one tenant's schema (tenant-schemas-celery reads the `_schema_name`
+header) on the `engine` queue. It claims a batch of ready runs and advances each, so a broker
+round trip is paid per batch, not per run or per step. Redelivery is harmless: a run already
+advanced is no longer ready, and a run leased to another worker is skipped.
+"""
+
+import os
+import socket
+
+from celery import shared_task
+
+from tenants.db import connection
+
+BATCH = 50
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@shared_task(name="workflows.advance", acks_late=True)
+def advance() -> int:
+    from workflows.engine import runs_advance_ready
+
+    statuses = runs_advance_ready(owner=_owner(), limit=BATCH)
+    if len(statuses) == BATCH or "running" in statuses.values():
+        advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
+    return len(statuses)
