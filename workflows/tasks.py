@@ -28,3 +28,27 @@ def advance() -> int:
     if len(statuses) == BATCH or "running" in statuses.values():
         advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
     return len(statuses)
+
+
+@shared_task(name="workflows.demo_traffic")
+def demo_traffic() -> list[str]:
+    """Development only: one sample milestone run per ready tenant, each time the scheduler calls."""
+    import time
+
+    from tenants.models import Tenant, TenantStatus
+
+    connection.set_schema_to_public()
+    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
+    sequence = int(time.time())
+    for schema in schemas:
+        demo_tenant_run.apply_async(args=[sequence], headers={"_schema_name": schema})
+    return schemas
+
+
+@shared_task(name="workflows.demo_tenant_run")
+def demo_tenant_run(sequence: int) -> int | None:
+    from governance.services import Actor
+    from workflows.runs import demo_run_start
+
+    run = demo_run_start(actor=Actor.system("demo-traffic"), sequence=sequence)
+    return run.pk if run else None

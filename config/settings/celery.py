@@ -38,5 +38,8 @@ CELERY_BEAT_SCHEDULE = {
     "tenants-archive-sweep": {"task": "tenants.archive_sweep", "schedule": 60 * 60},
     "tenants-dispatch-heartbeat": {"task": "tenants.dispatch_tenant_heartbeat", "schedule": 60},
 }
+# `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
+if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
+    CELERY_BEAT_SCHEDULE["workflows-demo-traffic"] = {"task": "workflows.demo_traffic", "schedule": 15}
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         # `make run` is the development runner: every child gets development settings, and
         # unbuffered output so log lines show up as they happen.
         env = {**os.environ, **additions, "DJANGO_ENV": "development", "PYTHONUNBUFFERED": "1"}
+        # Live sample runs in the demo tenants; BATON_DEMO_TRAFFIC=0 turns them off.
+        env.setdefault("BATON_DEMO_TRAFFIC", "0" if args.no_seed else "1")
         steps = [["baton_migrate"]] + ([] if args.no_seed else [["seed_demo", "--if-empty"]])
         for step in steps:
             if stopping.is_set():

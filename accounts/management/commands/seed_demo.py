@@ -78,6 +78,13 @@ class Command(BaseCommand):
                 self._tenant(partner, spec)
         else:
             console_logins = self._console_logins()
+        for tenant in Tenant.objects.filter(slug__in=[t["slug"] for t in TENANTS], status="ready"):
+            with schema_context(tenant.schema_name):
+                connection.tenant = tenant
+                admin = User.objects.filter(email=f"admin@{tenant.slug}.localhost").first()
+                if admin is not None:
+                    self._demo_workflow(admin)
+        connection.set_schema_to_public()
         self._write_demo_file(console_logins)
 
     def _user(self, email: str, role: str, **extra) -> dict:
@@ -116,6 +123,31 @@ class Command(BaseCommand):
             self._user(f"shipper@{spec['slug']}.localhost", Role.CUSTOMER, customer_account_id=first_customer.pk)
         connection.set_schema_to_public()
         return tenant
+
+    def _demo_workflow(self, admin: User) -> None:
+        """Clone and publish the milestone template, so sample traffic has a workflow to run."""
+        from workflows import services as workflows
+        from workflows.models import Definition, TemplateVersion
+        from workflows.runs import DEMO_DEFINITION_KEY
+
+        if Definition.objects.filter(key=DEMO_DEFINITION_KEY).exists():
+            return
+        template_version = (
+            TemplateVersion.objects.filter(template__key="customer-milestone-notifications").order_by("-major", "-minor", "-patch").first()
+        )
+        if template_version is None:
+            return
+        definition = workflows.definition_clone(
+            template_version=template_version,
+            key=DEMO_DEFINITION_KEY,
+            name="Milestone notifications",
+            parameters={},
+            connection_bindings={},
+            actor=admin,
+        )
+        version = definition.versions.get()
+        workflows.definition_version_submit(version=version, actor=admin)
+        workflows.definition_version_publish(version=version, actor=admin)
 
     def _write_demo_file(self, console_logins: list[dict]) -> None:
         tenants = []
