@@ -1,6 +1,6 @@
 """The tenant's workflow pages: the template library, the clone wizard, definitions with their
-versions, diff against upstream and approval. Each view translates a request into one selector
-or service call and its result into a page."""
+versions, diff against upstream and approval, and runs with their step timeline. Each view
+translates a request into one selector or service call and its result into a page."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -35,7 +36,18 @@ from workflows.forms import (
     readable,
     schema_properties,
 )
-from workflows.models import Definition, DefinitionVersion, TemplateCategory, TemplateVersion, VersionStatus, WorkflowTemplate
+from workflows.models import (
+    CORRELATION_KEYS,
+    Definition,
+    DefinitionVersion,
+    Run,
+    RunStatus,
+    StepStatus,
+    TemplateCategory,
+    TemplateVersion,
+    VersionStatus,
+    WorkflowTemplate,
+)
 from workflows.validation import parameters_validate
 
 AUTHORS = (Role.TENANT_ADMIN, Role.PLANNER)
@@ -658,3 +670,163 @@ def _definition_parameters_schema(request, definition: Definition) -> dict[str, 
     pinned = (latest.based_on_template_version if latest else "") or definition.template_version
     version = _template_version(template, pinned) if template and pinned else None
     return (version.parameters_schema or {}) if version else {}
+
+
+# ---------- runs ----------
+
+RUN_BADGES: dict[str, str] = {
+    RunStatus.QUEUED: "info",
+    RunStatus.RUNNING: "info",
+    RunStatus.WAITING: "warn",
+    RunStatus.SUCCEEDED: "ok",
+    RunStatus.FAILED: "danger",
+    RunStatus.CANCELLED: "muted",
+}
+RUN_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+TRIGGER_LABELS = {"api": "API", "manual": "By hand", "event": "Event", "schedule": "Schedule"}
+RUNS_PER_PAGE = 25
+
+
+def duration_text(start, end) -> str:
+    """A short human duration between two datetimes ("—" without a start)."""
+    if start is None or end is None:
+        return "—"
+    return milliseconds_text(max(int((end - start).total_seconds() * 1000), 0))
+
+
+def milliseconds_text(ms: int) -> str:
+    if ms < 1000:
+        return f"{ms} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _run_duration(run: Run) -> str:
+    """From the start request to the end; a run not finished yet shows the time so far."""
+    if run.finished_at:
+        return duration_text(run.created_at, run.finished_at)
+    return f"{duration_text(run.created_at, timezone.now())} so far"
+
+
+def _runs_search(text: str) -> dict[str, Any]:
+    """`order:123` (a correlation key by name) searches correlation keys; anything else is a business key."""
+    name, separator, value = text.partition(":")
+    if separator and name.strip().lower() in CORRELATION_KEYS and value.strip():
+        return {"correlation": {name.strip().lower(): value.strip()}}
+    return {"business_key": text} if text else {}
+
+
+def _run_row(run: Run) -> dict[str, Any]:
+    return {
+        "run": run,
+        "badge": RUN_BADGES.get(run.status, "muted"),
+        "live": run.status in RUN_LIVE,
+        "trigger": TRIGGER_LABELS.get(run.trigger, run.trigger),
+        "duration": _run_duration(run),
+    }
+
+
+@tenant_role_required()
+def runs(request):
+    status = request.GET.get("status", "")
+    status = status if status in RunStatus.values else ""
+    definition_key = request.GET.get("definition", "").strip()
+    query = request.GET.get("q", "").strip()
+    found = selectors.runs_list(status=status, definition_key=definition_key, **_runs_search(query))
+    page = Paginator(found, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [_run_row(run) for run in page.object_list]
+    context = {
+        "page": page,
+        "rows": rows,
+        "live": any(row["live"] for row in rows),
+        "status": status,
+        "definition_key": definition_key,
+        "query": query,
+        "filtered": bool(status or definition_key or query),
+        "statuses": RunStatus.choices,
+        "definitions": selectors.definitions_list(),
+    }
+    template_name = "workflows/_run_rows.html" if request.htmx else "workflows/runs.html"
+    return render(request, template_name, context)
+
+
+def _run_or_404(run_id: int) -> Run:
+    run = selectors.run_get(run_id=run_id)
+    if run is None:
+        raise Http404("No such run in this workspace.")
+    return run
+
+
+def _run_problem(run: Run, step_kinds: dict[str, str]) -> dict[str, str] | None:
+    """What a failed or parked run's error means, and what to do about it."""
+    if run.status == RunStatus.FAILED:
+        return {
+            "tone": "error",
+            "title": f"Failed at step “{run.current_step}”" if run.current_step else "Failed",
+            "meaning": "The run stopped here and nothing more runs for it; the steps before it stay done. "
+            "Fix the cause (the input, or the definition in a new version), then start a new run – "
+            "with a new business key, since the same key returns this run.",
+        }
+    if run.status == RunStatus.WAITING:
+        kind = step_kinds.get(run.current_step, "")
+        return {
+            "tone": "warn",
+            "title": f"Waiting at step “{run.current_step}”" + (f" ({kind})" if kind else ""),
+            "meaning": "The run is parked, not failed: nothing is lost. Timers, events, approvals, parallel "
+            "branches and child workflows arrive with the next release of the engine, which resumes parked runs from here.",
+        }
+    return None
+
+
+def _timeline(run: Run, spec_steps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "step": step,
+            "name": str(spec_steps.get(step.step_id, {}).get("name") or ""),
+            "badge": "ok" if step.status == StepStatus.SUCCEEDED else "danger",
+            "duration": milliseconds_text(step.duration_ms),
+            "input": json_pretty(step.input) if step.input not in ({}, None) else "",
+            "output": json_pretty(step.output) if step.output not in ({}, None) else "",
+        }
+        for step in selectors.run_steps(run=run)
+    ]
+
+
+@tenant_role_required()
+def run_detail(request, run_id: int):
+    run = _run_or_404(run_id)
+    live = run.status in RUN_LIVE
+    if request.htmx and not live:
+        # The run finished (or parked) since the page polled: reload it once for the final header.
+        response = HttpResponse(status=204)
+        response["HX-Refresh"] = "true"
+        return response
+    spec_steps = {
+        step["id"]: step for step in (run.definition_version.spec or {}).get("steps", []) if isinstance(step, dict) and "id" in step
+    }
+    step_kinds = {step_id: str(step.get("kind", "")) for step_id, step in spec_steps.items()}
+    step_now = spec_steps.get(run.current_step, {})
+    context = {
+        "run": run,
+        "badge": RUN_BADGES.get(run.status, "muted"),
+        "live": live,
+        "trigger": TRIGGER_LABELS.get(run.trigger, run.trigger),
+        "duration": _run_duration(run),
+        "problem": _run_problem(run, step_kinds),
+        "timeline": _timeline(run, spec_steps),
+        "next_step": {"id": run.current_step, "kind": step_kinds.get(run.current_step, ""), "name": step_now.get("name") or ""},
+        "correlation": sorted(run.correlation.items()) if isinstance(run.correlation, dict) else [],
+        "input_json": json_pretty(run.input),
+        "context_json": json_pretty(run.context) if run.context else "",
+    }
+    template_name = "workflows/_run_timeline.html" if request.htmx else "workflows/run_detail.html"
+    return render(request, template_name, context)

@@ -255,3 +255,9 @@ TENANT_ROUTES += [
     Route("api runs by business key", "/api/v1/runs?business_key={marker}", "api", workflow_run, api_scope="workflows:read"),
     Route("api run detail", "/api/v1/runs/{id}", "api", workflow_run, api_scope="workflows:read"),
 ]
+
+TENANT_ROUTES += [
+    Route("workflow runs page", "/workflows/runs/", "page", workflow_run),
+    Route("workflow runs page, a status", "/workflows/runs/?status=queued", "page", workflow_run),
+    Route("workflow run page", "/workflows/runs/{id}/", "page", workflow_run),
+]

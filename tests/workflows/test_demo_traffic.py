@@ -26,4 +26,8 @@ def test_a_sample_delay_run_completes_through_the_delay_branch(world):
         runs_advance_ready(owner="test", limit=10)
         run.refresh_from_db()
         assert run.status == "succeeded"
-        assert list(StepExecution.objects.filter(run=run).order_by("id").values_list("step_id", flat=True)) == ["is-delay", "raise-delay", "done"]
+        assert list(StepExecution.objects.filter(run=run).order_by("id").values_list("step_id", flat=True)) == [
+            "is-delay",
+            "raise-delay",
+            "done",
+        ]
