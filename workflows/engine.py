@@ -12,33 +12,49 @@ Steps that touch the outside world (connector) hand the connector the key `<run 
 the effect.
 
 Step kinds run here: transform, decision (CEL), notify (recorded, not yet sent), connector
-(through `ConnectorPort`), end. Waits, approvals, parallel branches and child workflows park the
-run as `waiting` with an error saying so; retries, timers, incidents and the reaper come next.
+(through `ConnectorPort`, with the step's retry policy), wait_until, end. Event waits,
+approvals, parallel branches and child workflows park the run as `waiting` with an error saying
+so; incidents come next.
+
+Timers are rows (`Timer`): a connector step that fails with attempts left, and a `wait_until`
+step, write one and park the run (`waiting`, not ready). `timers_fire_due` (run per tenant by
+the periodic `workflows.fire_timers`) marks due timers fired and makes their runs ready again;
+`runs_reap` in the same task re-readies runs whose worker died (lease expired) and reports
+ready runs nobody has picked up, so the task wakes the engine for them.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import celpy
 from celpy import celtypes
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
 from tenants.db import connection
-from workflows.models import RUN_FINISHED, Run, RunStatus, StepExecution, StepStatus
+from workflows.models import RUN_FINISHED, Run, RunStatus, StepExecution, StepStatus, Timer, TimerKind
+from workflows.validation import DURATION_PATTERN
 
 CONTEXT_LIMIT_BYTES = 256 * 1024
 # Steps one `run_advance` call executes before giving the run back (so one long run cannot
 # hold a worker; the task sends itself again when a run is still ready).
 STEPS_PER_ADVANCE = 200
 DEFAULT_LEASE_SECONDS = 60
+# Retry backoff is capped here unless the step's policy sets `max_backoff_seconds`.
+DEFAULT_MAX_BACKOFF_SECONDS = 3600
+# A ready run nobody has claimed for this long gets a new wake-up from the reaper.
+REAP_READY_AFTER_SECONDS = 30
+TIMERS_PER_FIRE = 500
 
 RUNS_STARTED = Counter("baton_workflow_runs_started_total", "Workflow runs started", ["trigger"])
 RUNS_FINISHED = Counter("baton_workflow_runs_finished_total", "Workflow runs that reached a final or parked state", ["status"])
@@ -49,7 +65,12 @@ STEP_SECONDS = Histogram("baton_workflow_step_duration_seconds", "Workflow step 
 
 
 class ConnectorError(Exception):
-    """A connector call failed; the step fails (retry policies arrive with the next slice)."""
+    """A connector call failed. `kind` names the error class a step's retry policy matches in
+    `non_retryable` (default: the exception's class name, so subclasses work too)."""
+
+    def __init__(self, message: str = "", *, kind: str = ""):
+        super().__init__(message)
+        self.kind = kind or type(self).__name__
 
 
 class ConnectorPort(Protocol):
@@ -64,13 +85,23 @@ class FakeConnector:
 
     effects: list[dict[str, Any]] = field(default_factory=list)
     results: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Scripted failures: `fail_next(action, error, times)` makes the next calls of `action` raise
+    # (no effect recorded), so tests can drive retries. Empty by default.
+    failures: dict[str, list[ConnectorError]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fail_next(self, action: str, error: ConnectorError, times: int = 1) -> None:
+        with self._lock:
+            self.failures.setdefault(action, []).extend([error] * times)
 
     def call(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         with self._lock:
             known = self.results.get((tenant, idempotency_key))
             if known is not None:
                 return known
+            pending = self.failures.get(action)
+            if pending:
+                raise pending.pop(0)
             self.effects.append(
                 {"tenant": tenant, "connection": connection, "action": action, "payload": payload, "idempotency_key": idempotency_key}
             )
@@ -101,6 +132,14 @@ def connector_port_set(port: ConnectorPort) -> ConnectorPort:
 
 class StepFailed(Exception):
     """The step cannot complete; the run fails with this message."""
+
+
+class ConnectorStepFailed(StepFailed):
+    """A connector call failed: the step's retry policy decides whether it is tried again."""
+
+    def __init__(self, message: str, error_class: str):
+        super().__init__(message)
+        self.error_class = error_class
 
 
 _CEL = celpy.Environment()
@@ -182,6 +221,7 @@ class StepResult:
     next_step: str | None = None  # None: the run ends after this step
     outcome: str = ""  # an `end` step's run status
     step_input: dict[str, Any] = field(default_factory=dict)
+    park_until: datetime | None = None  # a wait: write a timer and park the run until then
 
 
 def _scope(run: Run) -> dict[str, Any]:
@@ -232,17 +272,53 @@ def _connector(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResu
             tenant=connection.schema_name, connection=bound, action=step["action"], payload=payload, idempotency_key=idempotency_key
         )
     except ConnectorError as error:
-        raise StepFailed(f"connector {bound} {step['action']} failed: {error}") from error
+        raise ConnectorStepFailed(f"connector {bound} {step['action']} failed: {error}", error.kind) from error
     return StepResult(
         output=result, next_step=step.get("next"), step_input={"connection": bound, "action": step["action"], "payload": payload}
     )
+
+
+def until_moment(text: str, now: datetime) -> datetime:
+    """`until` as a moment: an ISO 8601 duration from `now` (a year is 365 days, a month 30) or
+    an absolute date-time with its UTC offset. Raises StepFailed for anything else."""
+    match = DURATION_PATTERN.match(text)
+    if match:
+        parts = {name: float(value) for name, value in match.groupdict().items() if value}
+        days = parts.get("years", 0) * 365 + parts.get("months", 0) * 30 + parts.get("weeks", 0) * 7 + parts.get("days", 0)
+        return now + timedelta(days=days, hours=parts.get("hours", 0), minutes=parts.get("minutes", 0), seconds=parts.get("seconds", 0))
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise StepFailed(f"'{text}' is neither an ISO 8601 duration nor a date-time with a UTC offset")
+    return moment
+
+
+def _wait_until(run: Run, step: dict[str, Any]) -> StepResult:
+    """First visit: park until the moment. After its timer fired: record the wait and go on."""
+    timer = Timer.objects.filter(run=run, step_id=step["id"], kind=TimerKind.WAIT_UNTIL).order_by("-pk").first()
+    if timer is not None and timer.fired_at is None:
+        return StepResult(output={}, park_until=timer.due_at)  # woken early: keep waiting on the same timer
+    if timer is None or StepExecution.objects.filter(run=run, step_id=step["id"], output__timer=timer.pk).exists():
+        return StepResult(output={}, park_until=until_moment(step["until"], timezone.now()))  # a first (or new) visit
+    assert timer.fired_at is not None
+    output: dict[str, Any] = {
+        "until": step["until"],
+        "due_at": timer.due_at.isoformat(),
+        "fired_at": timer.fired_at.isoformat(),
+        "timer": timer.pk,
+    }
+    if step.get("business_time"):
+        output["business_time"] = "not applied yet: waited in plain time (business calendars arrive later)"
+    return StepResult(output=output, next_step=step.get("next"), step_input={"until": step["until"]})
 
 
 def _end(run: Run, step: dict[str, Any]) -> StepResult:
     return StepResult(output={"outcome": step["outcome"]}, outcome=step["outcome"])
 
 
-RUNNABLE_KINDS = ("transform", "decision", "notify", "connector", "end")
+RUNNABLE_KINDS = ("transform", "decision", "notify", "connector", "wait_until", "end")
 
 
 def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
@@ -255,7 +331,36 @@ def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult
         return _notify(run, step)
     if kind == "connector":
         return _connector(run, step, idempotency_key)
+    if kind == "wait_until":
+        return _wait_until(run, step)
     return _end(run, step)
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+def retry_delay(policy: dict[str, Any], failures: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before the next attempt after `failures` failed ones: `backoff_seconds` doubled per
+    failure, capped at `max_backoff_seconds` (default one hour); with `jitter`, full jitter –
+    uniformly between zero and that."""
+    base = float(policy.get("backoff_seconds", 0))
+    cap = float(policy.get("max_backoff_seconds", DEFAULT_MAX_BACKOFF_SECONDS))
+    delay = min(cap, base * 2 ** max(failures - 1, 0))
+    return delay * rand() if policy.get("jitter") else delay
+
+
+def _failures_in_a_row(idempotency_key: str) -> int:
+    """Failed attempts of the step since it last succeeded (a revisit starts afresh)."""
+    executions = StepExecution.objects.filter(idempotency_key=idempotency_key)
+    last_success = executions.filter(status=StepStatus.SUCCEEDED).aggregate(last=Max("pk"))["last"] or 0
+    return executions.filter(status=StepStatus.FAILED, pk__gt=last_success).count()
+
+
+def _park(run: Run, step_id: str, kind: str, due_at: datetime, error: str = "") -> None:
+    """Park the run until a timer fires (one unfired timer per run, step and kind)."""
+    if not Timer.objects.filter(run=run, step_id=step_id, kind=kind, fired_at__isnull=True).exists():
+        Timer.objects.create(run=run, kind=kind, step_id=step_id, due_at=due_at)
+    _finish(run, RunStatus.WAITING, error)
 
 
 # --- claims and advancing ------------------------------------------------------------------------
@@ -334,13 +439,16 @@ def _run_step(run: Run, step: dict[str, Any]) -> None:
     execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
     try:
         result = _execute(run, step, idempotency_key)
+        if result.park_until is not None:
+            _park(run, step["id"], TimerKind.WAIT_UNTIL, result.park_until)
+            return  # the step's execution is written when the run resumes past the wait
         context = {**run.context, step["id"]: result.output}
         if len(json.dumps(context, default=str).encode()) > CONTEXT_LIMIT_BYTES:
             raise StepFailed(f"the run's context would exceed {CONTEXT_LIMIT_BYTES // 1024} KB; store large payloads as documents")
     except StepFailed as error:
         message = f"Step '{step['id']}' ({step['kind']}) failed: {error}"
         execution.status, execution.error = StepStatus.FAILED, message
-        _finish(run, RunStatus.FAILED, message)
+        _failed(run, step, error, message)
     else:
         execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
         run.context = context
@@ -354,6 +462,25 @@ def _run_step(run: Run, step: dict[str, Any]) -> None:
     execution.started_at, execution.finished_at, execution.duration_ms = started_at, timezone.now(), int(elapsed * 1000)
     execution.save()
     STEP_SECONDS.labels(step["kind"]).observe(elapsed)
+
+
+def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str) -> None:
+    """Retry a connector step with attempts left (a timer, the run parked); otherwise fail the run."""
+    policy = step.get("retry") or {}
+    attempts = int(policy.get("attempts", 1))
+    if not isinstance(error, ConnectorStepFailed) or attempts <= 1:
+        _finish(run, RunStatus.FAILED, message)
+        return
+    if error.error_class in policy.get("non_retryable", []):
+        _finish(run, RunStatus.FAILED, f"{message} ({error.error_class} is not retryable)")
+        return
+    failures = _failures_in_a_row(f"{run.pk}:{step['id']}") + 1  # this one is not saved yet
+    if failures >= attempts:
+        _finish(run, RunStatus.FAILED, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}")
+        return
+    due_at = timezone.now() + timedelta(seconds=retry_delay(policy, failures))
+    note = f"{message} (attempt {failures} of {attempts}; next attempt at {due_at.isoformat(timespec='seconds')})"
+    _park(run, step["id"], TimerKind.RETRY, due_at, note)
 
 
 def run_advance(*, run_id: int, owner: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> str:
@@ -374,3 +501,68 @@ def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFA
         run_id: run_advance(run_id=run_id, owner=owner, lease_seconds=lease_seconds)
         for run_id in runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds)
     }
+
+
+# --- timers and the reaper ---------------------------------------------------------------------
+
+
+def timers_fire(*, now: datetime | None = None, limit: int = TIMERS_PER_FIRE) -> list[int]:
+    """Mark up to `limit` due timers of the current schema fired and make their waiting runs ready
+    (status running), in one transaction; concurrent callers fire disjoint timers (SKIP LOCKED).
+    Returns the fired timers' ids. `now` (tests: a later moment) decides what is due; the runs
+    are ready from no later than the real clock, so claims take them at once."""
+    clock = timezone.now()
+    now = now or clock
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE workflows_timer SET fired_at = %s
+            WHERE id IN (
+                SELECT id FROM workflows_timer
+                WHERE fired_at IS NULL AND due_at <= %s
+                ORDER BY due_at
+                LIMIT %s
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id, run_id
+            """,
+            [now, now, limit],
+        )
+        fired = cursor.fetchall()
+        if fired:
+            cursor.execute(
+                """
+                UPDATE workflows_run SET status = 'running', ready_at = %s, error = '', lease_owner = '', lease_expires_at = NULL
+                WHERE id = ANY(%s) AND status = 'waiting'
+                """,
+                [min(now, clock), sorted({run_id for _id, run_id in fired})],
+            )
+    return sorted(timer_id for timer_id, _run_id in fired)
+
+
+def timers_fire_due(*, now: datetime | None = None, limit: int = TIMERS_PER_FIRE) -> int:
+    """Fire the current schema's due timers; returns how many fired."""
+    return len(timers_fire(now=now, limit=limit))
+
+
+def runs_reap(*, now: datetime | None = None) -> int:
+    """Runs of the current schema the engine should be woken for: ready runs nobody claimed for
+    `REAP_READY_AFTER_SECONDS`, and queued or running runs whose lease expired (their worker
+    died) – those get their lease cleared and are made ready. Runs locked right now are skipped."""
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE workflows_run SET ready_at = COALESCE(ready_at, %s), lease_owner = '', lease_expires_at = NULL
+            WHERE id IN (
+                SELECT id FROM workflows_run
+                WHERE status IN ('queued', 'running')
+                  AND (lease_expires_at IS NULL OR lease_expires_at < %s)
+                  AND (lease_expires_at IS NOT NULL OR (ready_at IS NOT NULL AND ready_at < %s))
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING id
+            """,
+            [now, now, now - timedelta(seconds=REAP_READY_AFTER_SECONDS)],
+        )
+        return len(cursor.fetchall())

@@ -4,7 +4,8 @@ The app lives in both schemas: the library tables (WorkflowTemplate, TemplateVer
 in public, so a tenant's search path (`t_<slug>, public`) reads the one shared library; the
 definition tables are in each tenant's schema. `workflows.routers` keeps migrations from
 creating library tables in tenant schemas. Runs and their step executions are per tenant and
-advanced by `workflows.engine`; timers and incidents arrive with the next slice of the engine.
+advanced by `workflows.engine`; timers (retries, waits) are rows fired by a periodic task;
+incidents arrive with a later slice of the engine.
 """
 
 from django.contrib.postgres.indexes import GinIndex
@@ -231,3 +232,29 @@ class StepExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step_id} #{self.attempt} ({self.status})"
+
+
+class TimerKind(models.TextChoices):
+    RETRY = "retry", "Retry a failed step"
+    WAIT_UNTIL = "wait_until", "Wait until a moment"
+    WAIT_TIMEOUT = "wait_timeout", "Event wait timed out"
+    APPROVAL_DUE = "approval_due", "Approval due"
+
+
+class Timer(models.Model):
+    """A durable timer: when `due_at` passes, `workflows.engine.timers_fire_due` marks it fired
+    and makes its (waiting) run ready again. Fired rows stay as the run's history."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="timers")
+    kind = models.CharField(max_length=20, choices=TimerKind.choices)
+    step_id = models.CharField(max_length=80)
+    due_at = models.DateTimeField()
+    fired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "pk"]
+        indexes = [models.Index(fields=["due_at"], condition=models.Q(fired_at__isnull=True), name="timer_due_unfired")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} timer of run {self.run_id} due {self.due_at:%Y-%m-%d %H:%M:%S}"

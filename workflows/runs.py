@@ -2,7 +2,7 @@
 
 A start inserts the run (ready at once) and its audit row in one transaction; after commit the
 engine task is sent for the current schema. If the broker is down the run is still committed
-and ready, so a later wake-up (or the sweeper of the next slice) advances it: nothing is lost.
+and ready, so a later wake-up (the reaper in `workflows.fire_timers`) advances it: nothing is lost.
 """
 
 from __future__ import annotations

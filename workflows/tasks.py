@@ -4,6 +4,10 @@
 header) on the `engine` queue. It claims a batch of ready runs and advances each, so a broker
 round trip is paid per batch, not per run or per step. Redelivery is harmless: a run already
 advanced is no longer ready, and a run leased to another worker is skipped.
+
+Beat sends `dispatch_fire_timers` every few seconds; it fans out `fire_timers` to each ready
+tenant, which fires due timers, reaps runs of dead workers, and wakes `advance` when either
+found something.
 """
 
 import os
@@ -28,6 +32,29 @@ def advance() -> int:
     if len(statuses) == BATCH or "running" in statuses.values():
         advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
     return len(statuses)
+
+
+@shared_task(name="workflows.dispatch_fire_timers")
+def dispatch_fire_timers() -> list[str]:
+    """The scheduler's fan-out: `fire_timers` in every ready tenant's schema."""
+    from tenants.models import Tenant, TenantStatus
+
+    connection.set_schema_to_public()
+    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
+    for schema in schemas:
+        fire_timers.apply_async(headers={"_schema_name": schema})
+    return schemas
+
+
+@shared_task(name="workflows.fire_timers")
+def fire_timers() -> dict[str, int]:
+    """Inside one tenant's schema: fire due timers, reap runs of dead workers, wake the engine."""
+    from workflows.engine import runs_reap, timers_fire_due
+
+    fired, reaped = timers_fire_due(), runs_reap()
+    if fired or reaped:
+        advance.apply_async(headers={"_schema_name": connection.schema_name})
+    return {"fired": fired, "reaped": reaped}
 
 
 @shared_task(name="workflows.demo_traffic")

@@ -62,7 +62,7 @@ _PATTERN_REASONS = {
     r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$": "must be an event type such as 'order.received'",
 }
 _REQUIRED = re.compile(r"^'(?P<name>.+)' is a required property$")
-_DURATION = re.compile(
+DURATION_PATTERN = re.compile(
     r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
@@ -126,7 +126,7 @@ def duration_problem(text: Any) -> str:
     """Why `text` is not a usable ISO 8601 duration, or '' when it is."""
     if not isinstance(text, str):
         return ""  # the schema reports the type
-    match = _DURATION.match(text)
+    match = DURATION_PATTERN.match(text)
     if not match:
         return "must be an ISO 8601 duration such as PT4H or P1DT12H"
     if not any(float(value) for value in match.groupdict().values() if value):

@@ -37,6 +37,8 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "tenants-archive-sweep": {"task": "tenants.archive_sweep", "schedule": 60 * 60},
     "tenants-dispatch-heartbeat": {"task": "tenants.dispatch_tenant_heartbeat", "schedule": 60},
+    # Durable timers (retries, waits) and the reaper, per ready tenant.
+    "workflows-fire-timers": {"task": "workflows.dispatch_fire_timers", "schedule": 5},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
