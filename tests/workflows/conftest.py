@@ -54,3 +54,14 @@ def order_release(db) -> TemplateVersion:
 @pytest.fixture
 def milestones(db) -> TemplateVersion:
     return publish(CUSTOMER_MILESTONES)
+
+
+@pytest.fixture
+def fake():
+    """A fresh in-process connector fake for the test; the previous port comes back after."""
+    from workflows.engine import FakeConnector, connector_port_set
+
+    port = FakeConnector()
+    previous = connector_port_set(port)
+    yield port
+    connector_port_set(previous)

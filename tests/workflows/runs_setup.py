@@ -102,3 +102,32 @@ def runs_delete(tenant_world, definition: Definition) -> None:
 
 
 SYSTEM = Actor.system("tests-engine")
+
+
+ORDER = {"order_id": "SO-1", "total": 250, "lines": [{"sku": "A-1", "qty": 2}]}
+
+
+def run_started(tenant_world, definition: Definition, input: dict | None = None, **kwargs) -> Run:
+    """Start a run in the tenant as the API would, asserting it is new."""
+    from workflows.runs import run_start
+
+    with schema_context(tenant_world.schema):
+        run, created = run_start(definition=definition, input=ORDER if input is None else input, trigger="api", actor=SYSTEM, **kwargs)
+        assert created
+        return run
+
+
+def run_advanced(tenant_world, run: Run, owner: str = "worker-1") -> Run:
+    """Claim the run the way a worker does, then advance it."""
+    from workflows.engine import run_advance, runs_claim
+
+    with schema_context(tenant_world.schema):
+        assert run.pk in runs_claim(owner=owner, limit=100, lease_seconds=60)
+        run_advance(run_id=run.pk, owner=owner)
+        run.refresh_from_db()
+        return run
+
+
+def run_timeline(tenant_world, run: Run) -> list[tuple[str, str, int]]:
+    with schema_context(tenant_world.schema):
+        return list(StepExecution.objects.filter(run=run).order_by("pk").values_list("step_id", "status", "attempt"))

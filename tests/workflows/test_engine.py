@@ -12,43 +12,21 @@ from django.utils import timezone
 from django_tenants.utils import schema_context
 
 from governance.models import AuditEvent
-from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, runs_delete, version_publish
-from workflows.engine import FakeConnector, connector_port_set, run_advance, runs_claim
+from tests.workflows.runs_setup import (
+    ORDER,
+    ORDER_SPEC,
+    SYSTEM,
+    definition_published,
+    run_advanced,
+    run_started,
+    run_timeline,
+    runs_delete,
+    version_publish,
+)
+from workflows.engine import run_advance, runs_claim
 from workflows.models import Definition, Run, StepExecution
 from workflows.runs import DefinitionNotPublished, RunConflict, RunError, RunInputTooLarge, run_start
 from workflows.services import definition_clone
-
-ORDER = {"order_id": "SO-1", "total": 250, "lines": [{"sku": "A-1", "qty": 2}]}
-
-
-@pytest.fixture
-def fake():
-    port = FakeConnector()
-    previous = connector_port_set(port)
-    yield port
-    connector_port_set(previous)
-
-
-def _start(world, definition, input=None, **kwargs) -> Run:
-    with schema_context(world.acme.schema):
-        run, created = run_start(definition=definition, input=ORDER if input is None else input, trigger="api", actor=SYSTEM, **kwargs)
-        assert created
-        return run
-
-
-def _advance(world, run: Run, owner: str = "worker-1") -> Run:
-    """Claim the run the way a worker does, then advance it."""
-    with schema_context(world.acme.schema):
-        assert run.pk in runs_claim(owner=owner, limit=100, lease_seconds=60)
-        run_advance(run_id=run.pk, owner=owner)
-        run.refresh_from_db()
-        return run
-
-
-def _timeline(world, run: Run) -> list[tuple[str, str, int]]:
-    with schema_context(world.acme.schema):
-        return list(StepExecution.objects.filter(run=run).order_by("pk").values_list("step_id", "status", "attempt"))
-
 
 # --- starting runs -----------------------------------------------------------------------------
 
@@ -56,7 +34,7 @@ def _timeline(world, run: Run) -> list[tuple[str, str, int]]:
 @pytest.mark.django_db
 def test_a_started_run_is_queued_ready_on_the_published_version_and_audited(world):
     definition = definition_published(world.acme)
-    run = _start(world, definition, correlation={"order": "SO-1", "po": 42})
+    run = run_started(world.acme, definition, correlation={"order": "SO-1", "po": 42})
     with schema_context(world.acme.schema):
         assert (run.status, run.current_step, run.definition_version.number) == ("queued", "check", 1)
         assert run.ready_at is not None and run.correlation == {"order": "SO-1", "po": "42"}
@@ -135,10 +113,10 @@ def test_three_concurrent_starts_with_one_key_make_one_run(world, committed):
 @pytest.mark.django_db
 def test_a_four_step_run_succeeds_with_its_context_and_timeline(world, fake):
     definition = definition_published(world.acme)
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     assert (run.status, run.error, run.ready_at, run.lease_owner) == ("succeeded", "", None, "")
     assert run.started_at and run.finished_at
-    assert _timeline(world, run) == [
+    assert run_timeline(world.acme, run) == [
         ("check", "succeeded", 1),
         ("price", "succeeded", 1),
         ("tender", "succeeded", 1),
@@ -168,9 +146,9 @@ def test_a_four_step_run_succeeds_with_its_context_and_timeline(world, fake):
 @pytest.mark.django_db
 def test_a_decision_takes_the_first_matching_case(world, fake):
     definition = definition_published(world.acme)
-    run = _advance(world, _start(world, definition, {**ORDER, "total": 5000}))
+    run = run_advanced(world.acme, run_started(world.acme, definition, {**ORDER, "total": 5000}))
     assert run.status == "succeeded"
-    assert _timeline(world, run) == [("check", "succeeded", 1), ("hold", "succeeded", 1)]
+    assert run_timeline(world.acme, run) == [("check", "succeeded", 1), ("hold", "succeeded", 1)]
     assert run.context["check"] == {"matched": "large", "next": "hold"}
     assert run.context["hold"]["template"] == "large-order" and run.context["hold"]["delivered"] is False
     assert fake.effects == []
@@ -179,10 +157,10 @@ def test_a_decision_takes_the_first_matching_case(world, fake):
 @pytest.mark.django_db
 def test_a_failing_expression_fails_the_run_naming_the_step_and_the_expression(world, fake):
     definition = definition_published(world.acme)
-    run = _advance(world, _start(world, definition, {"order_id": "SO-2"}))
+    run = run_advanced(world.acme, run_started(world.acme, definition, {"order_id": "SO-2"}))
     assert run.status == "failed" and run.finished_at and run.ready_at is None
     assert run.error == "Step 'check' (decision) failed: expression `input.total > 1000` failed: no such member in mapping: 'total'"
-    assert _timeline(world, run) == [("check", "failed", 1)]
+    assert run_timeline(world.acme, run) == [("check", "failed", 1)]
     with schema_context(world.acme.schema):
         assert StepExecution.objects.get(run=run).error == run.error
 
@@ -190,16 +168,16 @@ def test_a_failing_expression_fails_the_run_naming_the_step_and_the_expression(w
 @pytest.mark.django_db
 def test_a_retried_connector_step_reuses_its_key_and_causes_no_second_effect(world, fake):
     definition = definition_published(world.acme)
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     assert run.status == "succeeded"
     # A retry after the effect: the run goes back to the connector step (as a replay would).
     with schema_context(world.acme.schema):
         Run.objects.filter(pk=run.pk).update(
             status="running", current_step="tender", ready_at=timezone.now(), finished_at=None, lease_owner="", lease_expires_at=None
         )
-    run = _advance(world, run, owner="worker-2")
+    run = run_advanced(world.acme, run, owner="worker-2")
     assert run.status == "succeeded"
-    assert [(step, attempt) for step, _status, attempt in _timeline(world, run)][-3:] == [("done", 1), ("tender", 2), ("done", 2)]
+    assert [(step, attempt) for step, _status, attempt in run_timeline(world.acme, run)][-3:] == [("done", 1), ("tender", 2), ("done", 2)]
     assert len(fake.calls_for(f"{run.pk}:tender")) == 1
     with schema_context(world.acme.schema):
         outputs = list(StepExecution.objects.filter(run=run, step_id="tender").values_list("output", flat=True))
@@ -209,7 +187,7 @@ def test_a_retried_connector_step_reuses_its_key_and_causes_no_second_effect(wor
 @pytest.mark.django_db
 def test_a_run_leased_to_another_worker_is_neither_claimed_nor_advanced(world, fake):
     definition = definition_published(world.acme)
-    run = _start(world, definition)
+    run = run_started(world.acme, definition)
     with schema_context(world.acme.schema):
         assert run.pk in runs_claim(owner="other-worker", limit=100)
         assert run.pk not in runs_claim(owner="me", limit=100)
@@ -235,10 +213,10 @@ def test_a_run_leased_to_another_worker_is_neither_claimed_nor_advanced(world, f
 def test_a_step_kind_the_engine_does_not_run_yet_parks_the_run_with_a_clear_error(world, fake, step, kind):
     spec = {"start": "wait", "steps": [step, {"id": "done", "kind": "end", "outcome": "succeeded"}]}
     definition = definition_published(world.acme, spec)
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     assert (run.status, run.current_step, run.ready_at, run.finished_at) == ("waiting", "wait", None, None)
     assert run.error == f"Step 'wait' is a {kind} step; the engine does not run {kind} steps yet."
-    assert _timeline(world, run) == []
+    assert run_timeline(world.acme, run) == []
     with schema_context(world.acme.schema):
         assert run.pk not in runs_claim(owner="worker-1", limit=100)
 
@@ -246,21 +224,21 @@ def test_a_step_kind_the_engine_does_not_run_yet_parks_the_run_with_a_clear_erro
 @pytest.mark.django_db
 def test_an_end_step_with_a_failed_outcome_fails_the_run(world, fake):
     spec = {"start": "done", "steps": [{"id": "done", "kind": "end", "outcome": "failed"}]}
-    run = _advance(world, _start(world, definition_published(world.acme, spec)))
+    run = run_advanced(world.acme, run_started(world.acme, definition_published(world.acme, spec)))
     assert (run.status, run.context) == ("failed", {"done": {"outcome": "failed"}})
 
 
 @pytest.mark.django_db
 def test_a_run_stays_on_its_pinned_version_after_a_newer_one_is_published(world, fake):
     definition = definition_published(world.acme)
-    old = _start(world, definition)
+    old = run_started(world.acme, definition)
     newer = version_publish(world.acme, definition, {"start": "stop", "steps": [{"id": "stop", "kind": "end", "outcome": "failed"}]})
     with schema_context(world.acme.schema):
         assert Definition.objects.get(pk=definition.pk).published_version_id == newer.pk
-    old = _advance(world, old)
+    old = run_advanced(world.acme, old)
     assert (old.status, old.definition_version_id) == ("succeeded", definition.published_version_id)
-    assert [step for step, _s, _a in _timeline(world, old)] == ["check", "price", "tender", "done"]
-    new = _advance(world, _start(world, definition))
+    assert [step for step, _s, _a in run_timeline(world.acme, old)] == ["check", "price", "tender", "done"]
+    new = run_advanced(world.acme, run_started(world.acme, definition))
     assert (new.status, new.definition_version_id, list(new.context)) == ("failed", newer.pk, ["stop"])
 
 

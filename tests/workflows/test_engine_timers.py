@@ -11,12 +11,10 @@ from django.db import connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, runs_delete
+from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, run_advanced, run_started, run_timeline, runs_delete
 from workflows import tasks
 from workflows.engine import (
     ConnectorError,
-    FakeConnector,
-    connector_port_set,
     retry_delay,
     run_advance,
     runs_claim,
@@ -24,10 +22,9 @@ from workflows.engine import (
     timers_fire,
     timers_fire_due,
 )
-from workflows.models import Run, StepExecution, Timer
+from workflows.models import Run, Timer
 from workflows.runs import run_start
 
-ORDER = {"order_id": "SO-1", "total": 250, "lines": [{"sku": "A-1", "qty": 2}]}
 RETRY = {"attempts": 3, "backoff_seconds": 10, "non_retryable": ["AuthError"]}
 
 
@@ -44,34 +41,6 @@ def _wait_spec(until: str, business_time: bool = False) -> dict:
     if business_time:
         wait["business_time"] = True
     return {"start": "wait", "steps": [wait, {"id": "done", "kind": "end", "outcome": "succeeded"}]}
-
-
-@pytest.fixture
-def fake():
-    port = FakeConnector()
-    previous = connector_port_set(port)
-    yield port
-    connector_port_set(previous)
-
-
-def _start(world, definition) -> Run:
-    with schema_context(world.acme.schema):
-        run, created = run_start(definition=definition, input=ORDER, trigger="api", actor=SYSTEM)
-        assert created
-        return run
-
-
-def _advance(world, run: Run, owner: str = "worker-1") -> Run:
-    with schema_context(world.acme.schema):
-        assert run.pk in runs_claim(owner=owner, limit=100, lease_seconds=60)
-        run_advance(run_id=run.pk, owner=owner)
-        run.refresh_from_db()
-        return run
-
-
-def _timeline(world, run: Run) -> list[tuple[str, str, int]]:
-    with schema_context(world.acme.schema):
-        return list(StepExecution.objects.filter(run=run).order_by("pk").values_list("step_id", "status", "attempt"))
 
 
 def _timers(world, run: Run) -> list[Timer]:
@@ -92,12 +61,12 @@ def test_a_failing_connector_step_with_attempts_left_parks_the_run_on_a_retry_ti
     fake.fail_next("tender_load", ConnectorError("carrier timed out"))
     definition = definition_published(world.acme, _retry_spec(RETRY))
     before = timezone.now()
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     after = timezone.now()
     assert (run.status, run.current_step, run.ready_at, run.lease_owner, run.finished_at) == ("waiting", "tender", None, "", None)
     assert run.error.startswith("Step 'tender' (connector) failed: connector acme-tms tender_load failed: carrier timed out")
     assert "(attempt 1 of 3; next attempt at " in run.error
-    assert _timeline(world, run) == [("check", "succeeded", 1), ("price", "succeeded", 1), ("tender", "failed", 1)]
+    assert run_timeline(world.acme, run) == [("check", "succeeded", 1), ("price", "succeeded", 1), ("tender", "failed", 1)]
     (timer,) = _timers(world, run)
     assert (timer.kind, timer.step_id, timer.fired_at) == ("retry", "tender", None)
     assert before + timedelta(seconds=10) <= timer.due_at <= after + timedelta(seconds=10)
@@ -111,9 +80,9 @@ def test_a_failing_connector_step_with_attempts_left_parks_the_run_on_a_retry_ti
         run.refresh_from_db()
         assert (run.status, run.error) == ("running", "") and run.ready_at is not None
         assert Timer.objects.get(pk=timer.pk).fired_at == timer.due_at
-    run = _advance(world, run)
+    run = run_advanced(world.acme, run)
     assert (run.status, run.error) == ("succeeded", "")
-    assert _timeline(world, run)[2:] == [("tender", "failed", 1), ("tender", "succeeded", 2), ("done", "succeeded", 1)]
+    assert run_timeline(world.acme, run)[2:] == [("tender", "failed", 1), ("tender", "succeeded", 2), ("done", "succeeded", 1)]
     assert len(fake.calls_for(f"{run.pk}:tender")) == 1
     assert _fire(world, timer.due_at + timedelta(hours=1)) == 0  # fired once only
 
@@ -123,14 +92,14 @@ def test_exhausted_attempts_fail_the_run_with_the_last_error_after_doubling_back
     fake.fail_next("tender_load", ConnectorError("carrier timed out"), times=2)
     fake.fail_next("tender_load", ConnectorError("carrier refused"))
     definition = definition_published(world.acme, _retry_spec(RETRY))
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     for _ in range(2):
         (timer,) = [timer for timer in _timers(world, run) if timer.fired_at is None]
         assert _fire(world, timer.due_at) == 1
-        run = _advance(world, run)
+        run = run_advanced(world.acme, run)
     assert (run.status, run.ready_at) == ("failed", None) and run.finished_at
     assert run.error == "Step 'tender' (connector) failed after 3 attempts: connector acme-tms tender_load failed: carrier refused"
-    assert [attempt for step, status, attempt in _timeline(world, run) if step == "tender"] == [1, 2, 3]
+    assert [attempt for step, status, attempt in run_timeline(world.acme, run) if step == "tender"] == [1, 2, 3]
     delays = [round((timer.due_at - timer.created_at).total_seconds()) for timer in _timers(world, run)]
     assert delays == [10, 20]
     assert fake.calls_for(f"{run.pk}:tender") == []
@@ -140,7 +109,7 @@ def test_exhausted_attempts_fail_the_run_with_the_last_error_after_doubling_back
 def test_a_non_retryable_error_class_fails_at_once(world, fake):
     fake.fail_next("tender_load", ConnectorError("bad credentials", kind="AuthError"))
     definition = definition_published(world.acme, _retry_spec(RETRY))
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     assert run.status == "failed"
     assert run.error == (
         "Step 'tender' (connector) failed: connector acme-tms tender_load failed: bad credentials (AuthError is not retryable)"
@@ -151,7 +120,7 @@ def test_a_non_retryable_error_class_fails_at_once(world, fake):
 @pytest.mark.django_db
 def test_without_a_retry_policy_a_connector_error_fails_the_run(world, fake):
     fake.fail_next("tender_load", ConnectorError("carrier timed out"))
-    run = _advance(world, _start(world, definition_published(world.acme)))
+    run = run_advanced(world.acme, run_started(world.acme, definition_published(world.acme)))
     assert (run.status, run.error) == (
         "failed",
         "Step 'tender' (connector) failed: connector acme-tms tender_load failed: carrier timed out",
@@ -177,7 +146,7 @@ def test_a_jittered_retry_timer_is_due_within_the_backoff(world, fake):
     fake.fail_next("tender_load", ConnectorError("carrier timed out"))
     definition = definition_published(world.acme, _retry_spec({**RETRY, "jitter": True}))
     before = timezone.now()
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     (timer,) = _timers(world, run)
     assert before <= timer.due_at <= timezone.now() + timedelta(seconds=10)
 
@@ -190,16 +159,16 @@ def test_a_jittered_retry_timer_is_due_within_the_backoff(world, fake):
 def test_wait_until_a_duration_parks_the_run_until_its_timer_fires(world, fake, business_time):
     definition = definition_published(world.acme, _wait_spec("PT1H", business_time))
     before = timezone.now()
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     assert (run.status, run.current_step, run.ready_at, run.error, run.finished_at) == ("waiting", "wait", None, "", None)
-    assert _timeline(world, run) == []
+    assert run_timeline(world.acme, run) == []
     (timer,) = _timers(world, run)
     assert timer.kind == "wait_until" and before + timedelta(hours=1) <= timer.due_at <= timezone.now() + timedelta(hours=1)
     assert _fire(world, before + timedelta(minutes=30)) == 0
     assert _fire(world, before + timedelta(hours=2)) == 1
-    run = _advance(world, run)
+    run = run_advanced(world.acme, run)
     assert run.status == "succeeded"
-    assert _timeline(world, run) == [("wait", "succeeded", 1), ("done", "succeeded", 1)]
+    assert run_timeline(world.acme, run) == [("wait", "succeeded", 1), ("done", "succeeded", 1)]
     output = run.context["wait"]
     assert (output["until"], output["due_at"], output["timer"]) == ("PT1H", timer.due_at.isoformat(), timer.pk)
     assert ("business_time" in output) is business_time
@@ -210,11 +179,11 @@ def test_wait_until_a_duration_parks_the_run_until_its_timer_fires(world, fake, 
 @pytest.mark.django_db
 def test_wait_until_an_absolute_moment(world, fake):
     definition = definition_published(world.acme, _wait_spec("2031-01-31T06:00:00+01:00"))
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     (timer,) = _timers(world, run)
     assert timer.due_at == datetime(2031, 1, 31, 5, 0, tzinfo=UTC)
     assert _fire(world, datetime(2031, 1, 31, 5, 0, tzinfo=UTC)) == 1
-    assert _advance(world, run).status == "succeeded"
+    assert run_advanced(world.acme, run).status == "succeeded"
 
 
 def test_two_concurrent_firings_fire_each_timer_once(world, committed, fake):
@@ -262,7 +231,7 @@ def test_two_concurrent_firings_fire_each_timer_once(world, committed, fake):
 @pytest.mark.django_db
 def test_the_reaper_re_readies_a_run_whose_worker_died_and_advancing_completes_it(world, fake):
     definition = definition_published(world.acme)
-    run = _start(world, definition)
+    run = run_started(world.acme, definition)
     with schema_context(world.acme.schema):
         now = timezone.now()
         assert runs_reap(now=now) == 0  # ready for a moment only: the wake-up it got is enough
@@ -287,7 +256,7 @@ def test_the_periodic_task_fires_reaps_and_wakes_the_engine_only_when_needed(wor
         assert tasks.fire_timers() == {"fired": 0, "reaped": 0}
     assert sent == []
     definition = definition_published(world.acme, _wait_spec("PT1S"))
-    run = _advance(world, _start(world, definition))
+    run = run_advanced(world.acme, run_started(world.acme, definition))
     with schema_context(world.acme.schema):
         Timer.objects.filter(run=run).update(due_at=timezone.now() - timedelta(seconds=1))
         assert tasks.fire_timers() == {"fired": 1, "reaped": 0}

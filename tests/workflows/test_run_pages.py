@@ -9,7 +9,7 @@ from django_tenants.utils import schema_context
 
 from tests.conftest import signed_in_client
 from tests.workflows.runs_setup import SYSTEM, definition_published
-from workflows.engine import FakeConnector, connector_port_set, run_advance, runs_claim
+from workflows.engine import run_advance, runs_claim
 from workflows.models import Run
 from workflows.runs import run_start
 
@@ -23,13 +23,6 @@ PARKED_SPEC = {
         {"id": "done", "kind": "end", "outcome": "succeeded"},
     ],
 }
-
-
-@pytest.fixture
-def fake():
-    previous = connector_port_set(FakeConnector())
-    yield
-    connector_port_set(previous)
 
 
 def _start(world, definition, input=None, **kwargs) -> Run:
