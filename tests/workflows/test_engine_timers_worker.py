@@ -35,7 +35,7 @@ def worker(tmp_path_factory, django_db_setup, django_db_blocker):
         yield process
 
 
-def _wait_for(world, run: Run, timeout: float = 15.0) -> Run:
+def _wait_for(world, run: Run, timeout: float = 45.0) -> Run:
     deadline = time.time() + timeout
     while time.time() < deadline:
         with schema_context(world.acme.schema):
