@@ -63,9 +63,15 @@ def _site(branding: Branding | None, host: str, tenant_slug: str = "") -> Site:
 
 
 def site_for_tenant(tenant: Tenant) -> Site:
-    primary = tenant.domains.filter(is_primary=True).values_list("domain", flat=True).first()
+    """Reads the brand and domains through the tenant's relations, so what the host middleware
+    (select_related) or a list (prefetch_related) already loaded is not queried again."""
+    primary = next((domain.domain for domain in tenant.domains.all() if domain.is_primary), None)
     host = primary or f"{tenant.slug}.{settings.BATON_TENANT_DOMAIN_SUFFIX}"
-    return _site(Branding.objects.filter(tenant=tenant).first(), host, tenant.slug)
+    try:
+        branding: Branding | None = tenant.branding
+    except Branding.DoesNotExist:
+        branding = None
+    return _site(branding, host, tenant.slug)
 
 
 def site_for_console() -> Site:
