@@ -129,9 +129,12 @@ STEP_SCHEMAS: dict[str, dict[str, Any]] = {
             "assignee_roles": _ROLES,
             "due": {"type": "string"},
             "escalate_to": _ROLES,
+            "business_time": {"type": "boolean"},
+            "title": {"type": "string"},
             "instructions": {"type": "string"},
             "next": _NEXT,
             "on_reject": _NEXT,
+            "on_changes_requested": _NEXT,
         },
     ),
     "parallel": _step(
@@ -220,7 +223,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
 }
 
 # Properties that hold a step id (or, for `branches`, a list of them).
-TARGET_FIELDS = ("next", "default", "on_timeout", "on_reject", "join")
+TARGET_FIELDS = ("next", "default", "on_timeout", "on_reject", "on_changes_requested", "join")
 
 
 @dataclass(frozen=True)

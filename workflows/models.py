@@ -4,8 +4,9 @@ The app lives in both schemas: the library tables (WorkflowTemplate, TemplateVer
 in public, so a tenant's search path (`t_<slug>, public`) reads the one shared library; the
 definition tables are in each tenant's schema. `workflows.routers` keeps migrations from
 creating library tables in tenant schemas. Runs and their step executions are per tenant and
-advanced by `workflows.engine`; timers (retries, waits) are rows fired by a periodic task;
-incidents arrive with a later slice of the engine.
+advanced by `workflows.engine`; timers (retries, waits, escalations) are rows fired by a periodic
+task; a step that exhausts its attempts opens an `Incident`; approvals are `Approval` rows and
+event waits `EventWait` rows the engine reads when the run wakes.
 """
 
 from django.contrib.postgres.indexes import GinIndex
@@ -69,9 +70,15 @@ class TemplateVersion(models.Model):
 
 
 class WorkflowPolicy(models.Model):
-    """A tenant's rules for changing its workflows (one row per tenant schema)."""
+    """A tenant's rules for changing its workflows and keeping their runs (one row per tenant schema)."""
 
     require_second_approver = models.BooleanField(default=False, help_text="Four eyes: the approver must not be the author.")
+    payload_retention_days = models.PositiveIntegerField(
+        default=30, help_text="Inputs, contexts and step inputs/outputs of finished runs are erased after this many days."
+    )
+    metadata_retention_days = models.PositiveIntegerField(
+        default=400, help_text="Finished runs (status, timeline, errors) are deleted after this many days."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -151,9 +158,13 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    COMPENSATING = "compensating", "Compensating"
+    COMPENSATED = "compensated", "Compensated"
 
 
-RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.COMPENSATED})
+# Statuses the engine advances (when the run is ready, not paused and not leased).
+RUN_ADVANCING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMPENSATING})
 
 
 class Run(models.Model):
@@ -162,6 +173,13 @@ class Run(models.Model):
     `ready_at` not null means the engine may advance it now (claims order by it); the lease
     (`lease_owner`, `lease_expires_at`) says which worker holds it, so a dead worker's run is
     claimable again once the lease runs out. `context` holds step outputs by step id.
+
+    A run started by a `parallel` step (one per branch, `stop_at` = the join step) or a
+    `child_workflow` step has a `parent`; the parent waits until its children finish. `paused_at`
+    keeps the engine from claiming it. `generation` counts restarts from the beginning (it is part
+    of step idempotency keys, so a restart does its effects again); `retry_floor` is the last step
+    execution before an operator's retry, so attempts are counted afresh after it.
+    `compensation_queue` lists the handler steps still to run while compensating.
     """
 
     definition = models.ForeignKey(Definition, on_delete=models.PROTECT, related_name="runs")
@@ -183,6 +201,15 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    parent_step = models.CharField(max_length=80, blank=True)
+    stop_at = models.CharField(max_length=80, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by_email = models.CharField(max_length=254, blank=True)
+    generation = models.PositiveIntegerField(default=0)
+    retry_floor = models.BigIntegerField(default=0)
+    compensation_queue = models.JSONField(default=list, blank=True)
+    payload_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-pk"]
@@ -198,10 +225,16 @@ class Run(models.Model):
             GinIndex(fields=["correlation"], name="run_correlation_gin"),
             models.Index(fields=["ready_at"], condition=models.Q(ready_at__isnull=False), name="run_ready_at"),
             models.Index(fields=["status"], name="run_status"),
+            models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="run_finished_at"),
         ]
 
     def __str__(self) -> str:
         return f"run {self.pk} of {self.definition_id} ({self.status})"
+
+    def step_key(self, step_id: str) -> str:
+        """The idempotency key an outside-world step hands its connector: the same for every
+        attempt of the step in this generation of the run."""
+        return f"{self.pk}:{step_id}" if self.generation == 0 else f"{self.pk}.{self.generation}:{step_id}"
 
 
 class StepStatus(models.TextChoices):
@@ -258,3 +291,161 @@ class Timer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} timer of run {self.run_id} due {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- incidents, human tasks, event waits -----------------------------------------------------
+
+
+class IncidentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    RESOLVED = "resolved", "Resolved"
+
+
+class IncidentResolution(models.TextChoices):
+    RETRIED = "retried", "Retried from the failed step"
+    RESTARTED = "restarted", "Restarted from the beginning"
+    CANCELLED = "cancelled", "Run cancelled"
+
+
+class Incident(models.Model):
+    """A step that failed for good (attempts exhausted, or not retryable): the run waits in
+    `failed` for an operator, who retries it (after fixing input or context), restarts it, or
+    cancels it. `attempts` is the history: [{attempt, error, at}]."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="incidents")
+    step_id = models.CharField(max_length=80)
+    step_kind = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=IncidentStatus.choices, default=IncidentStatus.OPEN)
+    error = models.TextField()
+    error_class = models.CharField(max_length=120, blank=True)
+    step_input = models.JSONField(default=dict)
+    attempts = models.JSONField(default=list)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by_email = models.CharField(max_length=254, blank=True)
+    resolution = models.CharField(max_length=20, choices=IncidentResolution.choices, blank=True)
+    comment = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run"], condition=models.Q(status="open"), name="one_open_incident_per_run"),
+        ]
+        indexes = [models.Index(fields=["status", "opened_at"], name="incident_status_opened")]
+
+    def __str__(self) -> str:
+        return f"incident {self.pk} on run {self.run_id} step {self.step_id} ({self.status})"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CHANGES_REQUESTED = "changes_requested", "Changes requested"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+APPROVAL_DECISIONS = (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.CHANGES_REQUESTED)
+
+
+class Approval(models.Model):
+    """A human decision an `approval` step waits for. People with one of `assignee_roles` decide;
+    past `due_at` it escalates: `escalation_level` goes up and `escalate_to` roles join the
+    assignees (the engine does this when the `approval_due` timer wakes the run)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="approvals")
+    step_id = models.CharField(max_length=80)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    assignee_roles = models.JSONField(default=list)
+    escalate_to = models.JSONField(default=list)
+    escalation_level = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by_email = models.CharField(max_length=254, blank=True)
+    decided_via = models.CharField(max_length=20, blank=True)  # web, api, email
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "step_id"], condition=models.Q(status="pending"), name="one_pending_approval_per_run_step"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "due_at"], name="approval_status_due")]
+
+    def __str__(self) -> str:
+        return f"approval {self.pk} of run {self.run_id} ({self.status})"
+
+
+class EventWaitStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    MATCHED = "matched", "Matched"
+    TIMED_OUT = "timed_out", "Timed out"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class EventWait(models.Model):
+    """A `wait_event` step waiting for an event of `event_type` whose correlation contains
+    `correlation` (e.g. {"shipment": "SHP-1"}); the first match wins, the timeout timer otherwise."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="event_waits")
+    step_id = models.CharField(max_length=80)
+    event_type = models.CharField(max_length=120)
+    correlation = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=EventWaitStatus.choices, default=EventWaitStatus.WAITING)
+    event_id = models.CharField(max_length=200, blank=True)
+    event_payload = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    matched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(fields=["event_type"], condition=models.Q(status="waiting"), name="event_wait_waiting"),
+            GinIndex(fields=["correlation"], name="event_wait_correlation_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} waits for {self.event_type} ({self.status})"
+
+
+# --- calendars and schedules -----------------------------------------------------------------
+
+
+def default_weekly_hours() -> dict[str, list[list[str]]]:
+    return {day: [["08:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")} | {"sat": [], "sun": []}
+
+
+class BusinessCalendar(models.Model):
+    """The tenant's working time for business-time waits and due times: opening hours per weekday
+    (local time of `time_zone`, empty = the tenant's) and holidays [{"date": "2026-12-25", "name": ...}]."""
+
+    name = models.CharField(max_length=80, unique=True, default="default")
+    time_zone = models.CharField(max_length=64, blank=True)
+    weekly_hours = models.JSONField(default=default_weekly_hours)
+    holidays = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScheduleCursor(models.Model):
+    """The last minute a definition's schedule trigger was fired for, so the scheduler fires each
+    due minute once and catches up (within limits) after downtime."""
+
+    definition = models.ForeignKey(Definition, on_delete=models.CASCADE, related_name="schedule_cursors")
+    trigger_index = models.PositiveIntegerField()
+    cron = models.CharField(max_length=120)
+    last_fired_for = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["definition", "trigger_index"], name="schedule_cursor_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.definition_id}#{self.trigger_index} {self.cron} at {self.last_fired_for:%Y-%m-%d %H:%M}"
