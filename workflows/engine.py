@@ -12,9 +12,15 @@ Steps that touch the outside world (connector) hand the connector the key `<run 
 the effect.
 
 Step kinds run here: transform, decision (CEL), notify (recorded, not yet sent), connector
-(through `ConnectorPort`, with the step's retry policy), wait_until, end. Event waits,
-approvals, parallel branches and child workflows park the run as `waiting` with an error saying
-so; incidents come next.
+(through `ConnectorPort`, with the step's retry policy), wait_until, end; `workflows.waits` runs
+the kinds that wait for something outside the run (wait_event, approval, parallel, child_workflow).
+A waiting step parks the run and is executed again when the run wakes; it reads its state rows
+(EventWait, Approval, child runs, timers) and either goes on or parks again.
+
+A step that fails for good (attempts exhausted, not retryable, or any other error) opens an
+`Incident` and leaves the run `failed` until an operator retries, restarts or cancels it
+(`workflows.operations`). An `end` step with outcome failed, and a cancel, run the compensation
+handlers of the steps that succeeded, newest first (status `compensating`, then `compensated`).
 
 Timers are rows (`Timer`): a connector step that fails with attempts left, and a `wait_until`
 step, write one and park the run (`waiting`, not ready). `timers_fire_due` (run per tenant by
@@ -32,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 import celpy
@@ -42,7 +49,18 @@ from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
 from tenants.db import connection
-from workflows.models import RUN_FINISHED, Run, RunStatus, StepExecution, StepStatus, Timer, TimerKind
+from workflows.models import (
+    RUN_ADVANCING,
+    RUN_FINISHED,
+    Incident,
+    IncidentStatus,
+    Run,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+    Timer,
+    TimerKind,
+)
 from workflows.validation import DURATION_PATTERN
 
 CONTEXT_LIMIT_BYTES = 256 * 1024
@@ -59,6 +77,8 @@ TIMERS_PER_FIRE = 500
 RUNS_STARTED = Counter("baton_workflow_runs_started_total", "Workflow runs started", ["trigger"])
 RUNS_FINISHED = Counter("baton_workflow_runs_finished_total", "Workflow runs that reached a final or parked state", ["status"])
 STEP_SECONDS = Histogram("baton_workflow_step_duration_seconds", "Workflow step execution time", ["kind"])
+STEP_RETRIES = Counter("baton_workflow_step_retries_total", "Failed step attempts that were scheduled for another attempt", ["kind"])
+INCIDENTS_OPENED = Counter("baton_workflow_incidents_opened_total", "Incidents opened by steps that failed for good", ["kind"])
 
 
 # --- connectors: the port and its in-process fake ---------------------------------------------
@@ -216,12 +236,26 @@ def _assign(target: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 @dataclass
+class Park:
+    """The step waits: the run parks (`waiting`) until something wakes it. With `timer_kind` and
+    `due_at` a timer is written (one unfired per run, step and kind); without, a decision, an
+    event or a child run wakes it. `note` tells people what it waits for."""
+
+    note: str
+    timer_kind: str = ""
+    due_at: datetime | None = None
+    error: str = ""  # why it waits, when a failure made it wait (a retry)
+
+
+@dataclass
 class StepResult:
     output: dict[str, Any]
     next_step: str | None = None  # None: the run ends after this step
     outcome: str = ""  # an `end` step's run status
     step_input: dict[str, Any] = field(default_factory=dict)
-    park_until: datetime | None = None  # a wait: write a timer and park the run until then
+    park: Park | None = None
+    # Context entries besides the step's own output (a join merges its branches' steps).
+    context_updates: dict[str, Any] = field(default_factory=dict)
 
 
 def _scope(run: Run) -> dict[str, Any]:
@@ -295,22 +329,38 @@ def until_moment(text: str, now: datetime) -> datetime:
     return moment
 
 
+def step_moment(text: str, now: datetime, business_time: bool) -> datetime:
+    """`until_moment`, or with `business_time` counted in the tenant's working hours."""
+    if not business_time:
+        return until_moment(text, now)
+    from workflows.calendars import business_until, calendar_current
+
+    try:
+        return business_until(text, now, calendar_current())
+    except ValueError as error:
+        raise StepFailed(str(error)) from error
+
+
 def _wait_until(run: Run, step: dict[str, Any]) -> StepResult:
     """First visit: park until the moment. After its timer fired: record the wait and go on."""
     timer = Timer.objects.filter(run=run, step_id=step["id"], kind=TimerKind.WAIT_UNTIL).order_by("-pk").first()
-    if timer is not None and timer.fired_at is None:
-        return StepResult(output={}, park_until=timer.due_at)  # woken early: keep waiting on the same timer
+    business = bool(step.get("business_time"))
+    if timer is not None and timer.fired_at is None:  # woken early: keep waiting on the same timer
+        return StepResult(
+            output={}, park=Park(f"waiting until {timer.due_at.isoformat(timespec='seconds')}", TimerKind.WAIT_UNTIL, timer.due_at)
+        )
     if timer is None or StepExecution.objects.filter(run=run, step_id=step["id"], output__timer=timer.pk).exists():
-        return StepResult(output={}, park_until=until_moment(step["until"], timezone.now()))  # a first (or new) visit
+        due_at = step_moment(step["until"], timezone.now(), business)  # a first (or new) visit
+        when = "in business time " if business else ""
+        return StepResult(output={}, park=Park(f"waiting {when}until {due_at.isoformat(timespec='seconds')}", TimerKind.WAIT_UNTIL, due_at))
     assert timer.fired_at is not None
     output: dict[str, Any] = {
         "until": step["until"],
         "due_at": timer.due_at.isoformat(),
         "fired_at": timer.fired_at.isoformat(),
         "timer": timer.pk,
+        "business_time": business,
     }
-    if step.get("business_time"):
-        output["business_time"] = "not applied yet: waited in plain time (business calendars arrive later)"
     return StepResult(output=output, next_step=step.get("next"), step_input={"until": step["until"]})
 
 
@@ -318,11 +368,12 @@ def _end(run: Run, step: dict[str, Any]) -> StepResult:
     return StepResult(output={"outcome": step["outcome"]}, outcome=step["outcome"])
 
 
-RUNNABLE_KINDS = ("transform", "decision", "notify", "connector", "wait_until", "end")
-
-
 def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
     kind = step["kind"]
+    if kind in WAITING_KINDS:
+        from workflows import waits
+
+        return waits.execute(run, step)
     if kind == "transform":
         return _transform(run, step)
     if kind == "decision":
@@ -334,6 +385,9 @@ def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult
     if kind == "wait_until":
         return _wait_until(run, step)
     return _end(run, step)
+
+
+WAITING_KINDS = ("wait_event", "approval", "parallel", "child_workflow")
 
 
 # --- retries -------------------------------------------------------------------------------------
@@ -349,34 +403,39 @@ def retry_delay(policy: dict[str, Any], failures: int, rand: Callable[[], float]
     return delay * rand() if policy.get("jitter") else delay
 
 
-def _failures_in_a_row(idempotency_key: str) -> int:
-    """Failed attempts of the step since it last succeeded (a revisit starts afresh)."""
-    executions = StepExecution.objects.filter(idempotency_key=idempotency_key)
+def _failures_in_a_row(run: Run, idempotency_key: str) -> int:
+    """Failed attempts of the step since it last succeeded or an operator retried it."""
+    executions = StepExecution.objects.filter(idempotency_key=idempotency_key, pk__gt=run.retry_floor)
     last_success = executions.filter(status=StepStatus.SUCCEEDED).aggregate(last=Max("pk"))["last"] or 0
     return executions.filter(status=StepStatus.FAILED, pk__gt=last_success).count()
 
 
-def _park(run: Run, step_id: str, kind: str, due_at: datetime, error: str = "") -> None:
-    """Park the run until a timer fires (one unfired timer per run, step and kind)."""
-    if not Timer.objects.filter(run=run, step_id=step_id, kind=kind, fired_at__isnull=True).exists():
-        Timer.objects.create(run=run, kind=kind, step_id=step_id, due_at=due_at)
-    _finish(run, RunStatus.WAITING, error)
+def _park(run: Run, step_id: str, park: Park) -> None:
+    """Park the run until a timer fires or something wakes it (one unfired timer per run, step and kind)."""
+    pending = Timer.objects.filter(run=run, step_id=step_id, kind=park.timer_kind, fired_at__isnull=True)
+    if park.timer_kind and park.due_at is not None and not pending.exists():
+        Timer.objects.create(run=run, kind=park.timer_kind, step_id=step_id, due_at=park.due_at)
+    _finish(run, RunStatus.WAITING, park.error)
+    run.waiting_for = park.note[:300]
 
 
 # --- claims and advancing ------------------------------------------------------------------------
 
+_ADVANCING_SQL = "('queued', 'running', 'compensating')"
+
 
 def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[int]:
     """Lease up to `limit` ready runs of the current schema to `owner`; concurrent claimers get
-    disjoint sets (SKIP LOCKED), and a run whose lease is still running is not taken."""
+    disjoint sets (SKIP LOCKED), and a run whose lease is still running, or that is paused, is
+    not taken."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             UPDATE workflows_run SET lease_owner = %s, lease_expires_at = %s
             WHERE id IN (
                 SELECT id FROM workflows_run
-                WHERE ready_at <= %s AND status IN ('queued', 'running')
+                WHERE ready_at <= %s AND status IN {_ADVANCING_SQL} AND paused_at IS NULL
                   AND (lease_expires_at IS NULL OR lease_expires_at < %s)
                 ORDER BY ready_at
                 LIMIT %s
@@ -393,15 +452,72 @@ def _spec_steps(run: Run) -> dict[str, dict[str, Any]]:
     return {step["id"]: step for step in run.definition_version.spec.get("steps", [])}
 
 
-def _finish(run: Run, status: str, error: str = "") -> None:
+def _finish(run: Run, status: str, error: str = "", *, settled: bool = True) -> None:
+    """Set the run's status and take it out of the ready set (the caller saves the run). A
+    settled final status of a child run wakes its parent when the siblings are done too."""
     run.status = status
     run.error = error
+    run.waiting_for = ""
     run.ready_at = None
     run.lease_owner = ""
     run.lease_expires_at = None
     if status in RUN_FINISHED:
         run.finished_at = timezone.now()
+        if settled and run.parent_id is not None:
+            parent_wake(run)
     transaction.on_commit(lambda: RUNS_FINISHED.labels(status).inc())
+
+
+def run_wake_sql(run_ids: list[int], now: datetime) -> list[int]:
+    """Make waiting runs ready again (`compensating` when they were compensating); returns the woken ids."""
+    if not run_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE workflows_run
+            SET status = CASE WHEN compensation_queue IS NULL THEN 'running' ELSE 'compensating' END,
+                ready_at = %s, error = '', waiting_for = '', lease_owner = '', lease_expires_at = NULL
+            WHERE id = ANY(%s) AND status = 'waiting'
+            RETURNING id
+            """,
+            [now, sorted(set(run_ids))],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def parent_wake(child: Run) -> None:
+    """A child or branch run finished: wake its parent when every sibling of the same step has.
+
+    The parent row is locked first, so two last siblings finishing at once serialise here and
+    the second sees the first as finished (the reaper also wakes such parents, as a net)."""
+    if child.parent_id is None:
+        return
+    parent = Run.objects.select_for_update().filter(pk=child.parent_id).only("pk", "status").first()
+    if parent is None or parent.status != RunStatus.WAITING:
+        return
+    siblings = Run.objects.filter(parent_id=child.parent_id, parent_step=child.parent_step).exclude(pk=child.pk)
+    if any(not child_settled(sibling) for sibling in siblings.only("pk", "status").prefetch_related("incidents")):
+        return
+    run_wake_sql([parent.pk], timezone.now())
+    transaction.on_commit(partial(engine_wake, connection.schema_name))
+
+
+def child_settled(run: Run) -> bool:
+    """Finished as far as its parent is concerned: a final status, except a failure with an open
+    incident (an operator may still retry it, so the parent keeps waiting)."""
+    if run.status not in RUN_FINISHED:
+        return False
+    if run.status == RunStatus.FAILED:
+        return not any(incident.status == IncidentStatus.OPEN for incident in run.incidents.all())
+    return True
+
+
+def engine_wake(schema: str) -> None:
+    """Send `workflows.advance` for `schema`; a broker failure is logged (the reaper wakes it later)."""
+    from workflows.runs import _wake
+
+    _wake(schema)
 
 
 def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
@@ -411,7 +527,7 @@ def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
         now = timezone.now()
         if run.lease_owner != owner or run.lease_expires_at is None or run.lease_expires_at < now:
             return run.status, False  # someone else's now (or the lease ran out): leave it alone
-        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING) or run.ready_at is None:
+        if run.status not in RUN_ADVANCING or run.ready_at is None or run.paused_at is not None:
             run.lease_owner, run.lease_expires_at = "", None
             run.save(update_fields=["lease_owner", "lease_expires_at"])
             return run.status, False
@@ -420,67 +536,158 @@ def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
             run.started_at = run.started_at or now
         run.lease_expires_at = now + timedelta(seconds=lease_seconds)
         step = _spec_steps(run).get(run.current_step)
-        if step is None:
-            _finish(run, RunStatus.FAILED, f"Step '{run.current_step}' is not in version {run.definition_version.number}.")
-        elif step["kind"] not in RUNNABLE_KINDS:
-            _finish(
-                run, RunStatus.WAITING, f"Step '{step['id']}' is a {step['kind']} step; the engine does not run {step['kind']} steps yet."
+        if run.stop_at and run.current_step == run.stop_at and run.status == RunStatus.RUNNING:
+            _finish(run, RunStatus.SUCCEEDED)  # a parallel branch reached its join
+        elif step is None:
+            _incident_open(
+                run,
+                {"id": run.current_step, "kind": ""},
+                f"Step '{run.current_step}' is not in version {run.definition_version.number}.",
+                "",
             )
         else:
             _run_step(run, step)
         run.save()
-        return run.status, run.status == RunStatus.RUNNING
+        return run.status, run.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
 
 
 def _run_step(run: Run, step: dict[str, Any]) -> None:
-    idempotency_key = f"{run.pk}:{step['id']}"
+    idempotency_key = run.step_key(step["id"])
     attempt = StepExecution.objects.filter(idempotency_key=idempotency_key).count() + 1
     started_at, clock = timezone.now(), time.perf_counter()
     execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
     try:
         result = _execute(run, step, idempotency_key)
-        if result.park_until is not None:
-            _park(run, step["id"], TimerKind.WAIT_UNTIL, result.park_until)
+        if result.park is not None:
+            _park(run, step["id"], result.park)
             return  # the step's execution is written when the run resumes past the wait
-        context = {**run.context, step["id"]: result.output}
+        context = {**run.context, **result.context_updates, step["id"]: result.output}
         if len(json.dumps(context, default=str).encode()) > CONTEXT_LIMIT_BYTES:
             raise StepFailed(f"the run's context would exceed {CONTEXT_LIMIT_BYTES // 1024} KB; store large payloads as documents")
     except StepFailed as error:
         message = f"Step '{step['id']}' ({step['kind']}) failed: {error}"
         execution.status, execution.error = StepStatus.FAILED, message
+        execution.input = _failed_input(run, step)
+        _record(execution, started_at, clock)
         _failed(run, step, error, message)
-    else:
-        execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
-        run.context = context
-        if result.outcome:
-            _finish(run, result.outcome)
-        elif result.next_step is None:
-            _finish(run, RunStatus.SUCCEEDED)
-        else:
-            run.current_step = result.next_step
+        return
+    execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
+    run.context = context
+    _record(execution, started_at, clock)
+    _advanced(run, result)
+
+
+def _record(execution: StepExecution, started_at: datetime, clock: float) -> None:
     elapsed = time.perf_counter() - clock
     execution.started_at, execution.finished_at, execution.duration_ms = started_at, timezone.now(), int(elapsed * 1000)
     execution.save()
-    STEP_SECONDS.labels(step["kind"]).observe(elapsed)
+    STEP_SECONDS.labels(execution.kind).observe(elapsed)
+
+
+def _failed_input(run: Run, step: dict[str, Any]) -> dict[str, Any]:
+    """What the failed step was given, for the timeline and the incident (best effort)."""
+    if step["kind"] == "connector":
+        try:
+            return {"connection": step["connection"], "action": step["action"], "payload": resolve(step.get("input") or {}, _scope(run))}
+        except StepFailed:
+            return {}
+    if step["kind"] == "transform":
+        return {"mapping": step["mapping"]}
+    return {}
+
+
+def _advanced(run: Run, result: StepResult) -> None:
+    """The step succeeded: move to the next step, end the run, or (compensating) to the next handler."""
+    if run.status == RunStatus.COMPENSATING:
+        if result.next_step is not None and not result.outcome:
+            run.current_step = result.next_step  # a handler may be a chain of steps
+            return
+        queue = list(run.compensation_queue or [])
+        if queue:
+            run.current_step, run.compensation_queue = queue[0], queue[1:]
+        else:
+            _finish(run, RunStatus.COMPENSATED, run.error)
+        return
+    if result.outcome == RunStatus.FAILED:
+        if not compensation_begin(run, "The workflow ended at a failed outcome; undoing the completed steps."):
+            _finish(run, RunStatus.FAILED, "The workflow ended at a failed outcome.")
+    elif result.outcome:
+        _finish(run, result.outcome)
+    elif result.next_step is None:
+        _finish(run, RunStatus.SUCCEEDED)
+    else:
+        run.current_step = result.next_step
+
+
+def compensation_begin(run: Run, reason: str) -> bool:
+    """Queue the compensation handlers of this generation's succeeded steps, newest first, and
+    make the run `compensating` (ready). False when there is nothing to compensate."""
+    handlers_by_step: dict[str, str] = run.definition_version.spec.get("compensation") or {}
+    if not handlers_by_step:
+        return False
+    prefix = run.step_key("")
+    done = (
+        StepExecution.objects.filter(run=run, status=StepStatus.SUCCEEDED, idempotency_key__startswith=prefix)
+        .order_by("-pk")
+        .values_list("step_id", flat=True)
+    )
+    handlers: list[str] = []
+    for step_id in done:
+        handler = handlers_by_step.get(step_id)
+        if handler and handler not in handlers:
+            handlers.append(handler)
+    if not handlers:
+        return False
+    run.status, run.error = RunStatus.COMPENSATING, reason
+    run.current_step, run.compensation_queue = handlers[0], handlers[1:]
+    run.ready_at = timezone.now()
+    return True
 
 
 def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str) -> None:
-    """Retry a connector step with attempts left (a timer, the run parked); otherwise fail the run."""
+    """Retry a connector step with attempts left (a timer, the run parked); otherwise open an incident."""
     policy = step.get("retry") or {}
     attempts = int(policy.get("attempts", 1))
+    error_class = error.error_class if isinstance(error, ConnectorStepFailed) else type(error).__name__
     if not isinstance(error, ConnectorStepFailed) or attempts <= 1:
-        _finish(run, RunStatus.FAILED, message)
+        _incident_open(run, step, message, error_class)
         return
     if error.error_class in policy.get("non_retryable", []):
-        _finish(run, RunStatus.FAILED, f"{message} ({error.error_class} is not retryable)")
+        _incident_open(run, step, f"{message} ({error.error_class} is not retryable)", error_class)
         return
-    failures = _failures_in_a_row(f"{run.pk}:{step['id']}") + 1  # this one is not saved yet
+    failures = _failures_in_a_row(run, run.step_key(step["id"]))
     if failures >= attempts:
-        _finish(run, RunStatus.FAILED, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}")
+        _incident_open(run, step, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}", error_class)
         return
     due_at = timezone.now() + timedelta(seconds=retry_delay(policy, failures))
-    note = f"{message} (attempt {failures} of {attempts}; next attempt at {due_at.isoformat(timespec='seconds')})"
-    _park(run, step["id"], TimerKind.RETRY, due_at, note)
+    when = due_at.isoformat(timespec="seconds")
+    note = f"{message} (attempt {failures} of {attempts}; next attempt at {when})"
+    STEP_RETRIES.labels(step["kind"]).inc()
+    _park(run, step["id"], Park(f"attempt {failures + 1} of {attempts} at {when}", TimerKind.RETRY, due_at, error=note))
+
+
+def _incident_open(run: Run, step: dict[str, Any], message: str, error_class: str) -> None:
+    """The step failed for good: the run waits in `failed` with an open incident holding the
+    error, the step's last input and the attempts since the last success or operator retry."""
+    key = run.step_key(step["id"])
+    attempts = [
+        {"attempt": execution.attempt, "error": execution.error, "at": execution.finished_at.isoformat()}
+        for execution in StepExecution.objects.filter(idempotency_key=key, pk__gt=run.retry_floor, status=StepStatus.FAILED).order_by("pk")
+    ]
+    last = StepExecution.objects.filter(idempotency_key=key).order_by("-pk").only("input").first()
+    compensating = run.status == RunStatus.COMPENSATING
+    _finish(run, RunStatus.FAILED, f"Compensation failed: {message}" if compensating else message, settled=False)
+    Incident.objects.filter(run=run, status=IncidentStatus.OPEN).update(status=IncidentStatus.RESOLVED, resolved_at=timezone.now())
+    Incident.objects.create(
+        run=run,
+        step_id=step["id"],
+        step_kind=step.get("kind", ""),
+        error=run.error,
+        error_class=error_class,
+        step_input=last.input if last else {},
+        attempts=attempts,
+    )
+    INCIDENTS_OPENED.labels(step.get("kind") or "missing").inc()
 
 
 def run_advance(*, run_id: int, owner: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> str:
@@ -508,9 +715,9 @@ def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFA
 
 def timers_fire(*, now: datetime | None = None, limit: int = TIMERS_PER_FIRE) -> list[int]:
     """Mark up to `limit` due timers of the current schema fired and make their waiting runs ready
-    (status running), in one transaction; concurrent callers fire disjoint timers (SKIP LOCKED).
-    Returns the fired timers' ids. `now` (tests: a later moment) decides what is due; the runs
-    are ready from no later than the real clock, so claims take them at once."""
+    (running, or compensating), in one transaction; concurrent callers fire disjoint timers (SKIP
+    LOCKED). Returns the fired timers' ids. `now` (tests: a later moment) decides what is due; the
+    runs are ready from no later than the real clock, so claims take them at once."""
     clock = timezone.now()
     now = now or clock
     with transaction.atomic(), connection.cursor() as cursor:
@@ -529,14 +736,7 @@ def timers_fire(*, now: datetime | None = None, limit: int = TIMERS_PER_FIRE) ->
             [now, now, limit],
         )
         fired = cursor.fetchall()
-        if fired:
-            cursor.execute(
-                """
-                UPDATE workflows_run SET status = 'running', ready_at = %s, error = '', lease_owner = '', lease_expires_at = NULL
-                WHERE id = ANY(%s) AND status = 'waiting'
-                """,
-                [min(now, clock), sorted({run_id for _id, run_id in fired})],
-            )
+        run_wake_sql([run_id for _id, run_id in fired], min(now, clock))
     return sorted(timer_id for timer_id, _run_id in fired)
 
 
@@ -547,16 +747,17 @@ def timers_fire_due(*, now: datetime | None = None, limit: int = TIMERS_PER_FIRE
 
 def runs_reap(*, now: datetime | None = None) -> int:
     """Runs of the current schema the engine should be woken for: ready runs nobody claimed for
-    `REAP_READY_AFTER_SECONDS`, and queued or running runs whose lease expired (their worker
-    died) – those get their lease cleared and are made ready. Runs locked right now are skipped."""
+    `REAP_READY_AFTER_SECONDS`, advancing runs whose lease expired (their worker died) – those
+    get their lease cleared and are made ready –, and waiting parents whose children have all
+    settled (a missed wake-up). Paused runs and runs locked right now are skipped."""
     now = now or timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
             UPDATE workflows_run SET ready_at = COALESCE(ready_at, %s), lease_owner = '', lease_expires_at = NULL
             WHERE id IN (
                 SELECT id FROM workflows_run
-                WHERE status IN ('queued', 'running')
+                WHERE status IN {_ADVANCING_SQL} AND paused_at IS NULL
                   AND (lease_expires_at IS NULL OR lease_expires_at < %s)
                   AND (lease_expires_at IS NOT NULL OR (ready_at IS NOT NULL AND ready_at < %s))
                 FOR UPDATE SKIP LOCKED
@@ -565,4 +766,20 @@ def runs_reap(*, now: datetime | None = None) -> int:
             """,
             [now, now, now - timedelta(seconds=REAP_READY_AFTER_SECONDS)],
         )
-        return len(cursor.fetchall())
+        reaped = len(cursor.fetchall())
+        cursor.execute(
+            """
+            SELECT parent.id FROM workflows_run parent
+            WHERE parent.status = 'waiting'
+              AND EXISTS (SELECT 1 FROM workflows_run child WHERE child.parent_id = parent.id AND child.parent_step = parent.current_step)
+              AND NOT EXISTS (
+                SELECT 1 FROM workflows_run child
+                WHERE child.parent_id = parent.id AND child.parent_step = parent.current_step
+                  AND (child.status NOT IN ('succeeded', 'failed', 'cancelled', 'compensated')
+                       OR EXISTS (SELECT 1 FROM workflows_incident i WHERE i.run_id = child.id AND i.status = 'open'))
+              )
+            """
+        )
+        orphans = [row[0] for row in cursor.fetchall()]
+        reaped += len(run_wake_sql(orphans, now))
+        return reaped

@@ -174,12 +174,14 @@ class Run(models.Model):
     (`lease_owner`, `lease_expires_at`) says which worker holds it, so a dead worker's run is
     claimable again once the lease runs out. `context` holds step outputs by step id.
 
+    `waiting_for` says in words what a waiting run waits for (a timer, an event, a person).
     A run started by a `parallel` step (one per branch, `stop_at` = the join step) or a
     `child_workflow` step has a `parent`; the parent waits until its children finish. `paused_at`
     keeps the engine from claiming it. `generation` counts restarts from the beginning (it is part
     of step idempotency keys, so a restart does its effects again); `retry_floor` is the last step
     execution before an operator's retry, so attempts are counted afresh after it.
-    `compensation_queue` lists the handler steps still to run while compensating.
+    `compensation_queue` is null unless the run compensates; then it lists the handler steps still
+    to run after the current one, and a woken run resumes as `compensating`, not `running`.
     """
 
     definition = models.ForeignKey(Definition, on_delete=models.PROTECT, related_name="runs")
@@ -201,6 +203,7 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    waiting_for = models.CharField(max_length=300, blank=True)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     parent_step = models.CharField(max_length=80, blank=True)
     stop_at = models.CharField(max_length=80, blank=True)
@@ -208,7 +211,7 @@ class Run(models.Model):
     paused_by_email = models.CharField(max_length=254, blank=True)
     generation = models.PositiveIntegerField(default=0)
     retry_floor = models.BigIntegerField(default=0)
-    compensation_queue = models.JSONField(default=list, blank=True)
+    compensation_queue = models.JSONField(null=True, blank=True, default=None)
     payload_purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -200,28 +200,6 @@ def test_a_run_leased_to_another_worker_is_neither_claimed_nor_advanced(world, f
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("step", "kind"),
-    [
-        (
-            {"id": "wait", "kind": "wait_event", "event_type": "edi.990", "timeout": "PT2H", "next": "done", "on_timeout": "done"},
-            "wait_event",
-        ),
-        ({"id": "wait", "kind": "approval", "assignee_roles": ["planner"], "next": "done", "on_reject": "done"}, "approval"),
-    ],
-)
-def test_a_step_kind_the_engine_does_not_run_yet_parks_the_run_with_a_clear_error(world, fake, step, kind):
-    spec = {"start": "wait", "steps": [step, {"id": "done", "kind": "end", "outcome": "succeeded"}]}
-    definition = definition_published(world.acme, spec)
-    run = run_advanced(world.acme, run_started(world.acme, definition))
-    assert (run.status, run.current_step, run.ready_at, run.finished_at) == ("waiting", "wait", None, None)
-    assert run.error == f"Step 'wait' is a {kind} step; the engine does not run {kind} steps yet."
-    assert run_timeline(world.acme, run) == []
-    with schema_context(world.acme.schema):
-        assert run.pk not in runs_claim(owner="worker-1", limit=100)
-
-
-@pytest.mark.django_db
 def test_an_end_step_with_a_failed_outcome_fails_the_run(world, fake):
     spec = {"start": "done", "steps": [{"id": "done", "kind": "end", "outcome": "failed"}]}
     run = run_advanced(world.acme, run_started(world.acme, definition_published(world.acme, spec)))
