@@ -52,6 +52,7 @@ from tenants.db import connection
 from workflows.models import (
     RUN_ADVANCING,
     RUN_FINISHED,
+    DefinitionVersion,
     Incident,
     IncidentStatus,
     Run,
@@ -448,7 +449,29 @@ def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SEC
         return sorted(row[0] for row in cursor.fetchall())
 
 
+_VERSIONS: dict[tuple[str, int], tuple[DefinitionVersion, dict[str, dict[str, Any]]]] = {}
+_VERSIONS_MAX = 512
+
+
+def _published_version(version_id: int) -> DefinitionVersion:
+    """A run's version, read once per process: a version that runs was published, and a
+    published spec never changes (a fix is a new version), so the step loop need not reload and
+    parse it for every step. Shared read-only between runs; keyed by schema, since ids are per
+    tenant schema."""
+    key = (connection.schema_name, version_id)
+    cached = _VERSIONS.get(key)
+    if cached is None:
+        version = DefinitionVersion.objects.get(pk=version_id)
+        if len(_VERSIONS) >= _VERSIONS_MAX:
+            _VERSIONS.clear()
+        cached = _VERSIONS[key] = (version, {step["id"]: step for step in version.spec.get("steps", [])})
+    return cached[0]
+
+
 def _spec_steps(run: Run) -> dict[str, dict[str, Any]]:
+    cached = _VERSIONS.get((connection.schema_name, run.definition_version_id))
+    if cached is not None and cached[0] is run.definition_version:
+        return cached[1]
     return {step["id"]: step for step in run.definition_version.spec.get("steps", [])}
 
 
@@ -523,7 +546,8 @@ def engine_wake(schema: str) -> None:
 def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
     """Execute the run's current step in one transaction. Returns (status, go on)."""
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("definition_version").get(pk=run_id)
+        run = Run.objects.select_for_update().get(pk=run_id)
+        run.definition_version = _published_version(run.definition_version_id)
         now = timezone.now()
         if run.lease_owner != owner or run.lease_expires_at is None or run.lease_expires_at < now:
             return run.status, False  # someone else's now (or the lease ran out): leave it alone
