@@ -5,7 +5,7 @@ import os
 import time
 
 from celery import bootsteps
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_process_shutdown
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -38,6 +38,45 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerHeartbeat)
+
+
+class WorkerMetrics(bootsteps.StartStopStep):
+    """With `BATON_WORKER_METRICS_LISTEN` (`host:port`), serve this worker's Prometheus counters
+    (its child processes', from `PROMETHEUS_MULTIPROC_DIR`) on `/metrics`: for installations
+    where the worker does not share that directory with a web process, such as a pod of its own."""
+
+    def start(self, worker):
+        listen = os.environ.get("BATON_WORKER_METRICS_LISTEN", "")
+        if not listen:
+            return
+        import structlog
+
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            structlog.get_logger("baton.metrics").warning(
+                "BATON_WORKER_METRICS_LISTEN needs PROMETHEUS_MULTIPROC_DIR: the counters are in the child processes"
+            )
+            return
+        from config.observability import worker_metrics_serve
+
+        self.server = worker_metrics_serve(listen)
+        structlog.get_logger("baton.metrics").info("worker metrics served", listen=listen)
+
+    def stop(self, worker):
+        if getattr(self, "server", None):
+            self.server.shutdown()
+
+
+app.steps["worker"].add(WorkerMetrics)
+
+
+@worker_process_shutdown.connect
+def _metrics_process_dead(pid=None, **_kwargs):
+    """A pool process that exits tells prometheus_client's multiprocess mode, which drops its live
+    gauges; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())
 
 
 @task_prerun.connect

@@ -1,16 +1,20 @@
-"""Request ids and structured request logs; health, readiness and Prometheus metrics endpoints."""
+"""Request ids and structured request logs; health, readiness and Prometheus metrics endpoints
+(the web's `/metrics`, and a Celery worker's own when it is scraped on its own)."""
 
 import hmac
 import os
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import redis
 import structlog
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 log = structlog.get_logger("baton.request")
 
@@ -104,11 +108,66 @@ def readyz(request):
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 
+def metrics_token_accepted(authorization: str) -> bool:
+    """True without a configured token, else when `authorization` is `Bearer <BATON_METRICS_TOKEN>`."""
+    token = settings.BATON_METRICS_TOKEN
+    return not token or hmac.compare_digest(authorization.removeprefix("Bearer ").strip(), token)
+
+
+def metrics_exposition(*, engine_gauges: bool = True) -> bytes:
+    """The Prometheus text of every process sharing `PROMETHEUS_MULTIPROC_DIR` (web, Celery worker
+    children, beat: their counters are files there), or of this process alone when it is unset;
+    plus, for the web, the engine gauges read from the database at scrape time."""
+    multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if multiprocess_dir:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=multiprocess_dir)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if engine_gauges:
+        from workflows.metrics import EngineGaugesCollector
+
+        scrape = CollectorRegistry()  # per scrape: the gauges are read now, and only here
+        scrape.register(EngineGaugesCollector())
+        body += generate_latest(scrape)
+    return body
+
+
 def metrics(request):
     """Prometheus text format; needs `Authorization: Bearer <BATON_METRICS_TOKEN>` when a token is set."""
-    token = settings.BATON_METRICS_TOKEN
-    if token:
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(supplied, token):
-            return HttpResponse("metrics need a bearer token\n", status=401, content_type="text/plain")
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    if not metrics_token_accepted(request.headers.get("Authorization", "")):
+        return HttpResponse("metrics need a bearer token\n", status=401, content_type="text/plain")
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class _WorkerMetricsHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the http.server hook's name
+        if self.path.split("?")[0] != "/metrics":
+            self._answer(404, b"not found\n", "text/plain")
+        elif not metrics_token_accepted(self.headers.get("Authorization", "")):
+            self._answer(401, b"metrics need a bearer token\n", "text/plain")
+        else:
+            self._answer(200, metrics_exposition(engine_gauges=False), CONTENT_TYPE_LATEST)
+
+    def _answer(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - scrapes are not worth a log line
+        pass
+
+
+def worker_metrics_serve(listen: str) -> ThreadingHTTPServer:
+    """Serve `GET /metrics` (same bearer token) from a Celery worker's main process on
+    `listen` (`host:port`), in a daemon thread: where worker containers do not share a
+    multiprocess directory with a web process (one per pod in Kubernetes), each is scraped here.
+    Counters only; the engine gauges are the web's."""
+    host, _, port = listen.rpartition(":")
+    server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), _WorkerMetricsHandler)  # noqa: S104 - scraped from other pods
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server

@@ -10,6 +10,9 @@ API_SCOPES = [
     ("workflows:read", "Read the workflow library and definitions"),
     ("workflows:write", "Clone and change workflow definitions"),
     ("workflows:run", "Start workflow runs"),
+    ("workflows:operate", "Pause, resume and cancel runs; retry and restart incidents"),
+    ("workflows:approve", "Read and decide workflow approvals"),
+    ("events:write", "Send events that wake waiting runs and start event-triggered ones"),
 ]
 
 

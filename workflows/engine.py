@@ -549,8 +549,10 @@ def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
         run = Run.objects.select_for_update().get(pk=run_id)
         run.definition_version = _published_version(run.definition_version_id)
         now = timezone.now()
-        if run.lease_owner != owner or run.lease_expires_at is None or run.lease_expires_at < now:
-            return run.status, False  # someone else's now (or the lease ran out): leave it alone
+        if run.lease_owner != owner:
+            return run.status, False  # someone else's now (or the reaper freed it): leave it alone
+        # Still ours under the row lock, even if the lease ran out meanwhile (a slow batch): nobody
+        # took it, since a claim or the reaper would have changed the owner. Renewed below.
         if run.status not in RUN_ADVANCING or run.ready_at is None or run.paused_at is not None:
             run.lease_owner, run.lease_expires_at = "", None
             run.save(update_fields=["lease_owner", "lease_expires_at"])

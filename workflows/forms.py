@@ -9,6 +9,8 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
+from workflows.retention import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, retention_problems
+
 # Definition keys that would collide with the workflow pages' own addresses (/workflows/<key>/).
 from workflows.services import RESERVED_DEFINITION_KEYS as RESERVED_KEYS
 
@@ -304,3 +306,32 @@ class PolicyForm(forms.Form):
     require_second_approver = forms.BooleanField(
         required=False, label="Four eyes: a version must be approved by someone other than its author", help_text=""
     )
+
+
+class RetentionForm(forms.Form):
+    """How long finished runs keep their payloads and their metadata (the policy's other half)."""
+
+    payload_retention_days = forms.IntegerField(
+        label="Erase run payloads after (days)",
+        help_text="Input, context and step inputs and outputs of finished runs; status, timeline and errors stay.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+    metadata_retention_days = forms.IntegerField(
+        label="Delete finished runs after (days)",
+        help_text="The whole run: status, step timeline, errors, incidents.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("payload_retention_days", "metadata_retention_days"):
+            field = self.fields[name]
+            field.widget.attrs.update(min=RETENTION_DAYS_MIN, max=RETENTION_DAYS_MAX)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        payload, metadata = cleaned.get("payload_retention_days"), cleaned.get("metadata_retention_days")
+        if payload is not None and metadata is not None:
+            for name, message in retention_problems(payload_retention_days=payload, metadata_retention_days=metadata).items():
+                self.add_error(name, message)
+        return cleaned

@@ -40,7 +40,13 @@ from workflows.models import (
 
 
 class OperationRefused(Exception):
-    """The operation does not apply to the run or task in its current state; says why."""
+    """The operation does not apply to the run or task in its current state, or its input is
+    wrong (then `field` names the input); says why."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.field = field
 
 
 def _locked(run: Run) -> Run:
@@ -143,10 +149,10 @@ def run_cancel(*, run: Run, actor: Any, reason: str = "") -> Run:
 
 def _checked_json(name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise OperationRefused(f"The {name} must be a JSON object.")
+        raise OperationRefused(f"The {name} must be a JSON object.", field=name)
     size = len(json.dumps(value, default=str).encode())
     if size > CONTEXT_LIMIT_BYTES:
-        raise OperationRefused(f"The {name} is {size // 1024} KB; the limit is {CONTEXT_LIMIT_BYTES // 1024} KB.")
+        raise OperationRefused(f"The {name} is {size // 1024} KB; the limit is {CONTEXT_LIMIT_BYTES // 1024} KB.", field=name)
     return value
 
 
@@ -309,10 +315,10 @@ def approval_decide(*, approval: Approval, decision: str, actor: Any, comment: s
     """Record a decision on a pending approval and wake its run. Only assignees (or tenant admins;
     API keys are checked by scope at the API) may decide; reject and request changes need a comment."""
     if decision not in APPROVAL_DECISIONS:
-        raise OperationRefused(f"Unknown decision '{decision}'; use approved, rejected or changes_requested.")
+        raise OperationRefused(f"Unknown decision '{decision}'; use approved, rejected or changes_requested.", field="decision")
     comment = comment.strip()
     if decision in COMMENT_REQUIRED and not comment:
-        raise OperationRefused("Say why in a comment: the requester needs it to act on the decision.")
+        raise OperationRefused("Say why in a comment: the requester needs it to act on the decision.", field="comment")
     if getattr(actor, "is_authenticated", False) and not approval_can_decide(approval, actor):
         raise OperationRefused("This approval is assigned to other roles.")
     with transaction.atomic():

@@ -99,9 +99,10 @@ def _wake(schema: str) -> None:
     from workflows.tasks import advance
 
     try:
-        advance.apply_async(headers={"_schema_name": schema})
-    except Exception:  # the run is committed and ready: a later wake-up advances it
-        log.warning("workflow wake-up not sent", schema=schema, exc_info=True)
+        # No publish retries: with the broker down a start must not hang; the reaper wakes it.
+        advance.apply_async(headers={"_schema_name": schema}, retry=False)
+    except Exception as error:  # noqa: BLE001 - the run is committed and ready: a later wake-up advances it
+        log.warning("workflow wake-up not sent; the reaper will pick the run up", schema=schema, error=f"{type(error).__name__}: {error}")
 
 
 def run_start(

@@ -1,4 +1,5 @@
-"""Reads of the template library (public) and a tenant's definitions (its schema).
+"""Reads of the template library (public) and a tenant's definitions, runs, incidents and
+approvals (its schema): the pages and the API read through the same functions.
 
 The library tables exist only in public, so on a tenant's search path (`t_<slug>, public`) the
 same queries read the shared library; definitions are always the current tenant's.
@@ -7,17 +8,37 @@ same queries read the shared library; definitions are always the current tenant'
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import semver
-from django.db.models import Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 
+from accounts.models import Role
 from tenants.db import connection
 from tenants.selectors import tenants_filter
 from workflows.definition_schema import render_placeholders
 from workflows.diff import SpecChange, spec_diff
-from workflows.models import Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, WorkflowPolicy, WorkflowTemplate
+from workflows.models import (
+    RUN_FINISHED,
+    Approval,
+    ApprovalStatus,
+    Definition,
+    DefinitionVersion,
+    Incident,
+    IncidentStatus,
+    Run,
+    StepExecution,
+    TemplateVersion,
+    Timer,
+    TimerKind,
+    WorkflowPolicy,
+    WorkflowTemplate,
+)
 from workflows.validation import step_edges
+
+if TYPE_CHECKING:  # the filter is the operations module's; reads need only its `apply`
+    from workflows.operations import IncidentFilter
 
 _NEWEST_FIRST = ("-major", "-minor", "-patch")
 
@@ -249,3 +270,161 @@ def run_get(*, run_id: int) -> Run | None:
 def run_steps(*, run: Run) -> QuerySet[StepExecution]:
     """The run's timeline, in execution order."""
     return StepExecution.objects.filter(run=run).order_by("pk")
+
+
+def run_children(*, run: Run) -> QuerySet[Run]:
+    """The runs this one started (parallel branches, child workflows), in the order it started them."""
+    return Run.objects.filter(parent=run).select_related("definition", "definition_version").order_by("pk")
+
+
+def run_timers_pending(*, run: Run, current_step_only: bool = False) -> list[Timer]:
+    """Unfired timers of an unfinished run, soonest first (a finished run's are left to fire
+    harmlessly). With `current_step_only`, only those that can still wake it: the current step's,
+    and its approval's due time only while that approval is pending (the run page's view; the API
+    lists every unfired timer)."""
+    if run.status in RUN_FINISHED:
+        return []
+    timers = Timer.objects.filter(run=run, fired_at__isnull=True).order_by("due_at", "pk")
+    if current_step_only:
+        timers = timers.filter(step_id=run.current_step)
+        if not run_approvals(run=run).filter(step_id=run.current_step, status=ApprovalStatus.PENDING).exists():
+            timers = timers.exclude(kind=TimerKind.APPROVAL_DUE)
+    return list(timers)
+
+
+def run_incidents(*, run: Run) -> QuerySet[Incident]:
+    """Every incident of the run, newest first (at most one is open)."""
+    return Incident.objects.filter(run=run).order_by("-pk")
+
+
+def run_incident_open(*, run: Run) -> Incident | None:
+    return Incident.objects.select_related("run").filter(run=run, status=IncidentStatus.OPEN).first()
+
+
+def run_approvals(*, run: Run) -> QuerySet[Approval]:
+    """The run's approvals in the order its steps asked for them."""
+    return Approval.objects.filter(run=run).order_by("pk")
+
+
+@dataclass(frozen=True)
+class RunOperations:
+    """What an operator needs next to a run's timeline: its children, what it waits for and what is open."""
+
+    steps: list[StepExecution]
+    children: list[Run]
+    pending_timers: list[Timer]
+    open_incident: Incident | None
+    approvals: list[Approval]
+
+    def as_context(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def run_operations(*, run: Run) -> RunOperations:
+    """The run's operational state as the API answers it with the run."""
+    return RunOperations(
+        steps=list(run_steps(run=run)),
+        children=list(run_children(run=run)),
+        pending_timers=run_timers_pending(run=run),
+        open_incident=run_incident_open(run=run),
+        approvals=list(run_approvals(run=run)),
+    )
+
+
+# --- incidents ---------------------------------------------------------------------------
+
+
+def incidents_list(*, filter: IncidentFilter | None = None, status: str = "") -> QuerySet[Incident]:
+    """Incidents newest first with their run and workflow, narrowed like a bulk retry is (plus the status)."""
+    incidents = Incident.objects.select_related("run", "run__definition", "run__definition_version")
+    if filter is not None:
+        incidents = filter.apply(incidents)
+    if status:
+        incidents = incidents.filter(status=status)
+    return incidents.order_by("-pk")
+
+
+def incidents_queue(*, filter: IncidentFilter, resolved: bool = False) -> QuerySet[Incident]:
+    """The incidents page's tabs: open ones by when they opened, resolved ones by when they were
+    resolved, newest first."""
+    if resolved:
+        return incidents_list(filter=filter, status=IncidentStatus.RESOLVED).order_by("-resolved_at", "-pk")
+    return incidents_list(filter=filter, status=IncidentStatus.OPEN).order_by("-opened_at", "-pk")
+
+
+def incident_get(*, incident_id: int) -> Incident | None:
+    return incidents_list().filter(pk=incident_id).first()
+
+
+def incident_counts() -> dict[str, list[dict[str, Any]]]:
+    """Open incidents by workflow and by error class, largest first, each with its share of the
+    largest (the bar's length)."""
+    open_ = Incident.objects.filter(status=IncidentStatus.OPEN)
+    by_workflow = list(
+        open_.values("run__definition__key", "run__definition__name").annotate(count=Count("id")).order_by("-count", "run__definition__key")
+    )
+    by_class = list(open_.values("error_class").annotate(count=Count("id")).order_by("-count", "error_class"))
+
+    def bars(rows: list[Any], value: str, label: str) -> list[dict[str, Any]]:
+        top = max((row["count"] for row in rows), default=0) or 1
+        return [
+            {"value": row[value], "label": row[label] or "(no class)", "count": row["count"], "percent": round(row["count"] * 100 / top)}
+            for row in rows
+        ]
+
+    return {
+        "workflows": bars(by_workflow, "run__definition__key", "run__definition__name"),
+        "error_classes": bars(by_class, "error_class", "error_class"),
+    }
+
+
+def incident_filter_choices() -> dict[str, list[str]]:
+    """The steps and error classes open incidents have, for the incidents filter."""
+    open_ = Incident.objects.filter(status=IncidentStatus.OPEN)
+    return {
+        "steps": sorted(set(open_.values_list("step_id", flat=True))),
+        "error_classes": sorted(set(open_.exclude(error_class="").values_list("error_class", flat=True))),
+    }
+
+
+# --- approvals ---------------------------------------------------------------------------
+
+
+def approvals_list(*, status: str = "", decider: Any = None) -> QuerySet[Approval]:
+    """Approvals newest first. With `decider`, only those that person may decide, the rule of
+    `approval_can_decide`: their role among the assignees, tenant admins every one."""
+    approvals = Approval.objects.select_related("run", "run__definition", "run__definition_version")
+    if status:
+        approvals = approvals.filter(status=status)
+    if decider is not None:
+        role = getattr(decider, "role", "")
+        if not role:
+            return approvals.none()
+        if role != Role.TENANT_ADMIN:
+            approvals = approvals.filter(assignee_roles__contains=[role])
+    return approvals.order_by("-pk")
+
+
+def approvals_pending(*, decider: Any = None) -> QuerySet[Approval]:
+    """Pending approvals (those `decider` may decide, when given), soonest due first, no due time last."""
+    return approvals_list(status=ApprovalStatus.PENDING, decider=decider).order_by(F("due_at").asc(nulls_last=True), "pk")
+
+
+def approvals_decided() -> QuerySet[Approval]:
+    """Approvals that are no longer pending (decided, or cancelled with their run), newest first."""
+    return approvals_list().exclude(status=ApprovalStatus.PENDING).order_by(F("decided_at").desc(nulls_last=True), "-pk")
+
+
+def approvals_search(*, approvals: QuerySet[Approval], query: str) -> QuerySet[Approval]:
+    """Narrow a listing to approvals whose title, run's business key or workflow name has `query`,
+    or whose run is `query` (a number, with or without "#")."""
+    if not query:
+        return approvals
+    condition = Q(title__icontains=query) | Q(run__business_key__icontains=query) | Q(run__definition__name__icontains=query)
+    if query.lstrip("#").isdigit():
+        condition |= Q(run_id=int(query.lstrip("#")))
+    return approvals.filter(condition)
+
+
+def approval_get(*, approval_id: int) -> Approval | None:
+    return approvals_list().filter(pk=approval_id).first()

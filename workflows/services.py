@@ -318,7 +318,7 @@ def _bindings_problems(spec: dict[str, Any], bindings: Any) -> list[DefinitionPr
 
 
 # Keys that would collide with the workflow pages' own addresses (/workflows/library/, …).
-RESERVED_DEFINITION_KEYS = frozenset({"library", "policy", "new", "edit", "runs"})
+RESERVED_DEFINITION_KEYS = frozenset({"library", "policy", "new", "edit", "runs", "calendar", "incidents", "approvals"})
 
 
 def _check_key_and_name(key: str, name: str) -> None:

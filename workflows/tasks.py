@@ -14,6 +14,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.conf import settings
 
 from tenants.db import connection
 
@@ -28,7 +29,7 @@ def _owner() -> str:
 def advance() -> int:
     from workflows.engine import runs_advance_ready
 
-    statuses = runs_advance_ready(owner=_owner(), limit=BATCH)
+    statuses = runs_advance_ready(owner=_owner(), limit=BATCH, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
     if len(statuses) == BATCH or "running" in statuses.values():
         advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
     return len(statuses)
@@ -79,3 +80,61 @@ def demo_tenant_run(sequence: int) -> int | None:
 
     run = demo_run_start(actor=Actor.system("demo-traffic"), sequence=sequence)
     return run.pk if run else None
+
+
+@shared_task(name="workflows.dispatch_schedules")
+def dispatch_schedules() -> list[str]:
+    """Beat's fan-out for schedule triggers: `fire_schedules` in every ready tenant's schema."""
+    from tenants.models import Tenant, TenantStatus
+
+    connection.set_schema_to_public()
+    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
+    for schema in schemas:
+        fire_schedules.apply_async(headers={"_schema_name": schema})
+    return schemas
+
+
+@shared_task(name="workflows.fire_schedules")
+def fire_schedules() -> dict[str, int]:
+    """Inside one tenant's schema: start the runs its schedules owe. Cursors (SKIP LOCKED) and each
+    firing's business key make a repeat or a concurrent call harmless."""
+    from governance.services import Actor
+    from workflows.triggers import schedules_fire
+
+    fired = schedules_fire(actor=Actor.system("scheduler"))
+    return {"started": len(fired.started), "skipped": fired.skipped, "problems": len(fired.problems)}
+
+
+@shared_task(name="workflows.dispatch_purge")
+def dispatch_purge() -> list[str]:
+    """Daily, from beat: `purge_runs` in every ready tenant's schema."""
+    from tenants.models import Tenant, TenantStatus
+
+    connection.set_schema_to_public()
+    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
+    for schema in schemas:
+        purge_runs.apply_async(headers={"_schema_name": schema})
+    return schemas
+
+
+@shared_task(name="workflows.purge_runs")
+def purge_runs() -> dict[str, object]:
+    """Inside one tenant's schema: apply its retention policy (`workflows.retention.runs_purge`);
+    a purge the time limit stopped goes on in a new task."""
+    from governance.services import Actor
+    from workflows.retention import runs_purge
+
+    result = runs_purge(actor=Actor.system("retention"))
+    if not result["complete"]:
+        purge_runs.apply_async(headers={"_schema_name": connection.schema_name})
+    return result
+
+
+@shared_task(name="workflows.approval_announce")
+def approval_announce(approval_id: int) -> int:
+    """Inside one tenant's schema: email the assignees of an approval that was just requested or
+    escalated, with signed decision links (`workflows.approval_mail`). Sends once per request or
+    escalation level, so a redelivery sends nothing new."""
+    from workflows.approval_mail import approvals_announce
+
+    return approvals_announce(approval_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import views
+from workflows import approval_views, calendar_views, incident_views, views
 
 app_name = "workflows"
 urlpatterns = [
@@ -11,8 +11,20 @@ urlpatterns = [
     path("library/<slug:key>/clone/", views.clone, name="clone"),
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/pause/", views.run_pause_view, name="run_pause"),
+    path("runs/<int:run_id>/resume/", views.run_resume_view, name="run_resume"),
+    path("runs/<int:run_id>/cancel/", views.run_cancel_view, name="run_cancel"),
+    path("runs/<int:run_id>/retry/", views.run_retry_view, name="run_retry"),
+    path("runs/<int:run_id>/restart/", views.run_restart_view, name="run_restart"),
+    path("incidents/", incident_views.incidents, name="incidents"),
+    path("incidents/retry/", incident_views.incidents_bulk_retry, name="incidents_retry"),
+    path("approvals/", approval_views.approvals, name="approvals"),
+    path("approvals/<int:approval_id>/", approval_views.approval_detail, name="approval"),
+    path("approvals/link/<str:token>/", approval_views.approval_link, name="approval_link"),
+    path("calendar/", calendar_views.calendar, name="calendar"),
     path("<slug:key>/", views.definition_detail, name="definition"),
     path("<slug:key>/edit/", views.definition_edit, name="definition_edit"),
+    path("<slug:key>/start/", views.definition_start, name="definition_start"),
     path("<slug:key>/upgrade/", views.definition_upgrade, name="definition_upgrade"),
     path("<slug:key>/versions/<int:number>/submit/", views.version_submit, name="version_submit"),
     path("<slug:key>/versions/<int:number>/approve/", views.version_approve, name="version_approve"),

@@ -8,13 +8,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -25,8 +29,10 @@ from workflows.diagram import diagram_svg
 from workflows.forms import (
     CloneNameForm,
     DefinitionEditForm,
+    JsonObjectField,
     ParametersForm,
     PolicyForm,
+    RetentionForm,
     VersionCommentForm,
     as_dict,
     json_compact,
@@ -38,20 +44,30 @@ from workflows.forms import (
 )
 from workflows.models import (
     CORRELATION_KEYS,
+    RUN_FINISHED,
     Definition,
     DefinitionVersion,
+    Incident,
+    IncidentStatus,
     Run,
     RunStatus,
     StepStatus,
     TemplateCategory,
     TemplateVersion,
+    TimerKind,
     VersionStatus,
     WorkflowTemplate,
 )
+from workflows.operations import OperationRefused, incident_restart, incident_retry, run_cancel, run_pause, run_resume
+from workflows.retention import RetentionInvalid, workflow_policy_retention_update
+from workflows.runs import RunError, run_start
+from workflows.triggers import schedule_summary
 from workflows.validation import parameters_validate
 
 AUTHORS = (Role.TENANT_ADMIN, Role.PLANNER)
 APPROVERS = (Role.TENANT_ADMIN,)
+# Who operates runs: pause, resume, cancel, retry and restart them, and start them by hand.
+OPERATORS = (Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER)
 WIZARD_SESSION_KEY = "workflows.clone.{key}"
 WIZARD_STEPS = ("Name", "Parameters", "Review")
 
@@ -383,6 +399,11 @@ def _latest_version(definition: Definition) -> DefinitionVersion | None:
 
 @tenant_role_required()
 def definitions(request):
+    return _definitions_page(request)
+
+
+def _definitions_page(request, *, retention_form: RetentionForm | None = None, status: int = 200):
+    """The definitions list with the policy card; `retention_form` is a refused one to show again."""
     query = request.GET.get("q", "").strip()
     page = Paginator(selectors.definitions_list(query=query), 25).get_page(request.GET.get("page"))
     rows = []
@@ -403,15 +424,24 @@ def definitions(request):
         "query": query,
         "policy": policy,
         "policy_form": PolicyForm(initial={"require_second_approver": policy.require_second_approver}),
+        "retention_form": retention_form
+        or RetentionForm(
+            initial={
+                "payload_retention_days": policy.payload_retention_days,
+                "metadata_retention_days": policy.metadata_retention_days,
+            }
+        ),
         "can_author": _can(request.user, AUTHORS),
         "can_set_policy": _can(request.user, APPROVERS),
     }
-    return render(request, "workflows/definitions.html", context)
+    return render(request, "workflows/definitions.html", context, status=status)
 
 
 @require_POST
 @tenant_role_required(*APPROVERS)
 def policy_update(request):
+    if request.POST.get("section") == "retention":
+        return _retention_update(request)
     form = PolicyForm(request.POST)
     form.is_valid()
     required = bool(form.cleaned_data.get("require_second_approver"))
@@ -421,6 +451,28 @@ def policy_update(request):
     else:
         messages.success(request, "Four eyes is off: one tenant admin can approve and publish on their own.")
     return redirect(reverse("workflows:definitions") + "#policy")
+
+
+def _retention_update(request):
+    """The policy card's retention form: how long finished runs keep payloads and metadata."""
+    form = RetentionForm(request.POST)
+    if form.is_valid():
+        try:
+            policy = workflow_policy_retention_update(
+                payload_retention_days=form.cleaned_data["payload_retention_days"],
+                metadata_retention_days=form.cleaned_data["metadata_retention_days"],
+                actor=request.user,
+            )
+        except RetentionInvalid as error:
+            form.add_error(error.field or None, error.message)
+        else:
+            messages.success(
+                request,
+                f"Retention saved: payloads of finished runs are erased after {policy.payload_retention_days} days, "
+                f"the runs deleted after {policy.metadata_retention_days} days.",
+            )
+            return redirect(reverse("workflows:definitions") + "#retention")
+    return _definitions_page(request, retention_form=form, status=400)
 
 
 def _definition_or_404(key: str) -> Definition:
@@ -458,7 +510,9 @@ def _version_actions(user, version: DefinitionVersion, definition: Definition, f
     return actions
 
 
-def _definition_render(request, definition: Definition, *, row_error: dict | None = None, status: int = 200):
+def _definition_render(
+    request, definition: Definition, *, row_error: dict | None = None, start_form: RunStartForm | None = None, status: int = 200
+):
     versions = list(selectors.definition_versions(definition=definition))
     requested = request.GET.get("version", "")
     shown = None
@@ -504,7 +558,11 @@ def _definition_render(request, definition: Definition, *, row_error: dict | Non
         "policy": policy,
         "can_author": _can(request.user, AUTHORS),
         "comment_form": VersionCommentForm(),
+        "schedule": schedule_summary(spec=definition.published_version.spec, time_zone=request.tenant.time_zone)
+        if definition.published_version
+        else None,
     }
+    context.update(_start_context(request, definition, start_form))
     return render(request, "workflows/definition_detail.html", context, status=status)
 
 
@@ -681,6 +739,8 @@ RUN_BADGES: dict[str, str] = {
     RunStatus.SUCCEEDED: "ok",
     RunStatus.FAILED: "danger",
     RunStatus.CANCELLED: "muted",
+    RunStatus.COMPENSATING: "warn",
+    RunStatus.COMPENSATED: "muted",
 }
 RUN_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
 TRIGGER_LABELS = {"api": "API", "manual": "By hand", "event": "Event", "schedule": "Schedule"}
@@ -766,23 +826,63 @@ def _run_or_404(run_id: int) -> Run:
     return run
 
 
-def _run_problem(run: Run, step_kinds: dict[str, str]) -> dict[str, str] | None:
-    """What a failed or parked run's error means, and what to do about it."""
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[+-]\d{2}:\d{2}|Z)")
+
+
+def _local_moments(text: str, time_zone: str) -> str:
+    """The engine writes moments in `waiting_for` as ISO 8601 in UTC; people read them in the
+    tenant's time zone."""
+    try:
+        zone = ZoneInfo(time_zone or "UTC")
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+
+    def local(match: re.Match[str]) -> str:
+        moment = parse_datetime(match.group(0).replace("Z", "+00:00"))
+        return f"{timezone.localtime(moment, zone):%d %b %Y %H:%M} ({zone.key})" if moment else match.group(0)
+
+    return _ISO_MOMENT.sub(local, text)
+
+
+def _run_problem(run: Run, step_kinds: dict[str, str], incident: Incident | None, time_zone: str = "") -> dict[str, str] | None:
+    """What a failed, parked or stopped run's state means, and what to do about it."""
+    step = f"“{run.current_step}”" if run.current_step else ""
+    if run.status == RunStatus.FAILED and incident is not None:
+        return {
+            "tone": "error",
+            "title": f"Failed at step {step} – an incident is open" if step else "Failed – an incident is open",
+            "meaning": "The run stopped at this step and waits for an operator; the steps before it stay done. "
+            "Retry the step (after correcting the input or context if they caused it), restart the run from the "
+            "beginning on the published version, or cancel it.",
+        }
     if run.status == RunStatus.FAILED:
         return {
             "tone": "error",
-            "title": f"Failed at step “{run.current_step}”" if run.current_step else "Failed",
-            "meaning": "The run stopped here and nothing more runs for it; the steps before it stay done. "
+            "title": f"Failed at step {step}" if step else "Failed",
+            "meaning": "The run ended here and nothing more runs for it; the steps before it stay done. "
             "Fix the cause (the input, or the definition in a new version), then start a new run – "
             "with a new business key, since the same key returns this run.",
         }
     if run.status == RunStatus.WAITING:
         kind = step_kinds.get(run.current_step, "")
+        waits_for = _local_moments(run.waiting_for, time_zone) or "waiting for something outside the run"
         return {
             "tone": "warn",
-            "title": f"Waiting at step “{run.current_step}”" + (f" ({kind})" if kind else ""),
-            "meaning": "The run is parked, not failed: nothing is lost. Timers, events, approvals, parallel "
-            "branches and child workflows arrive with the next release of the engine, which resumes parked runs from here.",
+            "title": f"Waiting at step {step}" + (f" ({kind})" if kind else ""),
+            "meaning": f"The run is parked, not failed: it is {waits_for}. It goes on by itself when that arrives; nothing is lost meanwhile.",
+        }
+    if run.status == RunStatus.COMPENSATING:
+        return {
+            "tone": "warn",
+            "title": "Undoing the completed steps",
+            "meaning": "The run runs the compensation handlers of the steps it completed, newest first; it ends as Compensated.",
+        }
+    if run.status in (RunStatus.CANCELLED, RunStatus.COMPENSATED):
+        return {
+            "tone": "info",
+            "title": run.get_status_display(),
+            "meaning": "Nothing more runs for it"
+            + ("; the completed steps were undone by their compensation handlers." if run.status == RunStatus.COMPENSATED else "."),
         }
     return None
 
@@ -801,32 +901,318 @@ def _timeline(run: Run, spec_steps: dict[str, dict[str, Any]]) -> list[dict[str,
     ]
 
 
-@tenant_role_required()
-def run_detail(request, run_id: int):
-    run = _run_or_404(run_id)
-    live = run.status in RUN_LIVE
-    if request.htmx and not live:
-        # The run finished (or parked) since the page polled: reload it once for the final header.
-        response = HttpResponse(status=204)
-        response["HX-Refresh"] = "true"
-        return response
-    spec_steps = {
-        step["id"]: step for step in (run.definition_version.spec or {}).get("steps", []) if isinstance(step, dict) and "id" in step
-    }
+# What a pending timer of each kind means on the run page.
+TIMER_LABELS: dict[str, str] = {
+    TimerKind.RETRY: "Next attempt",
+    TimerKind.WAIT_UNTIL: "Wait ends",
+    TimerKind.WAIT_TIMEOUT: "Event wait times out",
+    TimerKind.APPROVAL_DUE: "Approval due",
+}
+# The run page refreshes its timeline while the engine is working on the run.
+RUN_DETAIL_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMPENSATING})
+APPROVAL_BADGES = {"pending": "warn", "approved": "ok", "rejected": "danger", "changes_requested": "info", "cancelled": "muted"}
+
+
+class RunRetryForm(forms.Form):
+    """Retry the failed step, optionally with the run's input or context corrected (JSON objects;
+    empty leaves it as it is). The service checks sizes and records which keys changed."""
+
+    input = JsonObjectField(rows=10, required=False, label="Input", help_text="The run's input as a JSON object.")
+    context = JsonObjectField(rows=10, required=False, label="Context", help_text="Step outputs by step id, as a JSON object.")
+    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the audit log.")
+
+    def edited(self, name: str) -> dict[str, Any] | None:
+        """The corrected object, or None when the field was left empty."""
+        raw = str(self.data.get(name, "")).strip()
+        return self.cleaned_data.get(name) if raw else None
+
+
+class RunReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def _run_incidents(run: Run) -> tuple[Incident | None, list[Incident]]:
+    incidents = list(selectors.run_incidents(run=run))
+    open_incident = next((incident for incident in incidents if incident.status == IncidentStatus.OPEN), None)
+    return open_incident, [incident for incident in incidents if incident is not open_incident]
+
+
+def _attempts(incident: Incident) -> list[dict[str, Any]]:
+    """The incident's attempt history with its times as datetimes (stored as ISO text)."""
+    return [
+        {"attempt": item.get("attempt"), "error": item.get("error", ""), "at": parse_datetime(str(item.get("at") or ""))}
+        for item in incident.attempts
+        if isinstance(item, dict)
+    ]
+
+
+def _pending_timers(run: Run) -> list[dict[str, Any]]:
+    """Unfired timers that can still wake the run: those of the step it is at. A timer left from
+    a step the run went past (an approval decided before its due time) fires harmlessly; not shown."""
+    now = timezone.now()
+    return [
+        {"timer": timer, "label": TIMER_LABELS.get(timer.kind, timer.get_kind_display()), "past": timer.due_at <= now}
+        for timer in selectors.run_timers_pending(run=run, current_step_only=True)
+    ]
+
+
+def _compensation_steps(run: Run) -> list[str]:
+    """The handlers a cancel would run: those of this generation's completed steps, newest first."""
+    handlers_by_step: dict[str, str] = (run.definition_version.spec or {}).get("compensation") or {}
+    if not handlers_by_step:
+        return []
+    done = selectors.run_steps(run=run).filter(status=StepStatus.SUCCEEDED, idempotency_key__startswith=run.step_key(""))
+    handlers: list[str] = []
+    for step_id in reversed(list(done.values_list("step_id", flat=True))):
+        handler = handlers_by_step.get(step_id)
+        if handler and handler not in handlers:
+            handlers.append(handler)
+    return handlers
+
+
+def _run_detail_render(request, run: Run, *, retry_form: RunRetryForm | None = None, status: int = 200):
+    spec = run.definition_version.spec or {}
+    spec_steps = {step["id"]: step for step in spec.get("steps", []) if isinstance(step, dict) and "id" in step}
     step_kinds = {step_id: str(step.get("kind", "")) for step_id, step in spec_steps.items()}
     step_now = spec_steps.get(run.current_step, {})
+    incident, past_incidents = _run_incidents(run)
+    unfinished = run.status not in RUN_FINISHED
+    operator = _can(request.user, OPERATORS)
+    published = run.definition.published_version
     context = {
         "run": run,
         "badge": RUN_BADGES.get(run.status, "muted"),
-        "live": live,
+        "live": run.status in RUN_DETAIL_LIVE and run.paused_at is None,
         "trigger": TRIGGER_LABELS.get(run.trigger, run.trigger),
         "duration": _run_duration(run),
-        "problem": _run_problem(run, step_kinds),
+        "problem": _run_problem(run, step_kinds, incident, getattr(request.tenant, "time_zone", "")),
         "timeline": _timeline(run, spec_steps),
         "next_step": {"id": run.current_step, "kind": step_kinds.get(run.current_step, ""), "name": step_now.get("name") or ""},
         "correlation": sorted(run.correlation.items()) if isinstance(run.correlation, dict) else [],
         "input_json": json_pretty(run.input),
         "context_json": json_pretty(run.context) if run.context else "",
+        # operations
+        "incident": incident,
+        "incident_input_json": json_pretty(incident.step_input) if incident and incident.step_input else "",
+        "incident_attempts": _attempts(incident) if incident else [],
+        "past_incidents": past_incidents,
+        "timers": _pending_timers(run),
+        "approvals": [
+            {
+                "approval": approval,
+                "badge": APPROVAL_BADGES.get(approval.status, "muted"),
+                "overdue": approval.status == "pending" and approval.due_at is not None and approval.due_at <= timezone.now(),
+                "roles": ", ".join(Role(role).label if role in Role.values else role for role in approval.assignee_roles),
+            }
+            for approval in selectors.run_approvals(run=run).reverse()  # newest first
+        ],
+        "parent": run.parent,
+        "children": [
+            {"run": child, "badge": RUN_BADGES.get(child.status, "muted"), "branch": child.business_key.rsplit(":", 1)[-1]}
+            for child in selectors.run_children(run=run)
+        ],
+        "operator": operator,
+        "can_pause": operator and unfinished and run.paused_at is None,
+        "can_resume": operator and run.paused_at is not None,
+        "can_cancel": operator and (unfinished or incident is not None) and run.status != RunStatus.COMPENSATING,
+        "published": published,
+        "compensation_steps": _compensation_steps(run) if operator else [],
+        "retry_form": retry_form or RunRetryForm(initial={"input": run.input, "context": run.context}),
+        "retry_edit_open": retry_form is not None,
     }
-    template_name = "workflows/_run_timeline.html" if request.htmx else "workflows/run_detail.html"
-    return render(request, template_name, context)
+    return render(request, "workflows/run_detail.html", context, status=status)
+
+
+@tenant_role_required()
+def run_detail(request, run_id: int):
+    run = _run_or_404(run_id)
+    if request.htmx:
+        if run.status not in RUN_DETAIL_LIVE or run.paused_at is not None:
+            # The run finished, parked or was paused since the page polled: reload it once for the new state.
+            response = HttpResponse(status=204)
+            response["HX-Refresh"] = "true"
+            return response
+        spec_steps = {
+            step["id"]: step for step in (run.definition_version.spec or {}).get("steps", []) if isinstance(step, dict) and "id" in step
+        }
+        step_now = spec_steps.get(run.current_step, {})
+        context = {
+            "run": run,
+            "live": True,
+            "timeline": _timeline(run, spec_steps),
+            "next_step": {"id": run.current_step, "kind": str(step_now.get("kind", "")), "name": step_now.get("name") or ""},
+        }
+        return render(request, "workflows/_run_timeline.html", context)
+    return _run_detail_render(request, run)
+
+
+def _run_operation(request, run_id: int, operation, done: str):
+    """Pause, resume or cancel: the service's refusal (e.g. already finished) becomes an error message."""
+    run = _run_or_404(run_id)
+    reason = str(request.POST.get("reason", "")).strip()[:500]
+    try:
+        run = operation(run=run, actor=request.user, reason=reason)
+    except OperationRefused as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, done.format(run=run, status=run.get_status_display().lower()))
+    return redirect("workflows:run", run_id=run_id)
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def run_pause_view(request, run_id: int):
+    return _run_operation(request, run_id, run_pause, "Run #{run.pk} paused: the engine leaves it alone until someone resumes it.")
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def run_resume_view(request, run_id: int):
+    return _run_operation(request, run_id, run_resume, "Run #{run.pk} resumed: it goes on where it was.")
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def run_cancel_view(request, run_id: int):
+    return _run_operation(request, run_id, run_cancel, "Run #{run.pk} cancelled: it is {status} now.")
+
+
+def _open_incident_or_refuse(request, run: Run) -> Incident | None:
+    incident = selectors.run_incident_open(run=run)
+    if incident is None:
+        messages.error(request, f"Run #{run.pk} has no open incident (someone may have just resolved it).")
+    return incident
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def run_retry_view(request, run_id: int):
+    """Retry the open incident's step; with `edit`, the corrected input and/or context go with it."""
+    run = _run_or_404(run_id)
+    incident = _open_incident_or_refuse(request, run)
+    if incident is None:
+        return redirect("workflows:run", run_id=run_id)
+    editing = bool(request.POST.get("edit"))
+    form = RunRetryForm(request.POST if editing else {"comment": request.POST.get("comment", "")})
+    if form.is_valid():
+        try:
+            incident_retry(
+                incident=incident,
+                actor=request.user,
+                input=form.edited("input") if editing else None,
+                context=form.edited("context") if editing else None,
+                comment=form.cleaned_data["comment"],
+            )
+        except OperationRefused as refused:
+            # The service names the input it refused (too large, not an object): show it next to that field.
+            field = refused.field if refused.field in ("input", "context") else None
+            form.add_error(field if editing else None, refused.message)
+        else:
+            messages.success(request, f"Retrying step “{incident.step_id}” of run #{run.pk}.")
+            return redirect("workflows:run", run_id=run_id)
+    if not editing:
+        messages.error(request, "; ".join(str(error) for error in form.non_field_errors()) or "The retry was refused.")
+        return redirect("workflows:run", run_id=run_id)
+    return _run_detail_render(request, _run_or_404(run_id), retry_form=form, status=400)
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def run_restart_view(request, run_id: int):
+    run = _run_or_404(run_id)
+    incident = _open_incident_or_refuse(request, run)
+    if incident is not None:
+        try:
+            run = incident_restart(incident=incident, actor=request.user, comment=str(request.POST.get("comment", "")).strip()[:500])
+        except OperationRefused as refused:
+            messages.error(request, str(refused))
+        else:
+            messages.success(request, f"Run #{run.pk} restarted from the beginning on v{run.definition_version.number}.")
+    return redirect("workflows:run", run_id=run_id)
+
+
+# ---------- starting a run by hand ----------
+
+
+class RunStartForm(forms.Form):
+    input = JsonObjectField(
+        rows=8, required=False, label="Input", help_text="What the workflow reads as its input: a JSON object. Empty means {}."
+    )
+    business_key = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="One run per key: starting again with the same key shows the run it started.",
+    )
+    correlation = forms.CharField(
+        max_length=1000,
+        required=False,
+        label="Correlation keys",
+        help_text="name:value pairs separated by commas, names from " + ", ".join(CORRELATION_KEYS) + ".",
+        widget=forms.TextInput(attrs={"placeholder": "order:SO-1042, shipment:SHP-7", "autocomplete": "off"}),
+    )
+
+    def clean_correlation(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for part in str(self.cleaned_data.get("correlation") or "").replace("\n", ",").split(","):
+            if not part.strip():
+                continue
+            name, separator, value = part.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if not separator or not value:
+                raise forms.ValidationError(f"“{part.strip()}” is not name:value, e.g. order:SO-1042.")
+            if name not in CORRELATION_KEYS:
+                raise forms.ValidationError(f"Unknown correlation key “{name}”; use {', '.join(CORRELATION_KEYS)}.")
+            keys[name] = value
+        return keys
+
+
+def _manual_trigger(definition: Definition) -> bool:
+    version = definition.published_version
+    triggers = (version.spec or {}).get("triggers") or [] if version else []
+    return any(isinstance(trigger, dict) and trigger.get("kind") == "manual" for trigger in triggers)
+
+
+def _can_start(user, definition: Definition) -> bool:
+    """Operators start runs of workflows with a manual trigger; tenant admins may start any."""
+    if definition.published_version_id is None:
+        return False
+    if user.role == Role.TENANT_ADMIN or user.support_grant_id:
+        return True
+    return user.role in OPERATORS and _manual_trigger(definition)
+
+
+def _start_context(request, definition: Definition, start_form: RunStartForm | None) -> dict[str, Any]:
+    return {
+        "can_start": _can_start(request.user, definition),
+        "start_manual": _manual_trigger(definition),
+        "start_form": start_form or RunStartForm(),
+        "start_open": start_form is not None,
+    }
+
+
+@require_POST
+@tenant_role_required(*OPERATORS)
+def definition_start(request, key: str):
+    definition = _definition_or_404(key)
+    if not _can_start(request.user, definition):
+        raise PermissionDenied("This workflow has no manual trigger; only tenant admins start it by hand.")
+    form = RunStartForm(request.POST)
+    if form.is_valid():
+        try:
+            run, created = run_start(
+                definition=definition,
+                input=form.cleaned_data["input"],
+                business_key=form.cleaned_data["business_key"],
+                correlation=form.cleaned_data["correlation"],
+                trigger="manual",
+                actor=request.user,
+            )
+        except RunError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            if created:
+                messages.success(request, f"Run #{run.pk} started on v{run.definition_version.number}.")
+            else:
+                messages.info(request, f"The business key “{run.business_key}” already started run #{run.pk}: here it is.")
+            return redirect("workflows:run", run_id=run.pk)
+    return _definition_render(request, definition, start_form=form, status=400)

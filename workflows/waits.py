@@ -237,11 +237,10 @@ def _approval_note(approval: Approval) -> str:
 
 def _approval_announce(schema: str, approval_id: int) -> None:
     """Tell the assignees (email with signed decision links) after the request or escalation committed."""
-    from workflows import tasks
+    from workflows.tasks import approval_announce
 
     try:
-        announce = tasks.approval_announce  # type: ignore[attr-defined]  # the mail slice appends it to tasks
-        announce.apply_async(args=[approval_id], headers={"_schema_name": schema})
+        approval_announce.apply_async(args=[approval_id], headers={"_schema_name": schema})
     except Exception:  # noqa: BLE001 - the approval is in the inbox either way
         structlog.get_logger("baton.workflows").warning("approval announcement not sent", approval=approval_id, exc_info=True)
 

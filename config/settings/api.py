@@ -23,6 +23,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "workflows.models.RunStatus",
         "StepStatusEnum": "workflows.models.StepStatus",
         "VersionStatusEnum": "workflows.models.VersionStatus",
+        "IncidentStatusEnum": "workflows.models.IncidentStatus",
+        "ApprovalStatusEnum": "workflows.models.ApprovalStatus",
     },
 }
 # Requests per minute per API key (or per user), by the tenant's plan.

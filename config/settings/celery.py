@@ -1,5 +1,7 @@
 """Celery: Redis (or RabbitMQ) only wakes workers; PostgreSQL holds the truth. No-loss settings."""
 
+from celery.schedules import crontab
+
 from config.embedded import celery_broker_url
 from config.env import env_int, env_str
 
@@ -27,8 +29,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
 if env_str("BATON_CELERY_KEY_PREFIX"):
     CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = env_str("BATON_CELERY_KEY_PREFIX")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task running when the broker connection drops finishes (its work is idempotent; it is
+# redelivered if it could not be acknowledged). Pinned: Celery 6 changes the default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
+    # Exact names win over patterns: mail and housekeeping stay off the engine queue.
+    "workflows.approval_announce": {"queue": "default"},
+    "workflows.dispatch_purge": {"queue": "default"},
+    "workflows.purge_runs": {"queue": "default"},
     "workflows.*": {"queue": "engine"},
     "connectors.*": {"queue": "connectors"},
     "governance.reports.*": {"queue": "documents"},
@@ -39,9 +48,19 @@ CELERY_BEAT_SCHEDULE = {
     "tenants-dispatch-heartbeat": {"task": "tenants.dispatch_tenant_heartbeat", "schedule": 60},
     # Durable timers (retries, waits) and the reaper, per ready tenant.
     "workflows-fire-timers": {"task": "workflows.dispatch_fire_timers", "schedule": 5},
+    # Schedule triggers, per ready tenant; cursors make the second pass in a minute a no-op.
+    "workflows-fire-schedules": {"task": "workflows.dispatch_schedules", "schedule": 30},
+    # Retention: whole runs, then payloads, past each ready tenant's retention periods; daily.
+    "workflows-purge-runs": {"task": "workflows.dispatch_purge", "schedule": crontab(hour=3, minute=17)},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
     CELERY_BEAT_SCHEDULE["workflows-demo-traffic"] = {"task": "workflows.demo_traffic", "schedule": 15}
+# The workflow engine on the workers: how long a claimed run stays a worker's before the reaper
+# may hand it to another (a killed worker's runs resume after this), and where connector steps
+# call (a loopback fake partner for tests and bench until real connectors land; empty: the
+# in-process fake).
+BATON_ENGINE_LEASE_SECONDS = env_int("BATON_ENGINE_LEASE_SECONDS", 60)
+BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

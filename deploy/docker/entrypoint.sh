@@ -47,6 +47,16 @@ except Exception as exc:
 command="${1:-web}"
 [[ $# -gt 0 ]] && shift
 
+# Prometheus multiprocess mode: every process of this container writes its counters to files
+# here, and /metrics (or a worker's BATON_WORKER_METRICS_LISTEN) adds them up. One directory per
+# container (pids are only unique inside it), on the /tmp emptyDir; the long-running kinds start
+# it empty, so a restarted container counts afresh, as a restarted process would.
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
+if [[ "$command" == web || "$command" == worker || "$command" == beat ]]; then
+  rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+fi
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+
 case "$command" in
   web)
     exec gunicorn --config "$APP_DIR/deploy/docker/gunicorn.conf.py" config.wsgi:application "$@"

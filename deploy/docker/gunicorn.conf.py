@@ -101,3 +101,12 @@ class JsonLogger(glogging.Logger):
 
 
 logger_class = JsonLogger
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode: a worker process that exits drops its live gauges (its
+    counters stay in PROMETHEUS_MULTIPROC_DIR and keep being counted by /metrics)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

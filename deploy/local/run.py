@@ -111,6 +111,16 @@ def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pope
     return proc
 
 
+def metrics_dir_reset(path: Path) -> Path:
+    """Prometheus multiprocess mode: web, worker and beat write their counters to files here and
+    /metrics adds them up, so the worker's counters show on the web's /metrics. Each start counts
+    afresh: the previous run's files (only those: the folder may be the user's) are removed."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def web_health(port: int) -> str:
     """'' when GET /healthz answers 200, else why not (shown if the web stays unhealthy)."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Host": f"localhost:{port}"})
@@ -214,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **additions, "DJANGO_ENV": "development", "PYTHONUNBUFFERED": "1"}
         # Live sample runs in the demo tenants; BATON_DEMO_TRAFFIC=0 turns them off.
         env.setdefault("BATON_DEMO_TRAFFIC", "0" if args.no_seed else "1")
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir_reset(Path(env.get("PROMETHEUS_MULTIPROC_DIR") or ROOT / "var" / "prometheus")))
         steps = [["baton_migrate"]] + ([] if args.no_seed else [["seed_demo", "--if-empty"]])
         for step in steps:
             if stopping.is_set():

@@ -261,3 +261,161 @@ TENANT_ROUTES += [
     Route("workflow runs page, a status", "/workflows/runs/?status=queued", "page", workflow_run),
     Route("workflow run page", "/workflows/runs/{id}/", "page", workflow_run),
 ]
+
+
+# ---------- business calendar (business-time waits) ----------
+
+
+def business_calendar_holiday(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The tenant's business calendar with a holiday named by the marker."""
+    from workflows.calendars import calendar_update
+    from workflows.models import default_weekly_hours
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        calendar_update(
+            weekly_hours=default_weekly_hours(),
+            holidays=[{"date": "2026-12-24", "name": marker}],
+            time_zone="",
+            actor=Actor.system("isolation"),
+        )
+    return "", marker
+
+
+TENANT_ROUTES += [
+    Route("workflow business calendar", "/workflows/calendar/", "page", business_calendar_holiday),
+]
+
+
+# ---------- the operations API: incidents and approvals (issue 4) ----------
+# Only GET routes fit this registry (the suite GETs every path); the POST routes (run pause /
+# resume / cancel, incident retry / restart, bulk retry, approval decision, events) are tried
+# with another tenant's host, ids and keys in tests/workflows/test_operations_api.py.
+
+
+def _operations_run(tenant_world):
+    from workflows.models import Run
+
+    run_id, _marker = workflow_run(tenant_world)
+    with schema_context(tenant_world.schema):
+        return Run.objects.get(pk=int(run_id))
+
+
+def workflow_incident(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An open incident whose error is the marker; the id is the incident's."""
+    from workflows.models import Incident
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    run = _operations_run(tenant_world)
+    with schema_context(tenant_world.schema):
+        incident = Incident.objects.create(
+            run=run, step_id="tell", step_kind="notify", error=marker, error_class="Probe", step_input={"note": marker}
+        )
+    return str(incident.pk), marker
+
+
+def workflow_approval(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A pending approval (assigned to planners) whose title is the marker; the id is the approval's."""
+    from workflows.models import Approval
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    run = _operations_run(tenant_world)
+    with schema_context(tenant_world.schema):
+        approval = Approval.objects.create(run=run, step_id="tell", title=marker, assignee_roles=["planner"])
+    return str(approval.pk), marker
+
+
+TENANT_ROUTES += [
+    Route("api incidents list", "/api/v1/incidents", "api", workflow_incident, api_scope="workflows:operate"),
+    Route(
+        "api incidents, open", "/api/v1/incidents?status=open&error_class=Probe", "api", workflow_incident, api_scope="workflows:operate"
+    ),
+    Route("api incident detail", "/api/v1/incidents/{id}", "api", workflow_incident, api_scope="workflows:operate"),
+    Route("api approvals list", "/api/v1/approvals", "api", workflow_approval, api_scope="workflows:approve"),
+    Route("api approval detail", "/api/v1/approvals/{id}", "api", workflow_approval, api_scope="workflows:approve"),
+]
+
+
+# ---------- operating runs: run actions, incidents, approvals, signed approval links ----------
+
+
+def _run_probe(tenant_world):
+    """A run of a published definition whose business key is the marker (see `workflow_run`)."""
+    from workflows.models import Run
+
+    run_id, marker = workflow_run(tenant_world)
+    with schema_context(tenant_world.schema):
+        return Run.objects.get(pk=int(run_id)), marker
+
+
+def run_page_incident(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An open incident (its error is the marker) on a failed run; the id is the run's id."""
+    from workflows.models import Incident, Run
+
+    run, marker = _run_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        Run.objects.filter(pk=run.pk).update(status="failed", ready_at=None, error=marker)
+        Incident.objects.create(
+            run=run, step_id="tell", step_kind="notify", error=marker, error_class="ProbeError", step_input={"note": marker}
+        )
+    return str(run.pk), marker
+
+
+def run_page_incident_resolved(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A resolved incident whose comment is the marker."""
+    from workflows.models import Incident
+
+    run, marker = _run_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        Incident.objects.create(
+            run=run, step_id="tell", step_kind="notify", error="probe", status="resolved", resolution="retried", comment=marker
+        )
+    return str(run.pk), marker
+
+
+def run_page_approval(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A pending approval for tenant admins and planners whose title is the marker; the id is the approval's."""
+    from workflows.models import Approval
+
+    run, marker = _run_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        approval = Approval.objects.create(run=run, step_id="tell", title=marker, assignee_roles=["planner", "tenant_admin"])
+    return str(approval.pk), marker
+
+
+def run_page_approval_decided(tenant_world, customer_account=None) -> tuple[str, str]:
+    from workflows.models import Approval
+
+    run, marker = _run_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        Approval.objects.create(
+            run=run, step_id="tell", title=marker, assignee_roles=["planner"], status="approved", decided_by_email="p@example.test"
+        )
+    return "", marker
+
+
+def run_page_approval_link(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A signed email link for the tenant admin to approve an approval titled by the marker; the id is the token."""
+    from workflows.models import Approval
+    from workflows.operations import approval_link_token
+
+    approval_id, marker = run_page_approval(tenant_world)
+    with schema_context(tenant_world.schema):
+        approval = Approval.objects.get(pk=int(approval_id))
+        token = approval_link_token(approval=approval, user_id=tenant_world.users["tenant_admin"].pk, decision="approved")
+    return token, marker
+
+
+TENANT_ROUTES += [
+    Route("workflow run page, open incident", "/workflows/runs/{id}/", "page", run_page_incident),
+    Route("workflow incidents", "/workflows/incidents/", "page", run_page_incident),
+    Route("workflow incidents, filtered", "/workflows/incidents/?error_class=ProbeError&since=1h", "page", run_page_incident),
+    Route("workflow incidents, resolved", "/workflows/incidents/?tab=resolved", "page", run_page_incident_resolved),
+    Route("workflow incidents, bulk retry confirmation", "/workflows/incidents/retry/?error_class=ProbeError", "page", run_page_incident),
+    Route("workflow approvals inbox", "/workflows/approvals/", "page", run_page_approval),
+    Route("workflow approvals, all pending", "/workflows/approvals/?tab=all", "page", run_page_approval),
+    Route("workflow approvals, decided", "/workflows/approvals/?tab=decided", "page", run_page_approval_decided),
+    Route("workflow approval page", "/workflows/approvals/{id}/", "page", run_page_approval),
+    Route("workflow approval email link", "/workflows/approvals/link/{id}/", "page", run_page_approval_link),
+    Route("workflow definition, start form", "/workflows/{id}/#start", "page", workflow_definition),
+]

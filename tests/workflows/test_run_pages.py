@@ -134,7 +134,7 @@ def test_a_failed_run_shows_its_error_prominently_with_what_it_means(world, fake
     assert run.status == "failed"
     body = _client(world).get(f"/workflows/runs/{run.pk}/").content.decode()
     assert 'class="alert alert--error run-problem" role="alert"' in body
-    assert "Failed at step “check”" in body and "start a new run" in body
+    assert "Failed at step “check” – an incident is open" in body and "Retry the step" in body
     assert "Step &#x27;check&#x27; (decision) failed" in body
     assert "timeline__item--failed" in body
 
@@ -145,7 +145,8 @@ def test_a_parked_run_says_it_is_waiting_not_failed(world, fake):
     assert run.status == "waiting"
     body = _client(world).get(f"/workflows/runs/{run.pk}/").content.decode()
     assert "alert--warn" in body and "Waiting at step “wait” (approval)" in body and "not failed" in body
-    assert "the engine does not run approval steps yet" in body
+    # It says what the run waits for: the approval step's request, by whom.
+    assert "it is waiting for approval by planner" in body and run.waiting_for.startswith("waiting for approval by planner")
     assert "Planner signs off" in body and "timeline__item--pending" in body and "every 1s" not in body
 
 

@@ -26,7 +26,7 @@ from workflows.api.serializers import (
     TemplateDetailSerializer,
     TemplateSerializer,
 )
-from workflows.models import CORRELATION_KEYS, Definition, RunStatus, TemplateCategory
+from workflows.models import CORRELATION_KEYS, Definition, Run, RunStatus, TemplateCategory
 from workflows.runs import DefinitionNotPublished, RunConflict, RunError, RunInputTooLarge, run_start
 from workflows.selectors import (
     definition_by_key,
@@ -36,7 +36,7 @@ from workflows.selectors import (
     library_search,
     library_template,
     run_get,
-    run_steps,
+    run_operations,
     runs_list,
     template_latest_version,
     template_version_get,
@@ -334,14 +334,24 @@ class RunList(generics.ListAPIView):
         )
 
 
+def _run_or_404(run_id: int) -> Run:
+    run = run_get(run_id=run_id)
+    if run is None:
+        raise exceptions.NotFound(f"There is no run {run_id} in this workspace.")
+    return run
+
+
+def run_detail_response(run_id: int) -> Response:
+    """The run as its detail shows it: timeline, children, pending timers, open incident, approvals."""
+    run = _run_or_404(run_id)
+    return Response(RunDetailSerializer(run, context=run_operations(run=run).as_context()).data)
+
+
 class RunDetail(APIView):
-    """One run with its timeline of step executions."""
+    """One run with its timeline of step executions and what an operator needs to act on it."""
 
     permission_classes = [CanRead]
 
     @extend_schema(responses={200: RunDetailSerializer, **_PROBLEM_RESPONSES})
     def get(self, request, run_id: int):
-        run = run_get(run_id=run_id)
-        if run is None:
-            raise exceptions.NotFound(f"There is no run {run_id} in this workspace.")
-        return Response(RunDetailSerializer(run, context={"steps": list(run_steps(run=run))}).data)
+        return run_detail_response(run_id)

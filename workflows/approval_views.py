@@ -1,0 +1,210 @@
+"""The people side of approval steps: "My approvals" (what the signed-in person may decide, by
+due time), one approval with its run's context and the decision form, and the confirmation page
+behind the signed links in approval emails.
+
+Deciding always goes through `workflows.operations.approval_decide`, which checks the person is
+an assignee (or a tenant admin), wants a comment for reject and request changes, and wakes the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from accounts.models import TENANT_STAFF_ROLES, Role, User
+from accounts.permissions import tenant_role_required
+from workflows.forms import json_pretty
+from workflows.models import APPROVAL_DECISIONS, Approval, ApprovalStatus
+from workflows.operations import (
+    COMMENT_REQUIRED,
+    OperationRefused,
+    approval_can_decide,
+    approval_decide,
+    approval_link_read,
+)
+from workflows.selectors import approval_get, approvals_decided, approvals_pending, approvals_search, run_approvals
+
+APPROVALS_PER_PAGE = 25
+DECISION_LABELS: dict[str, str] = {
+    ApprovalStatus.APPROVED: "Approve",
+    ApprovalStatus.REJECTED: "Reject",
+    ApprovalStatus.CHANGES_REQUESTED: "Request changes",
+}
+DECISION_DONE: dict[str, str] = {
+    ApprovalStatus.APPROVED: "Approved",
+    ApprovalStatus.REJECTED: "Rejected",
+    ApprovalStatus.CHANGES_REQUESTED: "Changes requested",
+}
+STATUS_BADGES: dict[str, str] = {
+    ApprovalStatus.PENDING: "warn",
+    ApprovalStatus.APPROVED: "ok",
+    ApprovalStatus.REJECTED: "danger",
+    ApprovalStatus.CHANGES_REQUESTED: "info",
+    ApprovalStatus.CANCELLED: "muted",
+}
+TABS = ("mine", "all", "decided")
+
+
+def _approval_or_404(approval_id: int) -> Approval:
+    approval = approval_get(approval_id=approval_id)
+    if approval is None:
+        raise Http404("No such approval in this workspace.")
+    return approval
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def _roles_text(roles: list[str]) -> str:
+    return ", ".join(Role(role).label if role in Role.values else role for role in roles) or "nobody"
+
+
+def _row(approval: Approval, now) -> dict[str, Any]:
+    return {
+        "approval": approval,
+        "overdue": approval.status == ApprovalStatus.PENDING and approval.due_at is not None and approval.due_at <= now,
+        "roles": _roles_text(approval.assignee_roles),
+        "badge": STATUS_BADGES.get(approval.status, "muted"),
+    }
+
+
+@tenant_role_required()
+def approvals(request):
+    tab = request.GET.get("tab", "mine")
+    tab = tab if tab in TABS else "mine"
+    query = request.GET.get("q", "").strip()
+    mine = approvals_pending(decider=request.user)
+    listed = {"mine": mine, "all": approvals_pending(), "decided": approvals_decided()}[tab]
+    page = Paginator(approvals_search(approvals=listed, query=query), APPROVALS_PER_PAGE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    context = {
+        "tab": tab,
+        "query": query,
+        "page": page,
+        "rows": [_row(approval, now) for approval in page.object_list],
+        "mine_count": mine.count(),
+        "pending_count": approvals_pending().count(),
+        "overdue_count": mine.filter(due_at__lte=now).count(),
+    }
+    return render(request, "workflows/approvals.html", context)
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to reject or request changes: the requester needs it to act on your decision.",
+    )
+
+
+def _decide(request, approval: Approval, *, actor: Any, via: str, form: DecisionForm, decision: str) -> Approval | None:
+    """Run the service; a refusal goes next to the comment when the comment is what it refused."""
+    comment = form.data.get("comment", "")
+    try:
+        return approval_decide(approval=approval, decision=decision, actor=actor, comment=comment, via=via)
+    except OperationRefused as refused:
+        form.is_valid()
+        form.add_error("comment" if refused.field == "comment" else None, refused.message)
+        return None
+
+
+def _run_summary(approval: Approval) -> dict[str, Any]:
+    run = approval.run
+    return {
+        "correlation": sorted(run.correlation.items()) if isinstance(run.correlation, dict) else [],
+        "input_json": json_pretty(run.input) if run.input else "",
+        "context_json": json_pretty(run.context) if run.context else "",
+        "earlier": list(run_approvals(run=run).exclude(pk=approval.pk).reverse()[:10]),  # newest first
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@tenant_role_required()
+def approval_detail(request, approval_id: int):
+    approval = _approval_or_404(approval_id)
+    can_decide = approval_can_decide(approval, request.user)
+    form = DecisionForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        decision = request.POST.get("decision", "")
+        if not can_decide:
+            form.add_error(None, f"This approval is assigned to {_roles_text(approval.assignee_roles)}; your role cannot decide it.")
+            status = 403
+        else:
+            decided = _decide(request, approval, actor=request.user, via="web", form=form, decision=decision)
+            if decided is not None:
+                label = DECISION_DONE.get(decision, decision)
+                messages.success(request, f"{label}: “{decided.title}”. Run #{decided.run_id} goes on from here.")
+                return redirect("workflows:approvals")
+            status = 400
+            approval = _approval_or_404(approval_id)
+    now = timezone.now()
+    context = {
+        **_row(approval, now),
+        "form": form,
+        "can_decide": can_decide and approval.status == ApprovalStatus.PENDING,
+        "decisions": [(value, DECISION_LABELS[value]) for value in APPROVAL_DECISIONS],
+        **_run_summary(approval),
+    }
+    return render(request, "workflows/approval_detail.html", context, status=status)
+
+
+# --- signed email links -----------------------------------------------------------------------------
+
+
+def _link_refused(request, reason: str, *, status: int = 403, title: str = "This link cannot be used"):
+    return render(request, "workflows/approval_link.html", {"refused": reason, "refused_title": title}, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def approval_link(request, token: str):
+    """An approval email's link: GET shows what will be decided and asks to confirm (mail
+    scanners follow links, so GET never decides); POST decides as the person the link was sent
+    to. It needs no session, but a signed-in person other than the addressee is refused."""
+    try:
+        link = approval_link_read(token)
+    except OperationRefused as refused:
+        return _link_refused(request, str(refused))
+    approval = approval_get(approval_id=link.approval_id)
+    if approval is None:
+        return _link_refused(request, "This approval no longer exists; its run may have been deleted.", status=404)
+    person = User.objects.filter(pk=link.user_id, support_grant_id__isnull=True).first()
+    if person is None or not person.is_active or person.role not in TENANT_STAFF_ROLES:
+        return _link_refused(request, "The person this link was sent to can no longer decide in this workspace.")
+    if request.user.is_authenticated and request.user.pk != person.pk:
+        return _link_refused(
+            request,
+            f"This link was sent to {person.email}, and you are signed in as {request.user.email}. "
+            "Sign out to use it, or decide from your own approvals inbox.",
+        )
+    if not approval_can_decide(approval, person):
+        return _link_refused(
+            request,
+            f"Your role ({Role(person.role).label}) is no longer among the people who decide this approval "
+            f"({_roles_text(approval.assignee_roles)}).",
+        )
+    form = DecisionForm(request.POST or None)
+    context: dict[str, Any] = {
+        **_row(approval, timezone.now()),
+        "person": person,
+        "decision": link.decision,
+        "decision_label": DECISION_LABELS[link.decision],
+        "comment_required": link.decision in COMMENT_REQUIRED,
+        "form": form,
+    }
+    if approval.status != ApprovalStatus.PENDING:
+        return render(request, "workflows/approval_link.html", {**context, "already": True})
+    if request.method == "POST":
+        decided = _decide(request, approval, actor=person, via="email", form=form, decision=link.decision)
+        if decided is not None:
+            return render(request, "workflows/approval_link.html", {**context, **_row(decided, timezone.now()), "done": True})
+        return render(request, "workflows/approval_link.html", context, status=400)
+    return render(request, "workflows/approval_link.html", context)
