@@ -167,28 +167,3 @@ def run_start(
             raise
         return existing, False
     return run, True
-
-
-DEMO_DEFINITION_KEY = "milestone-notifications"
-DEMO_MILESTONES = ("PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "DELAYED")
-
-
-def demo_run_start(*, actor: Any, sequence: int) -> Run | None:
-    """Start one sample milestone run in the current tenant, if its demo workflow is published.
-
-    Development only (BATON_DEMO_TRAFFIC): gives a fresh `make run` live runs to look at.
-    """
-    definition = Definition.objects.filter(key=DEMO_DEFINITION_KEY, published_version__isnull=False).first()
-    if definition is None:
-        return None
-    code = DEMO_MILESTONES[sequence % len(DEMO_MILESTONES)]
-    shipment = f"SHP-{1000 + sequence % 50}"
-    run, _created = run_start(
-        definition=definition,
-        input={"code": code, "shipment": shipment, "customer": "coyote"},
-        business_key=f"demo-{sequence}",
-        correlation={"shipment": shipment},
-        trigger="schedule",  # fired by the scheduler
-        actor=actor,
-    )
-    return run

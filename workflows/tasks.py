@@ -12,6 +12,7 @@ found something.
 
 import os
 import socket
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -60,7 +61,7 @@ def fire_timers() -> dict[str, int]:
 
 @shared_task(name="workflows.demo_traffic")
 def demo_traffic() -> list[str]:
-    """Development only: one sample milestone run per ready tenant, each time the scheduler calls."""
+    """Development only: sample runs per ready tenant each time the scheduler calls (workflows.demo)."""
     import time
 
     from tenants.models import Tenant, TenantStatus
@@ -74,12 +75,14 @@ def demo_traffic() -> list[str]:
 
 
 @shared_task(name="workflows.demo_tenant_run")
-def demo_tenant_run(sequence: int) -> int | None:
+def demo_tenant_run(sequence: int) -> dict[str, Any]:
     from governance.services import Actor
-    from workflows.runs import demo_run_start
+    from workflows.demo import demo_carrier_answers, demo_order_start, demo_run_start
 
-    run = demo_run_start(actor=Actor.system("demo-traffic"), sequence=sequence)
-    return run.pk if run else None
+    actor = Actor.system("demo-traffic")
+    milestone = demo_run_start(actor=actor, sequence=sequence)
+    order = demo_order_start(actor=actor, sequence=sequence)
+    return {"milestone": milestone.pk if milestone else None, "order": order.pk if order else None, "answered": demo_carrier_answers()}
 
 
 @shared_task(name="workflows.dispatch_schedules")

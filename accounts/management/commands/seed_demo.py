@@ -125,29 +125,28 @@ class Command(BaseCommand):
         return tenant
 
     def _demo_workflow(self, admin: User) -> None:
-        """Clone and publish the milestone template, so sample traffic has a workflow to run."""
+        """Clone and publish the milestone and order-release templates, so sample traffic has
+        workflows to run (orders bring approvals, event waits and compensation to look at)."""
         from workflows import services as workflows
+        from workflows.demo import DEMO_DEFINITION_KEY, DEMO_ORDER_KEY
         from workflows.models import Definition, TemplateVersion
-        from workflows.runs import DEMO_DEFINITION_KEY
 
-        if Definition.objects.filter(key=DEMO_DEFINITION_KEY).exists():
-            return
-        template_version = (
-            TemplateVersion.objects.filter(template__key="customer-milestone-notifications").order_by("-major", "-minor", "-patch").first()
+        demos: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+            ("customer-milestone-notifications", DEMO_DEFINITION_KEY, "Milestone notifications", {}),
+            ("order-to-shipment-release", DEMO_ORDER_KEY, "Order release", {"carrier_connection": "demo-carrier"}),
         )
-        if template_version is None:
-            return
-        definition = workflows.definition_clone(
-            template_version=template_version,
-            key=DEMO_DEFINITION_KEY,
-            name="Milestone notifications",
-            parameters={},
-            connection_bindings={},
-            actor=admin,
-        )
-        version = definition.versions.get()
-        workflows.definition_version_submit(version=version, actor=admin)
-        workflows.definition_version_publish(version=version, actor=admin)
+        for template_key, key, name, parameters in demos:
+            if Definition.objects.filter(key=key).exists():
+                continue
+            template_version = TemplateVersion.objects.filter(template__key=template_key).order_by("-major", "-minor", "-patch").first()
+            if template_version is None:
+                continue
+            definition = workflows.definition_clone(
+                template_version=template_version, key=key, name=name, parameters=parameters, connection_bindings={}, actor=admin
+            )
+            version = definition.versions.get()
+            workflows.definition_version_submit(version=version, actor=admin)
+            workflows.definition_version_publish(version=version, actor=admin)
 
     def _write_demo_file(self, console_logins: list[dict]) -> None:
         tenants = []

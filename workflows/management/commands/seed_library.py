@@ -171,7 +171,7 @@ Takes an order from the ERP to a released shipment.
                 "kind": "wait_event",
                 "name": "Wait for the 990",
                 "event_type": "edi.990",
-                "correlate": {"order_id": "input.order_id"},
+                "correlate": {"order": "input.order_id"},
                 "timeout": "{{params.tender_timeout}}",
                 "next": "release",
                 "on_timeout": "route-to-queue",
@@ -180,7 +180,7 @@ Takes an order from the ERP to a released shipment.
                 "id": "release",
                 "kind": "transform",
                 "name": "Release",
-                "mapping": {"release.order_id": "$.input.order_id", "release.carrier_reference": "$.steps.wait-990.reference"},
+                "mapping": {"release.order_id": "$.input.order_id", "release.carrier_reference": "$.steps.wait-990.event.reference"},
                 "next": "tell-customer-service",
             },
             {
