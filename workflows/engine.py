@@ -577,9 +577,32 @@ def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
         return run.status, run.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
 
 
+@dataclass(frozen=True)
+class Visit:
+    """The how-many-th time this generation of the run executes a step, and the idempotency key of
+    that visit: `<run>:<step>` the first time, `<run>:<step>#<n>` when a loop comes back after n
+    successes, so a revisit does its effect again while retries of one visit share the key."""
+
+    number: int
+    key: str
+    attempts: int  # executions of this visit so far
+
+
+def step_visit(run: Run, step_id: str) -> Visit:
+    base = run.step_key(step_id)
+    done = 0
+    keys: list[str] = []
+    for key, status in StepExecution.objects.filter(run=run, step_id=step_id).values_list("idempotency_key", "status"):
+        if key == base or key.startswith(f"{base}#"):
+            keys.append(key)
+            done += status == StepStatus.SUCCEEDED
+    key = base if done == 0 else f"{base}#{done}"
+    return Visit(number=done, key=key, attempts=keys.count(key))
+
+
 def _run_step(run: Run, step: dict[str, Any]) -> None:
-    idempotency_key = run.step_key(step["id"])
-    attempt = StepExecution.objects.filter(idempotency_key=idempotency_key).count() + 1
+    visit = step_visit(run, step["id"])
+    idempotency_key, attempt = visit.key, visit.attempts + 1
     started_at, clock = timezone.now(), time.perf_counter()
     execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
     try:
@@ -595,7 +618,7 @@ def _run_step(run: Run, step: dict[str, Any]) -> None:
         execution.status, execution.error = StepStatus.FAILED, message
         execution.input = _failed_input(run, step)
         _record(execution, started_at, clock)
-        _failed(run, step, error, message)
+        _failed(run, step, error, message, idempotency_key)
         return
     execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
     run.context = context
@@ -670,20 +693,20 @@ def compensation_begin(run: Run, reason: str) -> bool:
     return True
 
 
-def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str) -> None:
+def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str, key: str) -> None:
     """Retry a connector step with attempts left (a timer, the run parked); otherwise open an incident."""
     policy = step.get("retry") or {}
     attempts = int(policy.get("attempts", 1))
     error_class = error.error_class if isinstance(error, ConnectorStepFailed) else type(error).__name__
     if not isinstance(error, ConnectorStepFailed) or attempts <= 1:
-        _incident_open(run, step, message, error_class)
+        _incident_open(run, step, message, error_class, key)
         return
     if error.error_class in policy.get("non_retryable", []):
-        _incident_open(run, step, f"{message} ({error.error_class} is not retryable)", error_class)
+        _incident_open(run, step, f"{message} ({error.error_class} is not retryable)", error_class, key)
         return
-    failures = _failures_in_a_row(run, run.step_key(step["id"]))
+    failures = _failures_in_a_row(run, key)
     if failures >= attempts:
-        _incident_open(run, step, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}", error_class)
+        _incident_open(run, step, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}", error_class, key)
         return
     due_at = timezone.now() + timedelta(seconds=retry_delay(policy, failures))
     when = due_at.isoformat(timespec="seconds")
@@ -692,10 +715,10 @@ def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str) -> 
     _park(run, step["id"], Park(f"attempt {failures + 1} of {attempts} at {when}", TimerKind.RETRY, due_at, error=note))
 
 
-def _incident_open(run: Run, step: dict[str, Any], message: str, error_class: str) -> None:
+def _incident_open(run: Run, step: dict[str, Any], message: str, error_class: str, key: str = "") -> None:
     """The step failed for good: the run waits in `failed` with an open incident holding the
     error, the step's last input and the attempts since the last success or operator retry."""
-    key = run.step_key(step["id"])
+    key = key or run.step_key(step["id"])
     attempts = [
         {"attempt": execution.attempt, "error": execution.error, "at": execution.finished_at.isoformat()}
         for execution in StepExecution.objects.filter(idempotency_key=key, pk__gt=run.retry_floor, status=StepStatus.FAILED).order_by("pk")

@@ -33,6 +33,7 @@ from workflows.engine import (
     resolve,
     run_wake_sql,
     step_moment,
+    step_visit,
     until_moment,
 )
 from workflows.models import (
@@ -71,7 +72,7 @@ def _consumed(run: Run, step_id: str, name: str, value: int) -> bool:
 
 def _visit(run: Run, step_id: str) -> int:
     """How many times this generation of the run went past the step (keys of a revisit differ)."""
-    return StepExecution.objects.filter(idempotency_key=run.step_key(step_id), status=StepStatus.SUCCEEDED).count()
+    return step_visit(run, step_id).number
 
 
 def _latest_timer(run: Run, step_id: str, kind: str) -> Timer | None:

@@ -499,3 +499,25 @@ def test_cancelling_a_parent_cancels_its_unfinished_children(world, fake):
         statuses = dict(Run.objects.filter(parent=run).values_list("current_step", "status"))
     assert _refresh(world, run).status == "cancelled"
     assert statuses == {"merge": "succeeded", "check": "cancelled"}
+
+
+def test_a_loop_back_to_a_connector_step_does_its_effect_again_under_a_new_key(world, fake):
+    spec = {
+        "start": "tender",
+        "steps": [
+            {"id": "tender", "kind": "connector", "connection": "carrier", "action": "tender_load", "input": {}, "next": "again"},
+            {"id": "again", "kind": "decision", "cases": [{"when": "has(context.second)", "next": "done"}], "default": "second"},
+            {"id": "second", "kind": "transform", "mapping": {"try": 2}, "next": "tender"},
+            END,
+        ],
+    }
+    definition = definition_published(world.acme, spec)
+    run = run_started(world.acme, definition)
+    _drain(world)
+    run = _refresh(world, run)
+    assert run.status == "succeeded"
+    assert [effect["idempotency_key"] for effect in fake.effects] == [f"{run.pk}:tender", f"{run.pk}:tender#1"]
+    assert [entry for entry in run_timeline(world.acme, run) if entry[0] == "tender"] == [
+        ("tender", "succeeded", 1),
+        ("tender", "succeeded", 1),
+    ]
