@@ -7,6 +7,8 @@ from pathlib import Path
 BENCHES = [
     ["bench.provisioning"],
     ["bench.schema_clone_scaling", "--tables", "90", "--schemas", "10,300", "--out", "bench/results/schema_clone_scaling.json"],
+    # Runs through the process API and Celery workers; BENCH_ENGINE_RUNS (default 100,000) sets the count.
+    ["bench.engine"],
 ]
 
 

@@ -1,14 +1,20 @@
 """Forms for the workflow pages: the clone wizard, the parameters form built from a template's
-JSON Schema, the definition editor and the console's template forms."""
+JSON Schema, the definition editor (the spec as JSON or YAML, connection bindings) and the
+console's template forms."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
+import yaml
 from django import forms
 from django.http import QueryDict
 
+from workflows.definition_schema import SLUG_PATTERN
 from workflows.retention import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, retention_problems
 
 # Definition keys that would collide with the workflow pages' own addresses (/workflows/<key>/).
@@ -281,21 +287,344 @@ class JsonValueField(forms.CharField):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", code="json") from exc
 
 
-class DefinitionEditForm(forms.Form):
-    """The definition editor: the spec as JSON and a note for the reviewers."""
+# ---------- the definition editor: the spec as JSON or YAML, connection bindings ----------
 
-    spec = JsonObjectField(
-        rows=24, label="Definition (JSON)", help_text="Triggers, steps and transitions. Saving creates a new draft version."
+SPEC_FORMATS = {"json": "JSON", "yaml": "YAML"}
+# The editor refuses bigger texts before parsing them (a definition is a few KB).
+SPEC_TEXT_LIMIT_BYTES = 256 * 1024
+# Deeper than any real definition; stops a nesting bomb before the validators recurse into it.
+SPEC_DEPTH_LIMIT = 64
+_TAG_PREFIX = "tag:yaml.org,2002:"
+_PLAIN_DATA = "a definition is plain data: text, numbers, true/false, null, lists and mappings"
+
+
+class SpecTextInvalid(ValueError):
+    """The editor's text is not a definition we can read, with what a person can fix."""
+
+    def __init__(self, message: str, code: str = "spec_text"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# libyaml's parser when PyYAML was built with it (five times faster), else the pure-Python one.
+_YamlSafeLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _SpecYamlLoader(_YamlSafeLoader):
+    """YAML read as JSON data, nothing more.
+
+    Plain scalars resolve as in YAML 1.2's core schema (true/false, null, decimal, 0o and 0x
+    numbers), so `no`, `on` and `12:30` stay text; timestamps stay text too. Explicit tags other
+    than the JSON types, keys that are not text and repeated keys are refused with the line and
+    column. (Anchors and aliases are refused before, by `_yaml_refuse_anchors`.)
+    """
+
+    yaml_constructors: ClassVar[dict[Any, Any]] = {}
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(None, None, f"expected a mapping, found {node.id}", node.start_mark)
+        mapping: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key_node.value!r} is not text: put it in quotes", key_node.start_mark
+                )
+            if key in mapping:
+                raise yaml.constructor.ConstructorError(None, None, f"the key '{key}' appears twice in this mapping", key_node.start_mark)
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+def _yaml_int(loader: yaml.SafeLoader, node: Any) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign = -1 if text.startswith("-") else 1
+    digits = text.lstrip("+-")
+    try:
+        if digits.startswith("0o"):
+            return sign * int(digits[2:], 8)
+        if digits.startswith("0x"):
+            return sign * int(digits[2:], 16)
+        return sign * int(digits, 10)
+    except ValueError as error:
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a whole number", node.start_mark) from error
+
+
+def _yaml_float(loader: yaml.SafeLoader, node: Any) -> float:
+    text = str(loader.construct_scalar(node))
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError as error:
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a number", node.start_mark) from error
+    if not math.isfinite(value):
+        raise yaml.constructor.ConstructorError(None, None, f"{text!r} is not a number JSON can hold", node.start_mark)
+    return value
+
+
+def _yaml_tag_refused(loader: yaml.SafeLoader, node: Any) -> Any:
+    tag = str(node.tag)
+    shown = "!!" + tag[len(_TAG_PREFIX) :] if tag.startswith(_TAG_PREFIX) else tag
+    raise yaml.constructor.ConstructorError(None, None, f"the tag {shown} is not accepted: {_PLAIN_DATA}", node.start_mark)
+
+
+_YAML_CORE_SCALARS = (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    ("float", r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$", "-+0123456789."),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+)
+_SpecYamlLoader.yaml_implicit_resolvers = {}  # not SafeLoader's YAML 1.1 ones: only those below
+for _name, _pattern, _first in _YAML_CORE_SCALARS:
+    _SpecYamlLoader.add_implicit_resolver(_TAG_PREFIX + _name, re.compile(_pattern), list(_first))
+for _name in ("null", "bool", "str", "seq", "map"):
+    _SpecYamlLoader.add_constructor(_TAG_PREFIX + _name, yaml.SafeLoader.yaml_constructors[_TAG_PREFIX + _name])
+_SpecYamlLoader.add_constructor(_TAG_PREFIX + "map", _SpecYamlLoader.construct_mapping)
+_SpecYamlLoader.add_constructor(_TAG_PREFIX + "int", _yaml_int)
+_SpecYamlLoader.add_constructor(_TAG_PREFIX + "float", _yaml_float)
+_SpecYamlLoader.add_constructor(None, _yaml_tag_refused)
+
+
+class _SpecYamlDumper(yaml.SafeDumper):
+    """Block style with indented lists; quotes any text that either YAML 1.1 or the loader's
+    core schema would read as something else ("yes", "1e5", "0o17"), so text stays text."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        return super().increase_indent(flow, False)
+
+
+def _yaml_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Multi-line text as a literal block (|), the way people write it."""
+    style = "|" if "\n" in value and not value.endswith((" ", "\t")) else None
+    return dumper.represent_scalar(_TAG_PREFIX + "str", value, style=style)
+
+
+_SpecYamlDumper.add_representer(str, _yaml_text)
+
+
+for _name, _pattern, _first in _YAML_CORE_SCALARS:
+    _SpecYamlDumper.add_implicit_resolver(_TAG_PREFIX + _name, re.compile(_pattern), list(_first))
+
+
+def _yaml_refuse_anchors(text: str) -> None:
+    """Anchors and aliases (&name, *name) are how a few lines of YAML expand into gigabytes; a
+    definition has no use for them. Reading the events first also finds every syntax error."""
+    for event in yaml.parse(text, Loader=_YamlSafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            mark: Any = event.start_mark  # libyaml's or PyYAML's Mark: both have line and column
+            raise yaml.composer.ComposerError(None, None, "anchors and aliases (&name, *name) are not accepted: write the value out", mark)
+
+
+def _line_column(text: str, position: int) -> str:
+    before = text[:position]
+    return f"line {before.count(chr(10)) + 1}, column {position - before.rfind(chr(10))}"
+
+
+def _yaml_error_text(error: yaml.YAMLError, text: str) -> str:
+    """PyYAML's message with its line and column counted from 1, context first as it reads best."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        parts = []
+        context_mark = error.context_mark
+        if error.context:
+            same_line = context_mark is None or mark is None or context_mark.line == mark.line
+            parts.append(error.context if same_line or context_mark is None else f"{error.context} at line {context_mark.line + 1}")
+        parts.append(error.problem or "cannot be read")
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"Not valid YAML: {', '.join(parts)}{where}."
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"Not valid YAML: the character #x{error.character:04x} is not allowed ({_line_column(text, error.position)})."
+    return f"Not valid YAML: {error}."
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (without recursion)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def spec_parse(text: str, text_format: str) -> dict[str, Any]:
+    """The editor's text (JSON or YAML) as the spec; `SpecTextInvalid` says where it goes wrong."""
+    size = len(text.encode())
+    if size > SPEC_TEXT_LIMIT_BYTES:
+        raise SpecTextInvalid(
+            f"The definition is {size // 1024} KB; the editor takes at most {SPEC_TEXT_LIMIT_BYTES // 1024} KB.", code="too_large"
+        )
+    if not text.strip():
+        return {}
+    try:
+        if text_format == "yaml":
+            try:
+                _yaml_refuse_anchors(text)
+                parsed = yaml.load(text, Loader=_SpecYamlLoader)  # noqa: S506 - a SafeLoader that accepts even less
+            except yaml.YAMLError as error:
+                raise SpecTextInvalid(_yaml_error_text(error, text), code="yaml") from error
+        else:
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise SpecTextInvalid(f"Not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).", code="json") from error
+    except RecursionError as error:
+        raise SpecTextInvalid(f"The definition nests lists and objects too deeply (at most {SPEC_DEPTH_LIMIT} levels).") from error
+    if parsed is None:
+        return {}
+    if not isinstance(parsed, dict):
+        shape = "a mapping of keys to values (key: value lines)" if text_format == "yaml" else "a JSON object: {…}"
+        raise SpecTextInvalid(f"The definition must be {shape}.", code="spec_object")
+    if _nesting_depth(parsed) > SPEC_DEPTH_LIMIT:
+        raise SpecTextInvalid(f"The definition nests lists and objects too deeply (at most {SPEC_DEPTH_LIMIT} levels).")
+    return parsed
+
+
+def spec_text(spec: Any, text_format: str) -> str:
+    """The spec as the editor shows it, keys in reading order."""
+    if text_format == "yaml":
+        return yaml.dump(
+            readable(spec), Dumper=_SpecYamlDumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=4096, indent=2
+        )
+    return json_pretty(spec)
+
+
+def spec_format(value: Any) -> str:
+    return value if value in SPEC_FORMATS else "json"
+
+
+class DefinitionEditForm(forms.Form):
+    """The definition editor: the spec as JSON or YAML text and a note for the reviewers.
+
+    `format` says how the text is written; the saved spec is the same JSON either way.
+    """
+
+    format = forms.ChoiceField(choices=list(SPEC_FORMATS.items()), required=False, widget=forms.HiddenInput)
+    spec = forms.CharField(
+        strip=False,
+        label="Definition",
+        widget=forms.Textarea(attrs={"rows": 24, "class": "code-input", "spellcheck": "false", "autocapitalize": "off"}),
     )
     comment = forms.CharField(
         max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What changed and why; approvers read it."
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.text_format = spec_format(self.data.get("format") if self.is_bound else self.initial.get("format"))
+        self.initial["format"] = self.text_format
+        if isinstance(self.initial.get("spec"), dict):
+            self.initial["spec"] = spec_text(self.initial["spec"], self.text_format)
+        help_texts = {
+            "json": "Triggers, steps and transitions as a JSON object. Saving creates a new draft version.",
+            "yaml": "Triggers, steps and transitions as YAML: plain data, no anchors, aliases or tags. "
+            "It is saved as the same JSON. Saving creates a new draft version.",
+        }
+        self.fields["spec"].label = f"Definition ({SPEC_FORMATS[self.text_format]})"
+        self.fields["spec"].help_text = help_texts[self.text_format]
+
+    def clean_format(self) -> str:
+        return spec_format(self.cleaned_data.get("format"))
+
     def clean_spec(self) -> dict[str, Any]:
-        spec = self.cleaned_data["spec"]
+        try:
+            spec = spec_parse(str(self.cleaned_data["spec"]), self.text_format)
+        except SpecTextInvalid as error:
+            raise forms.ValidationError(error.message, code=error.code) from error
         if not spec:
-            raise forms.ValidationError("The definition cannot be empty.")
+            raise forms.ValidationError("The definition cannot be empty.", code="required")
         return spec
+
+    def converted(self, to_format: str) -> QueryDict:
+        """The posted data with the spec rewritten in `to_format` (call once the form is valid)."""
+        data = self.data.copy() if isinstance(self.data, QueryDict) else QueryDict(mutable=True)
+        text_format = spec_format(to_format)
+        data["format"] = text_format
+        data["spec"] = spec_text(self.cleaned_data["spec"], text_format)
+        return data
+
+
+BINDINGS_PREFIX = "binding"
+_BINDING_ALIAS_KEY = re.compile(rf"^{BINDINGS_PREFIX}-(\d+)-alias$")
+
+
+def pointer_parts(pointer: str) -> list[str]:
+    """The segments of a JSON pointer, unescaped: "/connection_bindings/a~1b" gives ["connection_bindings", "a/b"]."""
+    return [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
+
+
+class ConnectionBindingsForm(forms.Form):
+    """One input per connection alias the spec's connector steps use: the tenant's connection
+    each stands for. Empty means the steps call a connection named like the alias (as after
+    cloning). Inputs are numbered, with the alias in a hidden input, since an alias is free text.
+    Until the connectors app lists the tenant's connections, names are typed."""
+
+    prefix = BINDINGS_PREFIX
+
+    def __init__(
+        self, *, aliases: list[str], values: Mapping[str, Any], used_by: Mapping[str, list[str]] | None = None, bound: bool = False
+    ):
+        data = None
+        if bound:
+            data = QueryDict(mutable=True)
+            for index, alias in enumerate(aliases):
+                data[f"{self.prefix}-{index}-alias"] = alias
+                data[f"{self.prefix}-{index}"] = str(values.get(alias) or "")
+        super().__init__(data)
+        self.aliases = list(aliases)
+        for index, alias in enumerate(self.aliases):
+            steps = (used_by or {}).get(alias) or []
+            fallback = (
+                f"Empty: your connection named “{alias}”."
+                if re.match(SLUG_PATTERN, alias)
+                else "Required: this alias is not a connection name."
+            )
+            self.fields[str(index)] = forms.CharField(
+                label=alias,
+                required=False,
+                help_text=" ".join([f"Used by {', '.join(steps)}." if steps else "", fallback]).strip(),
+                widget=forms.TextInput(
+                    attrs={
+                        "maxlength": 80,
+                        "pattern": SLUG_PATTERN.strip("^$"),
+                        "placeholder": alias if re.match(SLUG_PATTERN, alias) else "connection-name",
+                        "autocomplete": "off",
+                        "autocapitalize": "off",
+                        "spellcheck": "false",
+                        "class": "mono",
+                    }
+                ),
+            )
+            self.fields[f"{index}-alias"] = forms.CharField(widget=forms.HiddenInput, required=False)
+            self.initial[str(index)] = str(values.get(alias) or "")
+            self.initial[f"{index}-alias"] = alias
+        if bound:
+            self.is_valid()
+
+    @classmethod
+    def posted(cls, data: Mapping[str, Any]) -> dict[str, str] | None:
+        """The bindings a posted editor holds, alias → typed name ("" when left empty); None when
+        the page had no binding inputs (so the latest version's bindings are kept)."""
+        found: dict[str, str] | None = None
+        for key in data:
+            match = _BINDING_ALIAS_KEY.match(key)
+            if match:
+                found = found if found is not None else {}
+                found[str(data[key])] = str(data.get(f"{cls.prefix}-{match.group(1)}") or "").strip()
+        return found
+
+    def rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+        """(input, hidden alias) for each alias, for the template."""
+        return [(self[str(index)], self[f"{index}-alias"]) for index in range(len(self.aliases))]
+
+    def add_problems(self, problems: list[Any]) -> None:
+        """Put each problem at /connection_bindings/<alias> on that alias's input."""
+        for problem in problems:
+            parts = pointer_parts(problem.pointer)
+            if len(parts) == 2 and parts[0] == "connection_bindings" and parts[1] in self.aliases and self.is_bound:
+                self.add_error(str(self.aliases.index(parts[1])), problem.reason[:1].upper() + problem.reason[1:] + ".")
 
 
 class VersionCommentForm(forms.Form):

@@ -95,9 +95,27 @@ def _check(input: Any, business_key: str, idempotency_key: str, correlation: Any
     return clean
 
 
+WAKE_TOKEN_SECONDS = 5
+
+
+def wake_token_key(schema: str) -> str:
+    return f"workflows:wake:{schema}"
+
+
 def _wake(schema: str) -> None:
+    """Send one `workflows.advance` for the schema unless one is already on its way: a start
+    takes the schema's wake token (cache add); the advance task drops the token before it claims,
+    so a run committed after that sends a new wake-up and one committed before is claimed. A
+    token whose task was lost expires after a few seconds (and the reaper finds the run)."""
+    from django.core.cache import cache
+
     from workflows.tasks import advance
 
+    try:
+        if not cache.add(wake_token_key(schema), 1, timeout=WAKE_TOKEN_SECONDS):
+            return  # an advance is pending and will claim this run
+    except Exception:  # noqa: BLE001 - without the cache, wake every time
+        log.warning("wake token unavailable; sending the wake-up", schema=schema)
     try:
         # No publish retries: with the broker down a start must not hang; the reaper wakes it.
         advance.apply_async(headers={"_schema_name": schema}, retry=False)
@@ -123,13 +141,12 @@ def run_start(
         raise RunError("Runs live in a tenant's workspace; this ran on the public schema.")
     business_key, idempotency_key = business_key.strip(), idempotency_key.strip()
     clean_correlation = _check(input, business_key, idempotency_key, correlation or {}, trigger)
-    definition = Definition.objects.select_related("published_version").get(pk=definition.pk)
+    definition = Definition.objects.select_related("published_version").get(pk=definition.pk)  # the version published now
     version = definition.published_version
     if version is None:
         raise DefinitionNotPublished(f"The workflow '{definition.key}' has no published version yet; publish one before starting runs.")
-    existing = _existing(definition, business_key, idempotency_key, request_hash)
-    if existing is not None:
-        return existing, False
+    # Insert first: a repeated key is rare, and the unique indexes catch it (IntegrityError below),
+    # so the common start pays no look-up.
     try:
         with transaction.atomic():
             run = Run.objects.create(
@@ -161,7 +178,7 @@ def run_start(
             transaction.on_commit(partial(_wake, connection.schema_name))
             transaction.on_commit(lambda: RUNS_STARTED.labels(trigger).inc())
     except IntegrityError:
-        # A concurrent start with the same key committed first: return its run.
+        # The key started a run before (or a concurrent start committed first): return that run.
         existing = _existing(definition, business_key, idempotency_key, request_hash)
         if existing is None:
             raise

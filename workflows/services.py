@@ -17,6 +17,7 @@ published version at once, without the approval step, audited with the reason "r
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from accounts.models import Role
 from governance.services import Actor, actor_of, audit_record
 from tenants.db import connection
 from tenants.selectors import partners_with_counts
-from workflows.definition_schema import placeholders_used, render_placeholders
+from workflows.definition_schema import SLUG_PATTERN, placeholders_used, pointer_join, render_placeholders
 from workflows.diff import SpecChange, spec_diff
 from workflows.models import (
     Definition,
@@ -54,11 +55,17 @@ from workflows.validation import (
 
 __all__ = [
     "ApprovalRefused",
+    "BindingNote",
+    "BindingsCheck",
     "DefinitionInvalid",
     "DefinitionProblem",
     "UpgradePreview",
+    "DraftCheck",
     "WorkflowError",
+    "connection_aliases",
+    "connection_bindings_check",
     "definition_clone",
+    "definition_draft_check",
     "definition_draft_create",
     "definition_rollback",
     "definition_upgrade",
@@ -398,35 +405,189 @@ def _base_template_version(definition: Definition, version: DefinitionVersion | 
     return TemplateVersion.objects.filter(template__key=definition.template_key, version=pinned).first()
 
 
+@dataclass(frozen=True)
+class BindingNote:
+    """Something to know about a connection binding that does not stop a draft."""
+
+    pointer: str
+    text: str
+
+
+@dataclass(frozen=True)
+class BindingsCheck:
+    """What a draft's connection bindings come to for its spec.
+
+    `aliases` are the connection names the spec's connector steps use, in document order;
+    `bindings` what the draft stores (each used alias to one of the tenant's connections);
+    `unbound` the used aliases left without one – their steps call the connection named like the
+    alias, as the engine does (`bindings.get(alias) or alias`) and as a fresh clone does;
+    `dropped` the bindings given for aliases the spec no longer uses, left out.
+    """
+
+    aliases: list[str]
+    bindings: dict[str, str]
+    unbound: list[str]
+    dropped: dict[str, Any]
+    problems: list[DefinitionProblem]
+
+    @property
+    def notes(self) -> list[BindingNote]:
+        notes = [
+            BindingNote(pointer_join(BINDINGS_POINTER, alias), f"is not bound, so its steps call your connection named '{alias}'")
+            for alias in self.unbound
+        ]
+        notes += [
+            BindingNote(pointer_join(BINDINGS_POINTER, alias), f"was dropped: no connector step uses '{alias}' any more")
+            for alias in self.dropped
+        ]
+        return notes
+
+
+BINDINGS_POINTER = "/connection_bindings"
+CONNECTION_NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit (at most 80)"
+_CONNECTION_NAME = re.compile(SLUG_PATTERN)
+
+
+def connection_aliases(spec: Any) -> list[str]:
+    """The connection names the spec's connector steps call, each once, in document order."""
+    steps = spec.get("steps") if isinstance(spec, dict) else None
+    aliases: dict[str, None] = {}
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and step.get("kind") == "connector" and isinstance(step.get("connection"), str):
+            aliases.setdefault(step["connection"], None)
+    return list(aliases)
+
+
+def connection_bindings_check(*, spec: Any, bindings: Any) -> BindingsCheck:
+    """Check a draft's bindings against its spec: every problem by JSON pointer, and notes.
+
+    An alias left unbound (absent or null) is not an error, as after cloning: its steps call the
+    connection named like the alias. It must then be a connection name itself, or there is
+    nothing to call. A binding for an alias the spec does not use is dropped with a note, so
+    removing a connector step never stops a save.
+    """
+    aliases = connection_aliases(spec)
+    if not isinstance(bindings, Mapping):
+        problem = DefinitionProblem(BINDINGS_POINTER, "must be an object mapping connection names to your connections")
+        return BindingsCheck(aliases, {}, [], {}, [problem])
+    kept: dict[str, str] = {}
+    dropped: dict[str, Any] = {}
+    problems: list[DefinitionProblem] = []
+    for alias, name in bindings.items():
+        pointer = pointer_join(BINDINGS_POINTER, alias)
+        if alias not in aliases:
+            dropped[alias] = name
+        elif name is None:
+            continue  # bound explicitly to nothing: the alias itself is called
+        elif not isinstance(name, str) or not name.strip():
+            problems.append(DefinitionProblem(pointer, f"must name one of your connections (leave it out to call '{alias}' itself)"))
+        elif not _CONNECTION_NAME.match(name.strip()):
+            problems.append(DefinitionProblem(pointer, f"'{name}' is not a connection name: use {CONNECTION_NAME_RULE}"))
+        else:
+            kept[alias] = name.strip()
+    erroneous = {problem.pointer for problem in problems}
+    unbound = [alias for alias in aliases if alias not in kept and pointer_join(BINDINGS_POINTER, alias) not in erroneous]
+    for alias in unbound:
+        if not _CONNECTION_NAME.match(alias):
+            problems.append(
+                DefinitionProblem(
+                    pointer_join(BINDINGS_POINTER, alias),
+                    f"must be bound: '{alias}' is not a connection name itself, so its steps would have nothing to call",
+                )
+            )
+    unbound = [alias for alias in unbound if _CONNECTION_NAME.match(alias)]
+    ordered = {alias: kept[alias] for alias in aliases if alias in kept}
+    return BindingsCheck(aliases, ordered, unbound, dropped, problems)
+
+
+@dataclass(frozen=True)
+class DraftCheck:
+    """What saving a draft would store, and every problem with it, before anything is written."""
+
+    spec: Any
+    parameters: dict[str, Any]
+    connections: BindingsCheck
+    problems: list[DefinitionProblem]
+    based_on_template_version: str = ""
+
+
+def _latest(definition: Definition) -> DefinitionVersion | None:
+    return DefinitionVersion.objects.filter(definition=definition).order_by("-number").first()
+
+
+def _draft_check(
+    definition: Definition,
+    latest: DefinitionVersion | None,
+    spec: Any,
+    parameters: Any,
+    connection_bindings: Mapping[str, str | None] | None,
+) -> DraftCheck:
+    base = _base_template_version(definition, latest)
+    problems = definition_validate(spec)
+    if parameters is None:
+        parameters = latest.parameters if latest else {}
+    merged = parameters if isinstance(parameters, dict) else {}
+    if base is not None:
+        merged, parameter_problems = parameters_validate(base.parameters_schema, parameters)
+        problems += parameter_problems
+    elif not isinstance(parameters, dict):
+        problems.append(DefinitionProblem("/parameters", "must be an object of parameter values"))
+    bindings = connection_bindings if connection_bindings is not None else (latest.connection_bindings if latest else {})
+    connections = connection_bindings_check(spec=spec, bindings=bindings)
+    return DraftCheck(spec, merged, connections, problems + connections.problems, base.version if base else "")
+
+
+def definition_draft_check(
+    *,
+    definition: Definition,
+    spec: Any,
+    parameters: dict[str, Any] | None = None,
+    connection_bindings: Mapping[str, str | None] | None = None,
+) -> DraftCheck:
+    """The checks `definition_draft_create` makes, without saving: the editor's Validate."""
+    _require_tenant()
+    return _draft_check(definition, _latest(definition), spec, parameters, connection_bindings)
+
+
+def _bindings_changes(before: dict[str, Any], after: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {
+        alias: {"from": before.get(alias), "to": after.get(alias)}
+        for alias in sorted(set(before) | set(after))
+        if before.get(alias) != after.get(alias)
+    }
+
+
 def definition_draft_create(
-    *, definition: Definition, spec: dict[str, Any], parameters: dict[str, Any], comment: str, actor: Any
+    *,
+    definition: Definition,
+    spec: dict[str, Any],
+    parameters: dict[str, Any] | None = None,
+    comment: str,
+    actor: Any,
+    connection_bindings: Mapping[str, str | None] | None = None,
 ) -> DefinitionVersion:
-    """A new draft from an edited spec; parameters are checked against the template's schema."""
+    """A new draft from an edited spec; parameters are checked against the template's schema.
+
+    `parameters` and `connection_bindings` left as None keep the latest version's. Bindings are
+    checked against the spec (`connection_bindings_check`); the audit row says how they changed.
+    """
     _require_tenant()
     _require_author(actor)
     with transaction.atomic():
         definition = _locked(definition)
-        latest = DefinitionVersion.objects.filter(definition=definition).order_by("-number").first()
-        base = _base_template_version(definition, latest)
-        problems = definition_validate(spec)
-        merged = parameters if isinstance(parameters, dict) else {}
-        if base is not None:
-            merged, parameter_problems = parameters_validate(base.parameters_schema, parameters)
-            problems += parameter_problems
-        elif not isinstance(parameters, dict):
-            problems.append(DefinitionProblem("/parameters", "must be an object of parameter values"))
-        if problems:
-            raise DefinitionInvalid(problems)
-        used = connections_used(spec)
-        bindings = {name: bound for name, bound in (latest.connection_bindings if latest else {}).items() if name in used}
+        latest = _latest(definition)
+        check = _draft_check(definition, latest, spec, parameters, connection_bindings)
+        if check.problems:
+            raise DefinitionInvalid(check.problems)
+        bindings = check.connections.bindings
         version = DefinitionVersion.objects.create(
             definition=definition,
             number=_next_number(definition),
             status=VersionStatus.DRAFT,
             spec=spec,
-            parameters=merged,
+            parameters=check.parameters,
             connection_bindings=bindings,
-            based_on_template_version=base.version if base else "",
+            based_on_template_version=check.based_on_template_version,
             comment=comment,
             created_by_email=_email(actor),
         )
@@ -435,7 +596,15 @@ def definition_draft_create(
             action="workflow_version.draft_created",
             target=version,
             reason=comment,
-            data={"definition": definition.key, "number": version.number},
+            data={
+                "definition": definition.key,
+                "number": version.number,
+                "connection_bindings": {
+                    "changed": _bindings_changes(latest.connection_bindings if latest else {}, bindings),
+                    "unbound": check.connections.unbound,
+                    "dropped": check.connections.dropped,
+                },
+            },
         )
     return version
 

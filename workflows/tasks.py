@@ -12,6 +12,7 @@ found something.
 
 import os
 import socket
+from contextlib import suppress
 from typing import Any
 
 from celery import shared_task
@@ -28,7 +29,13 @@ def _owner() -> str:
 
 @shared_task(name="workflows.advance", acks_late=True)
 def advance() -> int:
+    from django.core.cache import cache
+
     from workflows.engine import runs_advance_ready
+    from workflows.runs import wake_token_key
+
+    with suppress(Exception):  # without the cache the token expires on its own
+        cache.delete(wake_token_key(connection.schema_name))  # before claiming: see workflows.runs._wake
 
     statuses = runs_advance_ready(owner=_owner(), limit=BATCH, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
     if len(statuses) == BATCH or "running" in statuses.values():

@@ -22,6 +22,7 @@ urlpatterns = [
     path("approvals/<int:approval_id>/", approval_views.approval_detail, name="approval"),
     path("approvals/link/<str:token>/", approval_views.approval_link, name="approval_link"),
     path("calendar/", calendar_views.calendar, name="calendar"),
+    path("<slug:key>/edit/check/", views.definition_edit_check, name="definition_edit_check"),
     path("<slug:key>/", views.definition_detail, name="definition"),
     path("<slug:key>/edit/", views.definition_edit, name="definition_edit"),
     path("<slug:key>/start/", views.definition_start, name="definition_start"),

@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,7 +27,9 @@ from workflows import selectors, services
 from workflows.definition_schema import render_placeholders
 from workflows.diagram import diagram_svg
 from workflows.forms import (
+    SPEC_FORMATS,
     CloneNameForm,
+    ConnectionBindingsForm,
     DefinitionEditForm,
     JsonObjectField,
     ParametersForm,
@@ -39,8 +41,11 @@ from workflows.forms import (
     json_pretty,
     parameter_names,
     pointer_field,
+    pointer_parts,
     readable,
     schema_properties,
+    spec_format,
+    spec_text,
 )
 from workflows.models import (
     CORRELATION_KEYS,
@@ -675,48 +680,219 @@ def definition_upgrade(request, key: str):
     return redirect(reverse("workflows:definition", args=[key]) + "#versions")
 
 
-@tenant_role_required(*AUTHORS)
-def definition_edit(request, key: str):
-    definition = _definition_or_404(key)
-    latest = _latest_version(definition)
-    base = latest
-    schema = _definition_parameters_schema(request, definition)
-    form = DefinitionEditForm(request.POST or None, initial={"spec": readable(base.spec) if base else {}})
-    params_form = ParametersForm(request.POST or None, schema=schema, values=base.parameters if base else {})
-    problems: list[Any] = []
-    if request.method == "POST" and form.is_valid() and params_form.is_valid():
-        try:
-            version = services.definition_draft_create(
-                definition=definition,
-                spec=form.cleaned_data["spec"],
-                parameters=params_form.parameter_values() if params_form.has_parameters else (base.parameters if base else {}),
-                comment=form.cleaned_data["comment"],
-                actor=request.user,
-            )
-        except services.DefinitionInvalid as exc:
-            problems = list(exc.problems)
-            params_form.add_problems([p for p in problems if p.pointer.startswith("/parameters/")])
-        except services.WorkflowError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Draft v{version.number} saved. Submit it for approval from the versions list.")
-            return redirect(reverse("workflows:definition", args=[key]) + "#versions")
-    shown_spec = (
-        form.cleaned_data.get("spec") if form.is_bound and hasattr(form, "cleaned_data") and form.cleaned_data.get("spec") else None
+# ---------- the definition editor ----------
+
+
+@dataclass
+class DefinitionEditor:
+    """One request's editor: its forms, the spec their text holds (None when it does not parse),
+    what goes to the service, and what the checks found."""
+
+    form: DefinitionEditForm
+    params_form: ParametersForm
+    bindings_form: ConnectionBindingsForm
+    spec: dict[str, Any] | None
+    parameters: dict[str, Any] | None
+    bindings: dict[str, str] | None
+    problems: list[Any]
+    notes: list[Any]
+
+    @property
+    def ready(self) -> bool:
+        """Every input reads: the service decides the rest."""
+        return self.spec is not None and self.params_form.is_valid()
+
+    def show(self, problems: list[Any]) -> None:
+        """Problems on their inputs (parameters, connection bindings) and all of them in the checks;
+        a parameter the form refused already keeps only the form's error."""
+        problems = [
+            problem
+            for problem in problems
+            if not (problem.pointer.startswith("/parameters/") and pointer_field(problem.pointer) in self.params_form.errors)
+        ]
+        self.params_form.add_problems([problem for problem in problems if problem.pointer.startswith("/parameters/")])
+        self.bindings_form.add_problems(problems)
+        self.problems = problems
+
+
+def _steps_by_connection(spec: Any) -> dict[str, list[str]]:
+    """For each connection alias, the connector steps that call it (by name, else id)."""
+    steps: dict[str, list[str]] = {}
+    for step in as_dict(spec).get("steps") or []:
+        if isinstance(step, dict) and step.get("kind") == "connector" and isinstance(step.get("connection"), str):
+            steps.setdefault(step["connection"], []).append(str(step.get("name") or step.get("id") or "a step"))
+    return steps
+
+
+def _bindings_form(spec: Any, values: dict[str, Any], *, bound: bool, aliases: list[str] | None = None) -> ConnectionBindingsForm:
+    return ConnectionBindingsForm(
+        aliases=services.connection_aliases(spec) if aliases is None else aliases,
+        values=values,
+        used_by=_steps_by_connection(spec),
+        bound=bound,
     )
+
+
+def _editor_posted(request, latest: DefinitionVersion | None, schema: dict[str, Any], data=None) -> DefinitionEditor:
+    """The posted editor, read: the spec in its format, parameters, and the binding rows.
+
+    An empty binding input is left out, so its steps call the connection named like the alias;
+    a page without binding inputs (none were shown) keeps the latest version's bindings.
+    """
+    data = request.POST if data is None else data
+    form = DefinitionEditForm(data)
+    params_form = ParametersForm(data, schema=schema, values=latest.parameters if latest else {})
+    spec = form.cleaned_data["spec"] if form.is_valid() else None
+    posted = ConnectionBindingsForm.posted(data)
+    inherited = dict(latest.connection_bindings or {}) if latest else {}
+    values = {**inherited, **(posted or {})}
+    if spec is not None:
+        bindings_form = _bindings_form(spec, values, bound=True)
+    else:  # the rows stay as they were until the text reads again
+        bindings_form = _bindings_form(latest.spec if latest else {}, values, bound=True, aliases=list(posted or inherited))
+    bindings = {alias: name for alias, name in posted.items() if name} if posted is not None else None
+    notes = services.connection_bindings_check(spec=spec, bindings=inherited if bindings is None else bindings).notes if spec else []
+    return DefinitionEditor(
+        form=form,
+        params_form=params_form,
+        bindings_form=bindings_form,
+        spec=spec,
+        parameters=params_form.parameter_values() if params_form.has_parameters and params_form.is_valid() else None,
+        bindings=bindings,
+        problems=[],
+        notes=notes,
+    )
+
+
+def _editor_render(
+    request,
+    definition: Definition,
+    latest: DefinitionVersion | None,
+    editor: DefinitionEditor,
+    *,
+    mode: str,
+    status: int = 200,
+    switch_refused: str = "",
+):
+    """The editor page, or (for htmx) the parts a check refreshes. `mode`: "open" (GET), "save"
+    (a refused save), "check" (Validate) or "switch" (JSON ⇄ YAML, which checks too)."""
+    shown_spec = editor.spec if editor.spec is not None else (latest.spec if latest else {})
+    text_errors = [str(error) for error in editor.form.errors.get("spec") or []]
+    captions = {"open": f"Of v{latest.number}" if latest else "", "save": "As you last submitted them", "check": "As last checked"}
     context = {
         "definition": definition,
         "latest": latest,
-        "form": form,
-        "params_form": params_form,
-        "problems": problems,
-        "problem_fields": {pointer_field(p.pointer) for p in problems if p.pointer.startswith("/parameters/")},
-        "diagram": diagram_svg(
-            shown_spec if shown_spec is not None else (base.spec if base else {}), uid="edit", title=f"Steps of {definition.name}"
-        ),
+        "form": editor.form,
+        "params_form": editor.params_form,
+        "bindings_form": editor.bindings_form,
+        "problems": editor.problems,
+        "notes": editor.notes,
+        "text_error": text_errors[0] if text_errors else "",
+        "mode": mode,
+        "checked": mode in ("check", "switch"),
+        "text_format": editor.form.text_format,
+        "formats": list(SPEC_FORMATS.items()),
+        "switch_refused": SPEC_FORMATS.get(switch_refused, ""),
+        "diagram": diagram_svg(shown_spec, uid="edit", title=f"Steps of {definition.name}"),
+        "diagram_caption": (f"Of v{latest.number}, while the text does not read" if latest else "")
+        if text_errors
+        else captions.get(mode, captions["check"]),
     }
-    invalid = form.errors or params_form.errors or problems
-    return render(request, "workflows/definition_edit.html", context, status=400 if invalid else 200)
+    if request.htmx and mode in ("check", "switch"):
+        return render(request, "workflows/_editor_checked.html", context, status=status)
+    return render(request, "workflows/definition_edit.html", context, status=status)
+
+
+@tenant_role_required(*AUTHORS)
+def definition_edit(request, key: str):
+    """Edit the spec (as JSON or YAML), the parameters and the connection bindings; saving makes a
+    new draft. Every problem comes back at once, on its input and by JSON pointer."""
+    definition = _definition_or_404(key)
+    latest = _latest_version(definition)
+    schema = _definition_parameters_schema(request, definition)
+    if request.method != "POST":
+        spec = latest.spec if latest else {}
+        form = DefinitionEditForm(initial={"spec": readable(spec), "format": spec_format(request.GET.get("format"))})
+        bindings = dict(latest.connection_bindings or {}) if latest else {}
+        editor = DefinitionEditor(
+            form=form,
+            params_form=ParametersForm(schema=schema, values=latest.parameters if latest else {}),
+            bindings_form=_bindings_form(spec, bindings, bound=False),
+            spec=None,
+            parameters=None,
+            bindings=None,
+            problems=[],
+            notes=[],
+        )
+        return _editor_render(request, definition, latest, editor, mode="open")
+    editor = _editor_posted(request, latest, schema)
+    if editor.ready:
+        try:
+            version = services.definition_draft_create(
+                definition=definition,
+                spec=editor.spec or {},
+                parameters=editor.parameters,
+                connection_bindings=editor.bindings,
+                comment=editor.form.cleaned_data["comment"],
+                actor=request.user,
+            )
+        except services.DefinitionInvalid as exc:
+            editor.show(exc.problems)
+        except services.WorkflowError as exc:
+            editor.form.add_error(exc.field if exc.field in editor.form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Draft v{version.number} saved. Submit it for approval from the versions list.")
+            for note in editor.notes:
+                messages.info(request, f"Connection “{pointer_parts(note.pointer)[-1]}” {note.text}.")
+            return redirect(reverse("workflows:definition", args=[key]) + "#versions")
+    elif editor.spec is not None:
+        # The parameters form refused something: list what else the checks find, all at once.
+        check = services.definition_draft_check(
+            definition=definition, spec=editor.spec, parameters=editor.parameters, connection_bindings=editor.bindings
+        )
+        editor.show(check.problems)
+    return _editor_render(request, definition, latest, editor, mode="save", status=400)
+
+
+def _editor_data(latest: DefinitionVersion | None, schema: dict[str, Any], text_format: str) -> QueryDict:
+    """The editor's inputs as if the latest version had just been posted unchanged."""
+    spec = latest.spec if latest else {}
+    data = QueryDict(mutable=True)
+    data.update({"format": text_format, "spec": spec_text(spec, text_format), "comment": ""})
+    if schema:
+        parameters = ParametersForm.bound_to(schema=schema, values=latest.parameters if latest else {}).data
+        if isinstance(parameters, QueryDict):
+            for name, values in parameters.lists():
+                data.setlist(name, values)
+    bindings = (latest.connection_bindings or {}) if latest else {}
+    for index, alias in enumerate(services.connection_aliases(spec)):
+        data.update({f"binding-{index}-alias": alias, f"binding-{index}": str(bindings.get(alias) or "")})
+    return data
+
+
+@tenant_role_required(*AUTHORS)
+def definition_edit_check(request, key: str):
+    """Validate without saving (htmx: the checks, the diagram and the binding rows are swapped in);
+    with `show_as`, the text is rewritten as JSON or YAML first. A GET checks the latest version
+    as it stands (and is where a reload of a check without JavaScript lands). Nothing is written."""
+    definition = _definition_or_404(key)
+    latest = _latest_version(definition)
+    schema = _definition_parameters_schema(request, definition)
+    data = request.POST if request.method == "POST" else _editor_data(latest, schema, spec_format(request.GET.get("format")))
+    editor = _editor_posted(request, latest, schema, data=data)
+    show_as = str(data.get("show_as", ""))
+    mode = "check"
+    if show_as in SPEC_FORMATS and editor.spec is not None:
+        editor = _editor_posted(request, latest, schema, data=editor.form.converted(show_as))
+        mode = "switch"
+    if editor.spec is not None:
+        check = services.definition_draft_check(
+            definition=definition, spec=editor.spec, parameters=editor.parameters, connection_bindings=editor.bindings
+        )
+        editor.show(check.problems)
+        editor.notes = check.connections.notes
+    refused = show_as if show_as in SPEC_FORMATS and editor.spec is None else ""
+    return _editor_render(request, definition, latest, editor, mode=mode, switch_refused=refused)
 
 
 def _definition_parameters_schema(request, definition: Definition) -> dict[str, Any]:

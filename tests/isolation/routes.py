@@ -1,15 +1,24 @@
-"""Every tenant-host route, for the isolation suite. A new feature adds its routes here.
+"""Every tenant-host route, for the isolation suite. A new feature adds its routes here: its
+pages and API endpoints, reads and writes alike.
 
 `private_object` makes something that belongs to one tenant (and, for customer-scoped routes,
 one customer account) and returns its id and a marker text that must never show up in another
 tenant's or another customer's response.
+
+A write (`method="post"`) also names its `body` – JSON for an API route, form fields for a page;
+"{id}" and "{marker}" in its strings are replaced like in the path – and a `state` hook: given
+the private object's id and marker, it reads the row(s) the write would change, in the owner's
+schema, as a value to compare. The suite sends each write refused ways and asserts the state is
+unchanged; the owner's own write must change it (so the hook is not blind and the route not broken).
 """
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django_tenants.utils import schema_context
 
@@ -28,6 +37,9 @@ class Route:
     private_object: Callable | None = None
     api_scope: str = ""
     customer_scoped: bool = False
+    method: str = "get"  # "post" for a write
+    body: Mapping[str, Any] | None = None  # a write's JSON (api) or form fields (page)
+    state: Callable[[str, str], Any] | None = None  # a write's target, read in the owner's schema from (id, marker)
 
 
 def _audit_probe(tenant_world):
@@ -86,7 +98,7 @@ _PROBE_TEMPLATE = {
 }
 
 
-def workflow_definition(tenant_world, customer_account=None) -> tuple[str, str]:
+def workflow_definition_drafted(tenant_world, customer_account=None) -> tuple[str, str]:
     """A definition (cloned from a platform template) named by the marker, whose newest version's
     comment is the marker too; the id is its key."""
     marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
@@ -123,10 +135,10 @@ TENANT_ROUTES: list[Route] = [
     Route("api tenant", "/api/v1/tenant", "api", tenant_name, api_scope="tenant:read"),
     Route("api audit list", "/api/v1/audit-events", "api", audit_event, api_scope="audit:read"),
     Route("api audit detail", "/api/v1/audit-events/{id}", "api", audit_event, api_scope="audit:read"),
-    Route("api definitions list", "/api/v1/definitions", "api", workflow_definition, api_scope="workflows:read"),
-    Route("api definitions search", "/api/v1/definitions?search={id}", "api", workflow_definition, api_scope="workflows:read"),
-    Route("api definition detail", "/api/v1/definitions/{id}", "api", workflow_definition, api_scope="workflows:read"),
-    Route("api definition versions", "/api/v1/definitions/{id}/versions", "api", workflow_definition, api_scope="workflows:read"),
+    Route("api definitions list", "/api/v1/definitions", "api", workflow_definition_drafted, api_scope="workflows:read"),
+    Route("api definitions search", "/api/v1/definitions?search={id}", "api", workflow_definition_drafted, api_scope="workflows:read"),
+    Route("api definition detail", "/api/v1/definitions/{id}", "api", workflow_definition_drafted, api_scope="workflows:read"),
+    Route("api definition versions", "/api/v1/definitions/{id}/versions", "api", workflow_definition_drafted, api_scope="workflows:read"),
 ]
 
 CONSOLE_ROUTES: list[str] = [
@@ -154,19 +166,24 @@ _WORKFLOW_SPEC = {
 }
 
 
-def _workflow_template_version():
-    """A platform template (public, the same for every tenant) with one published version."""
+def _workflow_template_version(spec: dict | None = None, *, template_key: str = "", version: str = "1.0.0"):
+    """A published version of a platform template (public, the same for every tenant): of a new
+    template, or of the one keyed `template_key`."""
     from workflows.services import template_create, template_version_publish
 
     actor = Actor.system("isolation")
     with schema_context("public"):
-        template = template_create(
-            key=f"probe-{uuid.uuid4().hex[:10]}", name="Isolation probe", category="other", description="", partner_id=None, actor=actor
+        template = (
+            WorkflowTemplate.objects.get(key=template_key)
+            if template_key
+            else template_create(
+                key=f"probe-{uuid.uuid4().hex[:10]}", name="Isolation probe", category="other", description="", partner_id=None, actor=actor
+            )
         )
         return template_version_publish(
             template=template,
-            version="1.0.0",
-            definition=_WORKFLOW_SPEC,
+            version=version,
+            definition=spec or _WORKFLOW_SPEC,
             parameters_schema={"type": "object", "properties": {}},
             documentation="",
             changelog="",
@@ -223,20 +240,18 @@ CONSOLE_ROUTES += [
 # ---------- workflow runs and the process API (issue 3, engine core) ----------
 
 
-def workflow_run(tenant_world, customer_account=None) -> tuple[str, str]:
-    """A run of a published definition whose input carries the marker; the id is the run's id."""
+def _definition_published(tenant_world, spec: dict | None = None, name: str = "Run probe"):
+    """A definition of a fresh platform template with version 1 published by the tenant's admin."""
     from workflows.models import DefinitionVersion
-    from workflows.runs import run_start
     from workflows.services import definition_version_publish, definition_version_submit
 
-    version = _workflow_template_version()
-    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    version = _workflow_template_version(spec)
     admin = tenant_world.users["tenant_admin"]
     with schema_context(tenant_world.schema):
         definition = definition_clone(
             template_version=version,
             key=f"run-{uuid.uuid4().hex[:12]}",
-            name="Run probe",
+            name=name,
             parameters={},
             connection_bindings={},
             actor=admin,
@@ -244,6 +259,17 @@ def workflow_run(tenant_world, customer_account=None) -> tuple[str, str]:
         draft = DefinitionVersion.objects.get(definition=definition, number=1)
         definition_version_submit(version=draft, actor=admin)
         definition_version_publish(version=draft, actor=admin)
+        definition.refresh_from_db()
+    return definition
+
+
+def workflow_run(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A run of a published definition whose input carries the marker; the id is the run's id."""
+    from workflows.runs import run_start
+
+    definition = _definition_published(tenant_world)
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
         run, _created = run_start(
             definition=definition, input={"note": marker}, business_key=marker, trigger="manual", actor=Actor.system("isolation")
         )
@@ -288,9 +314,8 @@ TENANT_ROUTES += [
 
 
 # ---------- the operations API: incidents and approvals (issue 4) ----------
-# Only GET routes fit this registry (the suite GETs every path); the POST routes (run pause /
-# resume / cancel, incident retry / restart, bulk retry, approval decision, events) are tried
-# with another tenant's host, ids and keys in tests/workflows/test_operations_api.py.
+# Its writes (run pause / resume / cancel, incident retry / restart, bulk retry, approval
+# decision, events) are registered with the pages' under "writes" below.
 
 
 def _operations_run(tenant_world):
@@ -418,4 +443,392 @@ TENANT_ROUTES += [
     Route("workflow approval page", "/workflows/approvals/{id}/", "page", run_page_approval),
     Route("workflow approval email link", "/workflows/approvals/link/{id}/", "page", run_page_approval_link),
     Route("workflow definition, start form", "/workflows/{id}/#start", "page", workflow_definition),
+]
+
+
+# ---------- writes: every POST route of the workflow pages and API ----------
+# Each is sent with another tenant's host, ids, tokens, session and API key, and by a customer
+# user; its `state` hook reads what it would change in the owner's schema, which must stay as it was.
+
+
+def _marker(tenant_world) -> str:
+    return f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+
+
+# What a write would change: read in the owner's schema from the private object's (id, marker).
+
+
+def run_state(object_id: str, marker: str) -> Any:
+    """The run whose business key is the marker, with its incidents."""
+    from workflows.models import Incident, Run
+
+    run = Run.objects.get(business_key=marker)
+    incidents = list(Incident.objects.filter(run=run).order_by("pk").values_list("pk", "status", "resolution"))
+    return (run.status, run.paused_at, run.generation, run.ready_at is not None, run.current_step, incidents)
+
+
+def approval_state(object_id: str, marker: str) -> Any:
+    """The approval titled by the marker."""
+    from workflows.models import Approval
+
+    return Approval.objects.filter(title=marker).values_list("status", "decided_at", "decided_by_email", "comment").get()
+
+
+def definition_state(object_id: str, marker: str) -> Any:
+    """The definition keyed by the id (None while there is none): its versions, which one is
+    published, and its runs."""
+    from workflows.models import Definition, DefinitionVersion, Run
+
+    definition = Definition.objects.filter(key=object_id).first()
+    if definition is None:
+        return None
+    versions = list(DefinitionVersion.objects.filter(definition=definition).order_by("number").values_list("number", "status"))
+    runs = list(Run.objects.filter(definition=definition).order_by("pk").values_list("pk", "status"))
+    return (definition.name, definition.published_version_id, versions, runs)
+
+
+def policy_state(object_id: str, marker: str) -> Any:
+    from workflows.models import WorkflowPolicy
+
+    fields = ("require_second_approver", "payload_retention_days", "metadata_retention_days")
+    return list(WorkflowPolicy.objects.order_by("pk").values_list(*fields))
+
+
+def calendar_state(object_id: str, marker: str) -> Any:
+    from workflows.models import BusinessCalendar
+
+    return list(BusinessCalendar.objects.order_by("pk").values_list("weekly_hours", "holidays", "time_zone"))
+
+
+def clone_wizard_state(object_id: str, marker: str) -> Any:
+    """What the clone wizard of the template keyed by the id keeps in the owner's sessions (the
+    wizard's first steps write only there)."""
+    from django.contrib.sessions.models import Session
+
+    from workflows.views import WIZARD_SESSION_KEY
+
+    wizard = WIZARD_SESSION_KEY.format(key=object_id)
+    kept = (session.get_decoded() for session in Session.objects.all())
+    return sorted(json.dumps(data[wizard], sort_keys=True) for data in kept if wizard in data)
+
+
+# What the writes act on.
+
+
+def run_paused(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A paused run whose business key is the marker; the id is the run's."""
+    from workflows.models import Run
+    from workflows.operations import run_pause
+
+    run_id, marker = workflow_run(tenant_world)
+    with schema_context(tenant_world.schema):
+        run_pause(run=Run.objects.get(pk=int(run_id)), actor=Actor.system("isolation"), reason="probe")
+    return run_id, marker
+
+
+def incident_open(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The open incident of a failed run (see `run_page_incident`); the id is the incident's."""
+    from workflows.models import Incident
+
+    run_id, marker = run_page_incident(tenant_world)
+    with schema_context(tenant_world.schema):
+        return str(Incident.objects.get(run_id=int(run_id), status="open").pk), marker
+
+
+_WAIT_SPEC = {
+    "start": "delivered",
+    "triggers": [{"kind": "manual"}],
+    "steps": [
+        {
+            "id": "delivered",
+            "kind": "wait_event",
+            "event_type": "isolation.probe",
+            "correlate": {"shipment": "input.shipment"},
+            "timeout": "PT1H",
+            "next": "done",
+            "on_timeout": "done",
+        },
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def run_waiting_for_event(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A run parked until an `isolation.probe` event for shipment <marker> (its business key too);
+    the id is an event id to send."""
+    from workflows.engine import run_advance, runs_claim
+    from workflows.runs import run_start
+
+    definition = _definition_published(tenant_world, _WAIT_SPEC)
+    marker = _marker(tenant_world)
+    with schema_context(tenant_world.schema):
+        run, _created = run_start(
+            definition=definition, input={"shipment": marker}, business_key=marker, trigger="manual", actor=Actor.system("isolation")
+        )
+        assert run.pk in runs_claim(owner="isolation", limit=100, lease_seconds=60)
+        run_advance(run_id=run.pk, owner="isolation")
+        run.refresh_from_db()
+        assert run.status == "waiting", run.status
+    return uuid.uuid4().hex, marker
+
+
+def workflow_policy_known(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The policy at one admin's approval and 30/365 days of retention. The policy holds no text,
+    so the marker is stored nowhere: the state hook does the checking."""
+    from workflows.retention import workflow_policy_retention_update
+    from workflows.services import workflow_policy_update
+
+    admin = tenant_world.users["tenant_admin"]
+    with schema_context(tenant_world.schema):
+        workflow_policy_update(require_second_approver=False, actor=admin)
+        workflow_policy_retention_update(payload_retention_days=30, metadata_retention_days=365, actor=admin)
+    return "", _marker(tenant_world)
+
+
+def definition_submitted(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition named by the marker whose version 1 is submitted; the id is its key."""
+    from workflows.models import DefinitionVersion
+    from workflows.services import definition_version_submit
+
+    key, marker = workflow_definition(tenant_world)
+    with schema_context(tenant_world.schema):
+        version = DefinitionVersion.objects.get(definition__key=key, number=1)
+        definition_version_submit(version=version, actor=tenant_world.users["tenant_admin"])
+    return key, marker
+
+
+def definition_republished(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition named by the marker with version 1 published, then superseded by version 2."""
+    from workflows.services import definition_draft_create, definition_version_publish, definition_version_submit
+
+    marker = _marker(tenant_world)
+    definition = _definition_published(tenant_world, name=marker)
+    admin = tenant_world.users["tenant_admin"]
+    with schema_context(tenant_world.schema):
+        draft = definition_draft_create(definition=definition, spec=_WORKFLOW_SPEC, parameters={}, comment="v2", actor=admin)
+        definition_version_submit(version=draft, actor=admin)
+        definition_version_publish(version=draft, actor=admin)
+    return definition.key, marker
+
+
+def definition_behind_upstream(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition named by the marker, cloned from template 1.0.0 when 1.1.0 is out."""
+    template_key, key, marker = _workflow_cloned(tenant_world)
+    _workflow_template_version(template_key=template_key, version="1.1.0")
+    return key, marker
+
+
+def definition_startable(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A published definition with a manual trigger, named by the marker; the id is its key."""
+    marker = _marker(tenant_world)
+    return _definition_published(tenant_world, name=marker).key, marker
+
+
+_ISOLATION_START = "isolation-start"
+_OPEN_HOURS = "09:00-17:00"
+_CALENDAR_FORM = {
+    "action": "save",
+    **{day: _OPEN_HOURS for day in ("mon", "tue", "wed", "thu", "fri")},
+    "sat": "",
+    "sun": "",
+    "time_zone": "",
+    "holidays-TOTAL_FORMS": "0",
+    "holidays-INITIAL_FORMS": "0",
+}
+
+
+def _write(name, path, kind, private_object, state, body=None, api_scope=""):
+    return Route(name, path, kind, private_object, api_scope=api_scope, method="post", body=body or {}, state=state)
+
+
+TENANT_ROUTES += [
+    # pages (workflows/urls.py)
+    _write(
+        "write: workflow policy, four eyes",
+        "/workflows/policy/",
+        "page",
+        workflow_policy_known,
+        policy_state,
+        {"require_second_approver": "on"},
+    ),
+    _write(
+        "write: workflow policy, retention",
+        "/workflows/policy/",
+        "page",
+        workflow_policy_known,
+        policy_state,
+        {"section": "retention", "payload_retention_days": "31", "metadata_retention_days": "366"},
+    ),
+    _write(
+        "write: clone wizard",
+        "/workflows/library/{id}/clone/",
+        "page",
+        workflow_template_in_use,
+        clone_wizard_state,
+        {"step": "1", "name": "Isolation clone", "key": "{id}"},
+    ),
+    _write("write: run pause", "/workflows/runs/{id}/pause/", "page", workflow_run, run_state, {"reason": "probe"}),
+    _write("write: run resume", "/workflows/runs/{id}/resume/", "page", run_paused, run_state),
+    _write("write: run cancel", "/workflows/runs/{id}/cancel/", "page", workflow_run, run_state, {"reason": "probe"}),
+    _write("write: run retry", "/workflows/runs/{id}/retry/", "page", run_page_incident, run_state, {"comment": "probe"}),
+    _write(
+        "write: run retry, edited input",
+        "/workflows/runs/{id}/retry/",
+        "page",
+        run_page_incident,
+        run_state,
+        {"edit": "1", "input": '{"note": "edited"}', "context": "", "comment": "probe"},
+    ),
+    _write("write: run restart", "/workflows/runs/{id}/restart/", "page", run_page_incident, run_state, {"comment": "probe"}),
+    _write(
+        "write: incidents bulk retry",
+        "/workflows/incidents/retry/",
+        "page",
+        run_page_incident,
+        run_state,
+        {"error_class": "ProbeError", "comment": "probe"},
+    ),
+    _write("write: approval decision", "/workflows/approvals/{id}/", "page", run_page_approval, approval_state, {"decision": "approved"}),
+    _write("write: approval email link", "/workflows/approvals/link/{id}/", "page", run_page_approval_link, approval_state),
+    _write("write: business calendar", "/workflows/calendar/", "page", business_calendar_holiday, calendar_state, _CALENDAR_FORM),
+    _write(
+        "write: definition edit",
+        "/workflows/{id}/edit/",
+        "page",
+        workflow_definition,
+        definition_state,
+        {"spec": json.dumps(_WORKFLOW_SPEC), "comment": "probe"},
+    ),
+    _write(
+        "write: definition start",
+        "/workflows/{id}/start/",
+        "page",
+        definition_startable,
+        definition_state,
+        {"input": "{}", "business_key": _ISOLATION_START},
+    ),
+    _write(
+        "write: definition upgrade", "/workflows/{id}/upgrade/", "page", definition_behind_upstream, definition_state, {"version": "1.1.0"}
+    ),
+    _write("write: version submit", "/workflows/{id}/versions/1/submit/", "page", workflow_definition, definition_state),
+    _write("write: version approve", "/workflows/{id}/versions/1/approve/", "page", definition_submitted, definition_state),
+    _write(
+        "write: version reject", "/workflows/{id}/versions/1/reject/", "page", definition_submitted, definition_state, {"comment": "probe"}
+    ),
+    _write("write: version publish", "/workflows/{id}/versions/1/publish/", "page", definition_submitted, definition_state),
+    _write("write: version rollback", "/workflows/{id}/versions/1/rollback/", "page", definition_republished, definition_state),
+    # API (workflows/api/urls.py)
+    _write(
+        "write: api definition clone",
+        "/api/v1/definitions",
+        "api",
+        workflow_template_in_use,
+        definition_state,
+        {"template": "{id}", "key": "{id}", "name": "Isolation clone"},
+        "workflows:write",
+    ),
+    _write(
+        "write: api process run start",
+        "/api/v1/processes/{id}/runs",
+        "api",
+        definition_startable,
+        definition_state,
+        {"input": {}, "business_key": _ISOLATION_START},
+        "workflows:run",
+    ),
+    _write("write: api run pause", "/api/v1/runs/{id}/pause", "api", workflow_run, run_state, {"reason": "probe"}, "workflows:operate"),
+    _write("write: api run resume", "/api/v1/runs/{id}/resume", "api", run_paused, run_state, {}, "workflows:operate"),
+    _write("write: api run cancel", "/api/v1/runs/{id}/cancel", "api", workflow_run, run_state, {}, "workflows:operate"),
+    _write(
+        "write: api incident retry",
+        "/api/v1/incidents/{id}/retry",
+        "api",
+        incident_open,
+        run_state,
+        {"input": {"note": "edited"}, "comment": "probe"},
+        "workflows:operate",
+    ),
+    _write("write: api incident restart", "/api/v1/incidents/{id}/restart", "api", incident_open, run_state, {}, "workflows:operate"),
+    _write(
+        "write: api incidents bulk retry",
+        "/api/v1/incidents/retry",
+        "api",
+        run_page_incident,
+        run_state,
+        {"error_class": "ProbeError"},
+        "workflows:operate",
+    ),
+    _write(
+        "write: api approval decision",
+        "/api/v1/approvals/{id}/decision",
+        "api",
+        run_page_approval,
+        approval_state,
+        {"decision": "approved"},
+        "workflows:approve",
+    ),
+    _write(
+        "write: api event",
+        "/api/v1/events",
+        "api",
+        run_waiting_for_event,
+        run_state,
+        {"event_type": "isolation.probe", "event_id": "{id}", "correlation": {"shipment": "{marker}"}},
+        "events:write",
+    ),
+]
+
+
+# ---------- the definition editor: bindings, YAML view, Validate, drafts through the API ----------
+
+_CONNECTOR_SPEC = {
+    "start": "tender",
+    "triggers": [{"kind": "manual"}],
+    "steps": [
+        {"id": "tender", "kind": "connector", "name": "Tender", "connection": "carrier", "action": "tender", "next": "done"},
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def workflow_definition_bound(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A definition whose connector step's connection "carrier" is bound to the marker (a valid
+    connection name); the id is its key."""
+    version = _workflow_template_version(_CONNECTOR_SPEC)
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    key = f"wf-{uuid.uuid4().hex[:12]}"
+    with schema_context(tenant_world.schema):
+        definition_clone(
+            template_version=version,
+            key=key,
+            name="Bound probe",
+            parameters={},
+            connection_bindings={"carrier": marker},
+            actor=Actor.system("isolation"),
+        )
+    return key, marker
+
+
+# Validate (POST /workflows/<key>/edit/check/) writes nothing, so it has no place among the writes
+# (whose owner's request must change something); its refusals are in tests/workflows/test_definition_editor.py.
+TENANT_ROUTES += [
+    Route("workflow editor, bindings", "/workflows/{id}/edit/", "page", workflow_definition_bound),
+    Route("workflow editor, YAML view", "/workflows/{id}/edit/?format=yaml", "page", workflow_definition_bound),
+    Route("workflow editor, latest version checked", "/workflows/{id}/edit/check/", "page", workflow_definition_bound),
+    Route(
+        "api definition versions, bindings",
+        "/api/v1/definitions/{id}/versions",
+        "api",
+        workflow_definition_bound,
+        api_scope="workflows:read",
+    ),
+    _write(
+        "write: api definition draft",
+        "/api/v1/definitions/{id}/versions",
+        "api",
+        workflow_definition,
+        definition_state,
+        {"spec": _WORKFLOW_SPEC, "comment": "probe"},
+        "workflows:write",
+    ),
 ]

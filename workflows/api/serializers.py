@@ -90,6 +90,43 @@ class DefinitionVersionSerializer(serializers.ModelSerializer):
         ]
 
 
+class DefinitionDraftSerializer(serializers.Serializer):
+    """A new draft version of this workflow from an edited spec."""
+
+    spec = serializers.DictField(help_text="The whole definition: triggers, steps and transitions.")
+    parameters = serializers.DictField(
+        required=False, help_text="Values for the template's parameters schema; the newest version's when left out."
+    )
+    connection_bindings = serializers.DictField(
+        child=serializers.CharField(allow_blank=False, allow_null=True),
+        required=False,
+        help_text=(
+            "Connection name a connector step uses → your connection (lowercase letters, digits, '-' and '_', at most 80). "
+            "A name left out or null is called as it is; bindings for names the spec does not use are dropped with a note. "
+            "The newest version's bindings when left out."
+        ),
+    )
+    comment = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=500, help_text="What changed and why; approvers read it."
+    )
+
+
+class DraftNoteSerializer(serializers.Serializer):
+    pointer = serializers.CharField(help_text="A JSON pointer into the request body.")
+    note = serializers.CharField(source="text")
+
+
+class DefinitionDraftCreatedSerializer(DefinitionVersionSerializer):
+    notes = serializers.SerializerMethodField(help_text="What to know that did not stop the draft: unbound or dropped connections.")
+
+    class Meta(DefinitionVersionSerializer.Meta):
+        fields = [*DefinitionVersionSerializer.Meta.fields, "notes"]
+
+    @extend_schema_field(DraftNoteSerializer(many=True))
+    def get_notes(self, version: DefinitionVersion) -> list:
+        return list(DraftNoteSerializer(self.context.get("notes", []), many=True).data)
+
+
 class DefinitionSerializer(serializers.ModelSerializer):
     published_version = serializers.SerializerMethodField(help_text="The number of the version new runs use (null until one is published).")
     latest_version = serializers.SerializerMethodField(help_text="The number of the newest version, whatever its status.")

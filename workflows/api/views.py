@@ -17,6 +17,8 @@ from workflows.api.permissions import CanRead, CanStartRuns, CanWrite
 from workflows.api.serializers import (
     DefinitionCloneSerializer,
     DefinitionDetailSerializer,
+    DefinitionDraftCreatedSerializer,
+    DefinitionDraftSerializer,
     DefinitionSerializer,
     DefinitionVersionSerializer,
     ProblemSerializer,
@@ -42,7 +44,15 @@ from workflows.selectors import (
     template_version_get,
     template_versions,
 )
-from workflows.services import ApprovalRefused, DefinitionInvalid, DefinitionProblem, WorkflowError, definition_clone
+from workflows.services import (
+    ApprovalRefused,
+    DefinitionInvalid,
+    DefinitionProblem,
+    WorkflowError,
+    connection_bindings_check,
+    definition_clone,
+    definition_draft_create,
+)
 
 
 class UnprocessableRequest(exceptions.APIException):
@@ -202,13 +212,51 @@ class DefinitionDetail(APIView):
 
 
 class DefinitionVersionList(generics.ListAPIView):
-    """Every version of one workflow, newest first."""
+    """Every version of one workflow, newest first; POST makes a new draft from an edited spec."""
 
     serializer_class = DefinitionVersionSerializer
-    permission_classes = [CanRead]
+
+    def get_permissions(self):
+        return [CanWrite()] if self.request.method == "POST" else [CanRead()]
 
     def get_queryset(self):
         return definition_versions(definition=_definition_or_404(self.kwargs["key"]))
+
+    @extend_schema(
+        request=DefinitionDraftSerializer,
+        responses={
+            201: DefinitionDraftCreatedSerializer,
+            **_PROBLEM_RESPONSES,
+            422: OpenApiResponse(ProblemSerializer, description="Every problem, as `errors: [{pointer, reason}]`."),
+        },
+    )
+    def post(self, request, key: str):
+        definition = _definition_or_404(key)
+        form = DefinitionDraftSerializer(data=request.data)
+        if not form.is_valid():
+            raise UnprocessableRequest(_serializer_problems(form.errors))
+        data = form.validated_data
+        requested = data.get("connection_bindings")
+        try:
+            version = definition_draft_create(
+                definition=definition,
+                spec=data["spec"],
+                parameters=data.get("parameters"),
+                connection_bindings=requested,
+                comment=data["comment"],
+                actor=_actor(request),
+            )
+        except DefinitionInvalid as error:
+            raise UnprocessableRequest(error.problems) from error
+        except WorkflowError as error:
+            if error.field == "role" or isinstance(error, ApprovalRefused):
+                raise exceptions.PermissionDenied(error.message) from error
+            raise UnprocessableRequest([DefinitionProblem(f"/{error.field}" if error.field else "", error.message)]) from error
+        # The notes describe what was sent: the bindings given, or the ones the draft kept.
+        notes = connection_bindings_check(
+            spec=version.spec, bindings=requested if requested is not None else version.connection_bindings
+        ).notes
+        return Response(DefinitionDraftCreatedSerializer(version, context={"notes": notes}).data, status=status.HTTP_201_CREATED)
 
 
 # --- the process API: start runs, read them ----------------------------------------------
@@ -290,7 +338,7 @@ class ProcessRunStart(APIView):
             pointer = "/header/Idempotency-Key" if error.field == "idempotency_key" else (f"/{error.field}" if error.field else "")
             raise RunRequestInvalid([DefinitionProblem(pointer, error.message)]) from error
         return Response(
-            RunSerializer(run_get(run_id=run.pk)).data,
+            RunSerializer(run if created else run_get(run_id=run.pk)).data,  # a new run is as created
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers={"Location": f"/api/v1/runs/{run.pk}"},
         )
