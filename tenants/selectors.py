@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 
 from tenants.branding import BrandColours, brand_css_variables
 from tenants.db import connection
-from tenants.models import Branding, Partner, ProvisioningStep, SupportAccessGrant, Tenant
+from tenants.models import Branding, Partner, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,11 @@ def partners_with_counts() -> QuerySet[Partner]:
     return Partner.objects.annotate(
         tenant_count=Count("tenants"), ready_count=Count("tenants", filter=Q(tenants__status="ready"))
     ).select_related("branding")
+
+
+def ready_schemas() -> list[str]:
+    """Schemas of the tenants that get periodic work (ready ones), in a stable order."""
+    return list(Tenant.objects.filter(status=TenantStatus.READY).order_by("schema_name").values_list("schema_name", flat=True))
 
 
 def tenants_filter(*, query: str = "", status: str = "", partner_slug: str = "") -> QuerySet[Tenant]:

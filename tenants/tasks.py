@@ -1,9 +1,10 @@
 """Thin Celery entry points for tenant lifecycle work; the services do the work."""
 
+from typing import Any
+
 from celery import shared_task
 
 from tenants.db import connection
-from tenants.models import Tenant, TenantStatus
 
 
 @shared_task(name="tenants.build", acks_late=True)
@@ -21,14 +22,21 @@ def archive_sweep() -> list[str]:
     return tenant_archived_drop_due()
 
 
+def ready_tenants_send(task: Any, *args: Any) -> list[str]:
+    """The scheduler's fan-out: send `task` to run inside each ready tenant's schema (the
+    `_schema_name` header tenant-schemas-celery reads). Only ready tenants get periodic work."""
+    from tenants.selectors import ready_schemas
+
+    connection.set_schema_to_public()
+    schemas = ready_schemas()
+    for schema in schemas:
+        task.apply_async(args=list(args), headers={"_schema_name": schema})
+    return schemas
+
+
 @shared_task(name="tenants.dispatch_tenant_heartbeat")
 def dispatch_tenant_heartbeat() -> list[str]:
-    """The scheduler's fan-out: only ready tenants get periodic work."""
-    connection.set_schema_to_public()
-    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
-    for schema in schemas:
-        tenant_heartbeat.apply_async(headers={"_schema_name": schema})
-    return schemas
+    return ready_tenants_send(tenant_heartbeat)
 
 
 @shared_task(name="tenants.tenant_heartbeat")

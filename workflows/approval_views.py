@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -20,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import TENANT_STAFF_ROLES, Role, User
 from accounts.permissions import tenant_role_required
-from workflows.forms import json_pretty
+from workflows.forms import DecisionForm, json_pretty
 from workflows.models import APPROVAL_DECISIONS, Approval, ApprovalStatus
 from workflows.operations import (
     COMMENT_REQUIRED,
@@ -94,15 +93,6 @@ def approvals(request):
         "overdue_count": mine.filter(due_at__lte=now).count(),
     }
     return render(request, "workflows/approvals.html", context)
-
-
-class DecisionForm(forms.Form):
-    comment = forms.CharField(
-        max_length=2000,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required to reject or request changes: the requester needs it to act on your decision.",
-    )
 
 
 def _decide(request, approval: Approval, *, actor: Any, via: str, form: DecisionForm, decision: str) -> Approval | None:

@@ -15,6 +15,7 @@ from django import forms
 from django.http import QueryDict
 
 from workflows.definition_schema import SLUG_PATTERN
+from workflows.models import CORRELATION_KEYS
 from workflows.retention import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, retention_problems
 
 # Definition keys that would collide with the workflow pages' own addresses (/workflows/<key>/).
@@ -664,3 +665,74 @@ class RetentionForm(forms.Form):
             for name, message in retention_problems(payload_retention_days=payload, metadata_retention_days=metadata).items():
                 self.add_error(name, message)
         return cleaned
+
+
+# --- operating runs: run actions, incidents, approvals, manual starts ---------------------------
+
+
+class RunRetryForm(forms.Form):
+    """Retry the failed step, optionally with the run's input or context corrected (JSON objects;
+    empty leaves it as it is). The service checks sizes and records which keys changed."""
+
+    input = JsonObjectField(rows=10, required=False, label="Input", help_text="The run's input as a JSON object.")
+    context = JsonObjectField(rows=10, required=False, label="Context", help_text="Step outputs by step id, as a JSON object.")
+    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the audit log.")
+
+    def edited(self, name: str) -> dict[str, Any] | None:
+        """The corrected object, or None when the field was left empty."""
+        raw = str(self.data.get(name, "")).strip()
+        return self.cleaned_data.get(name) if raw else None
+
+
+class RunReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class RunStartForm(forms.Form):
+    input = JsonObjectField(
+        rows=8, required=False, label="Input", help_text="What the workflow reads as its input: a JSON object. Empty means {}."
+    )
+    business_key = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="One run per key: starting again with the same key shows the run it started.",
+    )
+    correlation = forms.CharField(
+        max_length=1000,
+        required=False,
+        label="Correlation keys",
+        help_text="name:value pairs separated by commas, names from " + ", ".join(CORRELATION_KEYS) + ".",
+        widget=forms.TextInput(attrs={"placeholder": "order:SO-1042, shipment:SHP-7", "autocomplete": "off"}),
+    )
+
+    def clean_correlation(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for part in str(self.cleaned_data.get("correlation") or "").replace("\n", ",").split(","):
+            if not part.strip():
+                continue
+            name, separator, value = part.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if not separator or not value:
+                raise forms.ValidationError(f"“{part.strip()}” is not name:value, e.g. order:SO-1042.")
+            if name not in CORRELATION_KEYS:
+                raise forms.ValidationError(f"Unknown correlation key “{name}”; use {', '.join(CORRELATION_KEYS)}.")
+            keys[name] = value
+        return keys
+
+
+class BulkRetryForm(forms.Form):
+    comment = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why these are retried now (e.g. “carrier API back up”); kept with each incident and in the audit log.",
+    )
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        max_length=2000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required to reject or request changes: the requester needs it to act on your decision.",
+    )

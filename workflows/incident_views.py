@@ -12,7 +12,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django import forms
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.models import Role
 from accounts.permissions import tenant_role_required
+from workflows.forms import BulkRetryForm
 from workflows.models import IncidentStatus
 from workflows.operations import IncidentFilter, incidents_retry
 from workflows.selectors import definitions_list, incident_counts, incident_filter_choices, incidents_list, incidents_queue
@@ -96,15 +96,6 @@ def incidents(request):
     context.update(_choices())
     context["counts"] = incident_counts()
     return render(request, "workflows/incidents.html", context)
-
-
-class BulkRetryForm(forms.Form):
-    comment = forms.CharField(
-        max_length=500,
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why these are retried now (e.g. “carrier API back up”); kept with each incident and in the audit log.",
-    )
 
 
 @require_http_methods(["GET", "POST"])

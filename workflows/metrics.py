@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tenants.db import connection
+from tenants.selectors import ready_schemas
 from workflows.engine import REAP_READY_AFTER_SECONDS
 from workflows.models import RunStatus
 
@@ -74,12 +75,6 @@ class EngineGauges:
 
 class GaugesUnavailable(Exception):
     """The gauges could not be read completely within the time limit."""
-
-
-def ready_tenant_schemas() -> list[str]:
-    from tenants.models import Tenant, TenantStatus
-
-    return list(Tenant.objects.filter(status=TenantStatus.READY).order_by("schema_name").values_list("schema_name", flat=True))
 
 
 def engine_gauges_read(*, schemas: Sequence[str], now: datetime | None = None, time_limit: float = TIME_LIMIT_SECONDS) -> EngineGauges:
@@ -133,7 +128,7 @@ class EngineGaugesCollector(Collector):
         started = time.monotonic()
         up = GaugeMetricFamily("baton_workflow_gauges_up", "1 when the engine gauges were read from every ready tenant in time")
         try:
-            schemas = ready_tenant_schemas()
+            schemas = ready_schemas()
             gauges = engine_gauges_read(schemas=schemas, now=now, time_limit=TIME_LIMIT_SECONDS)
         except (GaugesUnavailable, DatabaseError) as error:
             log.warning("engine gauges unavailable", error=str(error))

@@ -156,8 +156,14 @@ def _checked_json(name: str, value: Any) -> dict[str, Any]:
     return value
 
 
-def _changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    return sorted(key for key in set(before) | set(after) if before.get(key, object()) != after.get(key, object()))
+def _edited(edits: dict[str, Any], name: str, before: dict[str, Any], after: Any) -> dict[str, Any]:
+    """The corrected `after` (checked), noting in `edits[name]` the keys that changed, with
+    their values before and after, for the audit row."""
+    after = _checked_json(name, after)
+    changed = sorted(key for key in set(before) | set(after) if before.get(key, object()) != after.get(key, object()))
+    if changed:
+        edits[name] = {"keys": changed, "before": {k: before.get(k) for k in changed}, "after": {k: after.get(k) for k in changed}}
+    return after
 
 
 def _floor(run: Run) -> int:
@@ -176,25 +182,9 @@ def incident_retry(
             raise OperationRefused(f"Incident {incident.pk} is already resolved ({incident.resolution}).")
         edits: dict[str, Any] = {}
         if input is not None:
-            new_input = _checked_json("input", input)
-            changed = _changed_keys(run.input, new_input)
-            if changed:
-                edits["input"] = {
-                    "keys": changed,
-                    "before": {k: run.input.get(k) for k in changed},
-                    "after": {k: new_input.get(k) for k in changed},
-                }
-                run.input = new_input
+            run.input = _edited(edits, "input", run.input, input)
         if context is not None:
-            new_context = _checked_json("context", context)
-            changed = _changed_keys(run.context, new_context)
-            if changed:
-                edits["context"] = {
-                    "keys": changed,
-                    "before": {k: run.context.get(k) for k in changed},
-                    "after": {k: new_context.get(k) for k in changed},
-                }
-                run.context = new_context
+            run.context = _edited(edits, "context", run.context, context)
         _resolve(incident, actor=actor, resolution=IncidentResolution.RETRIED, comment=comment)
         run.status = RunStatus.RUNNING if run.compensation_queue is None else RunStatus.COMPENSATING
         run.ready_at, run.finished_at, run.error, run.waiting_for = timezone.now(), None, "", ""

@@ -19,6 +19,7 @@ from celery import shared_task
 from django.conf import settings
 
 from tenants.db import connection
+from tenants.tasks import ready_tenants_send
 
 BATCH = 50
 
@@ -46,13 +47,7 @@ def advance() -> int:
 @shared_task(name="workflows.dispatch_fire_timers")
 def dispatch_fire_timers() -> list[str]:
     """The scheduler's fan-out: `fire_timers` in every ready tenant's schema."""
-    from tenants.models import Tenant, TenantStatus
-
-    connection.set_schema_to_public()
-    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
-    for schema in schemas:
-        fire_timers.apply_async(headers={"_schema_name": schema})
-    return schemas
+    return ready_tenants_send(fire_timers)
 
 
 @shared_task(name="workflows.fire_timers")
@@ -71,14 +66,7 @@ def demo_traffic() -> list[str]:
     """Development only: sample runs per ready tenant each time the scheduler calls (workflows.demo)."""
     import time
 
-    from tenants.models import Tenant, TenantStatus
-
-    connection.set_schema_to_public()
-    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
-    sequence = int(time.time())
-    for schema in schemas:
-        demo_tenant_run.apply_async(args=[sequence], headers={"_schema_name": schema})
-    return schemas
+    return ready_tenants_send(demo_tenant_run, int(time.time()))
 
 
 @shared_task(name="workflows.demo_tenant_run")
@@ -95,13 +83,7 @@ def demo_tenant_run(sequence: int) -> dict[str, Any]:
 @shared_task(name="workflows.dispatch_schedules")
 def dispatch_schedules() -> list[str]:
     """Beat's fan-out for schedule triggers: `fire_schedules` in every ready tenant's schema."""
-    from tenants.models import Tenant, TenantStatus
-
-    connection.set_schema_to_public()
-    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
-    for schema in schemas:
-        fire_schedules.apply_async(headers={"_schema_name": schema})
-    return schemas
+    return ready_tenants_send(fire_schedules)
 
 
 @shared_task(name="workflows.fire_schedules")
@@ -118,13 +100,7 @@ def fire_schedules() -> dict[str, int]:
 @shared_task(name="workflows.dispatch_purge")
 def dispatch_purge() -> list[str]:
     """Daily, from beat: `purge_runs` in every ready tenant's schema."""
-    from tenants.models import Tenant, TenantStatus
-
-    connection.set_schema_to_public()
-    schemas = list(Tenant.objects.filter(status=TenantStatus.READY).values_list("schema_name", flat=True))
-    for schema in schemas:
-        purge_runs.apply_async(headers={"_schema_name": schema})
-    return schemas
+    return ready_tenants_send(purge_runs)
 
 
 @shared_task(name="workflows.purge_runs")

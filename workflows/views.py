@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -31,10 +30,11 @@ from workflows.forms import (
     CloneNameForm,
     ConnectionBindingsForm,
     DefinitionEditForm,
-    JsonObjectField,
     ParametersForm,
     PolicyForm,
     RetentionForm,
+    RunRetryForm,
+    RunStartForm,
     VersionCommentForm,
     as_dict,
     json_compact,
@@ -1089,24 +1089,6 @@ RUN_DETAIL_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMP
 APPROVAL_BADGES = {"pending": "warn", "approved": "ok", "rejected": "danger", "changes_requested": "info", "cancelled": "muted"}
 
 
-class RunRetryForm(forms.Form):
-    """Retry the failed step, optionally with the run's input or context corrected (JSON objects;
-    empty leaves it as it is). The service checks sizes and records which keys changed."""
-
-    input = JsonObjectField(rows=10, required=False, label="Input", help_text="The run's input as a JSON object.")
-    context = JsonObjectField(rows=10, required=False, label="Context", help_text="Step outputs by step id, as a JSON object.")
-    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the audit log.")
-
-    def edited(self, name: str) -> dict[str, Any] | None:
-        """The corrected object, or None when the field was left empty."""
-        raw = str(self.data.get(name, "")).strip()
-        return self.cleaned_data.get(name) if raw else None
-
-
-class RunReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
-
-
 def _run_incidents(run: Run) -> tuple[Incident | None, list[Incident]]:
     incidents = list(selectors.run_incidents(run=run))
     open_incident = next((incident for incident in incidents if incident.status == IncidentStatus.OPEN), None)
@@ -1308,38 +1290,6 @@ def run_restart_view(request, run_id: int):
 
 
 # ---------- starting a run by hand ----------
-
-
-class RunStartForm(forms.Form):
-    input = JsonObjectField(
-        rows=8, required=False, label="Input", help_text="What the workflow reads as its input: a JSON object. Empty means {}."
-    )
-    business_key = forms.CharField(
-        max_length=200,
-        required=False,
-        help_text="One run per key: starting again with the same key shows the run it started.",
-    )
-    correlation = forms.CharField(
-        max_length=1000,
-        required=False,
-        label="Correlation keys",
-        help_text="name:value pairs separated by commas, names from " + ", ".join(CORRELATION_KEYS) + ".",
-        widget=forms.TextInput(attrs={"placeholder": "order:SO-1042, shipment:SHP-7", "autocomplete": "off"}),
-    )
-
-    def clean_correlation(self) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for part in str(self.cleaned_data.get("correlation") or "").replace("\n", ",").split(","):
-            if not part.strip():
-                continue
-            name, separator, value = part.partition(":")
-            name, value = name.strip().lower(), value.strip()
-            if not separator or not value:
-                raise forms.ValidationError(f"“{part.strip()}” is not name:value, e.g. order:SO-1042.")
-            if name not in CORRELATION_KEYS:
-                raise forms.ValidationError(f"Unknown correlation key “{name}”; use {', '.join(CORRELATION_KEYS)}.")
-            keys[name] = value
-        return keys
 
 
 def _manual_trigger(definition: Definition) -> bool:
