@@ -24,10 +24,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import TENANT_STAFF_ROLES, Role, User
+from accounts.selectors import users_filter
 from governance.services import Actor, audit_record
 from tenants.db import connection
-from tenants.models import Tenant
-from tenants.selectors import Site, site_for_tenant
+from tenants.selectors import Site, site_for_tenant, tenants_filter
 from workflows.models import APPROVAL_DECISIONS, Approval, ApprovalStatus
 from workflows.operations import APPROVAL_LINK_MAX_AGE, approval_link_token
 
@@ -44,7 +44,7 @@ def approval_recipients(approval: Approval) -> QuerySet[User]:
     """Active staff people whose role is among the approval's assignees (support sessions and
     customer users never are)."""
     roles = [role for role in approval.assignee_roles if role in TENANT_STAFF_ROLES]
-    return User.objects.filter(is_active=True, role__in=roles, support_grant_id__isnull=True).order_by("email")
+    return users_filter(roles=roles).filter(is_active=True)
 
 
 def _when(moment: datetime | None, time_zone: str) -> str:
@@ -74,7 +74,7 @@ def approvals_announce(approval_id: int) -> int:
         return 0
     if cache.get(_sent_key(approval)):
         return 0
-    tenant = Tenant.objects.select_related("branding").prefetch_related("domains").get(schema_name=connection.schema_name)
+    tenant = tenants_filter().get(schema_name=connection.schema_name)
     site = site_for_tenant(tenant)
     run = approval.run
     urlconf = settings.ROOT_URLCONF
