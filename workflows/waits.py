@@ -29,6 +29,7 @@ from workflows.engine import (
     StepResult,
     _scope,
     cel_evaluate,
+    child_settled,
     engine_wake,
     resolve,
     run_wake_sql,
@@ -249,15 +250,19 @@ def _approval_announce(schema: str, approval_id: int) -> None:
 # --- parallel branches and child workflows ---------------------------------------------------------
 
 
-def _children_of_visit(run: Run, step_id: str) -> list[Run]:
+def _visit_children(run: Run, step_id: str) -> tuple[str, list[Run]]:
+    """The business-key prefix of this visit's children, and the children it already started
+    (with their incidents, which decide whether a failed child is settled)."""
     prefix = f"{run.step_key(step_id)}#{_visit(run, step_id)}:"
-    return list(Run.objects.filter(parent=run, parent_step=step_id, business_key__startswith=prefix).order_by("pk"))
+    children = Run.objects.filter(parent=run, parent_step=step_id, business_key__startswith=prefix)
+    return prefix, list(children.select_related("definition").prefetch_related("incidents").order_by("pk"))
 
 
 def _child_create(
     run: Run,
     step_id: str,
     *,
+    prefix: str,
     definition: Definition,
     version_id: int,
     start: str,
@@ -269,7 +274,7 @@ def _child_create(
 ) -> Run:
     child, _created = Run.objects.get_or_create(
         definition=definition,
-        business_key=f"{run.step_key(step_id)}#{_visit(run, step_id)}:{key}",
+        business_key=f"{prefix}{key}",
         defaults={
             "definition_version_id": version_id,
             "status": RunStatus.QUEUED,
@@ -289,18 +294,17 @@ def _child_create(
 
 
 def _children_settled(children: list[Run]) -> bool:
-    from workflows.engine import child_settled
-
     return all(child_settled(child) for child in children)
 
 
 def _parallel(run: Run, step: dict[str, Any]) -> StepResult:
-    children = _children_of_visit(run, step["id"])
+    prefix, children = _visit_children(run, step["id"])
     if not children:
         for branch in step["branches"]:
             _child_create(
                 run,
                 step["id"],
+                prefix=prefix,
                 definition=run.definition,
                 version_id=run.definition_version_id,
                 start=branch,
@@ -312,7 +316,6 @@ def _parallel(run: Run, step: dict[str, Any]) -> StepResult:
             )
         transaction.on_commit(partial(engine_wake, connection.schema_name))
         return StepResult(output={}, park=Park(f"waiting for {len(step['branches'])} branches to reach {step['join']}"))
-    children = list(Run.objects.filter(pk__in=[child.pk for child in children]).prefetch_related("incidents"))
     if not _children_settled(children):
         waiting = sum(1 for child in children if child.status not in (RunStatus.SUCCEEDED,))
         return StepResult(output={}, park=Park(f"waiting for {waiting} of {len(children)} branches to reach {step['join']}"))
@@ -328,7 +331,7 @@ def _parallel(run: Run, step: dict[str, Any]) -> StepResult:
 
 
 def _child_workflow(run: Run, step: dict[str, Any]) -> StepResult:
-    children = _children_of_visit(run, step["id"])
+    prefix, children = _visit_children(run, step["id"])
     if not children:
         definition = Definition.objects.select_related("published_version").filter(key=step["definition"]).first()
         if definition is None or definition.published_version is None:
@@ -337,6 +340,7 @@ def _child_workflow(run: Run, step: dict[str, Any]) -> StepResult:
         child = _child_create(
             run,
             step["id"],
+            prefix=prefix,
             definition=definition,
             version_id=definition.published_version.pk,
             start=definition.published_version.spec["start"],
@@ -354,7 +358,7 @@ def _child_workflow(run: Run, step: dict[str, Any]) -> StepResult:
         )
         transaction.on_commit(partial(engine_wake, connection.schema_name))
         return StepResult(output={}, park=Park(f"waiting for child workflow {definition.key} (run {child.pk})"))
-    child = Run.objects.prefetch_related("incidents").get(pk=children[0].pk)
+    child = children[0]
     if not _children_settled([child]):
         open_incident = any(incident.status == IncidentStatus.OPEN for incident in child.incidents.all())
         note = " (it has an open incident)" if open_incident else ""
