@@ -1,11 +1,12 @@
 """The execution engine: claim ready runs, advance them one committed step at a time.
 
 PostgreSQL holds the truth; the broker only wakes workers (`workflows.tasks`). A worker claims a
-batch of ready runs with `FOR UPDATE SKIP LOCKED` and a lease (`runs_claim`), then advances each
-(`run_advance`): every step runs in its own transaction that locks the run row, checks the lease
-is still the worker's, executes the step, writes its `StepExecution` and the run's new state,
-and commits. A worker that dies mid-step loses only that step's uncommitted transaction; the
-run becomes claimable again when its lease runs out.
+batch of ready runs with `FOR UPDATE SKIP LOCKED` and a lease (`runs_claim`), then advances them
+(`runs_advance`) in rounds: one transaction per round locks the batch's rows, checks each lease is
+still the worker's, executes one step of every run, writes their `StepExecution`s and the runs'
+new state together, and commits. Steps that wait or start other runs go one run at a time
+(`_step_once`, a transaction per step). A worker that dies mid-round loses only that round's
+uncommitted transaction; its runs become claimable again when their leases run out.
 
 Steps that touch the outside world (connector) hand the connector the key `<run id>:<step id>`
 (the same for every attempt), so a repeated step returns the first result instead of doubling
@@ -42,8 +43,9 @@ from functools import partial
 from typing import Any, Protocol
 
 import celpy
+import structlog
 from celpy import celtypes
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
@@ -63,6 +65,8 @@ from workflows.models import (
     TimerKind,
 )
 from workflows.validation import DURATION_PATTERN
+
+log = structlog.get_logger("baton.workflows")
 
 CONTEXT_LIMIT_BYTES = 256 * 1024
 # Steps one `run_advance` call executes before giving the run back (so one long run cannot
@@ -588,11 +592,15 @@ class Visit:
     attempts: int  # executions of this visit so far
 
 
-def step_visit(run: Run, step_id: str) -> Visit:
+def step_visit(run: Run, step_id: str, history: list[tuple[str, str]] | None = None) -> Visit:
+    """The visit of `step_id` this execution belongs to; `history` is the run's (key, status)
+    pairs for the step when the caller has them (the batch path), read here otherwise."""
     base = run.step_key(step_id)
+    if history is None:
+        history = list(StepExecution.objects.filter(run=run, step_id=step_id).values_list("idempotency_key", "status"))
     done = 0
     keys: list[str] = []
-    for key, status in StepExecution.objects.filter(run=run, step_id=step_id).values_list("idempotency_key", "status"):
+    for key, status in history:
         if key == base or key.startswith(f"{base}#"):
             keys.append(key)
             done += status == StepStatus.SUCCEEDED
@@ -600,8 +608,11 @@ def step_visit(run: Run, step_id: str) -> Visit:
     return Visit(number=done, key=key, attempts=keys.count(key))
 
 
-def _run_step(run: Run, step: dict[str, Any]) -> None:
-    visit = step_visit(run, step["id"])
+def _run_step(run: Run, step: dict[str, Any], visit: Visit | None = None, deferred: list[StepExecution] | None = None) -> bool:
+    """Execute the step and move the run on. True when it succeeded; with `deferred` its
+    execution is appended there for the caller's bulk insert instead of saved (a failure's
+    execution is always saved at once: the retry and incident bookkeeping reads it)."""
+    visit = visit or step_visit(run, step["id"])
     idempotency_key, attempt = visit.key, visit.attempts + 1
     started_at, clock = timezone.now(), time.perf_counter()
     execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
@@ -609,7 +620,7 @@ def _run_step(run: Run, step: dict[str, Any]) -> None:
         result = _execute(run, step, idempotency_key)
         if result.park is not None:
             _park(run, step["id"], result.park)
-            return  # the step's execution is written when the run resumes past the wait
+            return False  # the step's execution is written when the run resumes past the wait
         context = {**run.context, **result.context_updates, step["id"]: result.output}
         if len(json.dumps(context, default=str).encode()) > CONTEXT_LIMIT_BYTES:
             raise StepFailed(f"the run's context would exceed {CONTEXT_LIMIT_BYTES // 1024} KB; store large payloads as documents")
@@ -619,17 +630,21 @@ def _run_step(run: Run, step: dict[str, Any]) -> None:
         execution.input = _failed_input(run, step)
         _record(execution, started_at, clock)
         _failed(run, step, error, message, idempotency_key)
-        return
+        return False
     execution.status, execution.input, execution.output = StepStatus.SUCCEEDED, result.step_input, result.output
     run.context = context
-    _record(execution, started_at, clock)
+    _record(execution, started_at, clock, save=deferred is None)
+    if deferred is not None:
+        deferred.append(execution)
     _advanced(run, result)
+    return True
 
 
-def _record(execution: StepExecution, started_at: datetime, clock: float) -> None:
+def _record(execution: StepExecution, started_at: datetime, clock: float, *, save: bool = True) -> None:
     elapsed = time.perf_counter() - clock
     execution.started_at, execution.finished_at, execution.duration_ms = started_at, timezone.now(), int(elapsed * 1000)
-    execution.save()
+    if save:
+        execution.save()
     STEP_SECONDS.labels(execution.kind).observe(elapsed)
 
 
@@ -740,8 +755,54 @@ def _incident_open(run: Run, step: dict[str, Any], message: str, error_class: st
 
 
 def run_advance(*, run_id: int, owner: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> str:
-    """Execute consecutive ready steps of a run leased to `owner`, each committed on its own.
-    Returns the run's status; a run still `running` afterwards is ready for another advance."""
+    """Execute consecutive ready steps of a run leased to `owner`. Returns the run's status; a
+    run still `running` afterwards is ready for another advance."""
+    return runs_advance([run_id], owner=owner, lease_seconds=lease_seconds).get(run_id, "")
+
+
+def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> dict[int, str]:
+    """Claim a batch of the current schema's ready runs and advance them: what a worker does per wake-up."""
+    return runs_advance(runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds), owner=owner, lease_seconds=lease_seconds)
+
+
+# Kinds the batch path executes: they neither wait nor start other runs, so a round can do one
+# for every run of a batch and write them together.
+BATCH_KINDS = frozenset({"transform", "decision", "notify", "connector", "end"})
+
+
+def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> dict[int, str]:
+    """Advance runs leased to `owner`; returns each one's status.
+
+    Rounds first: each round locks the batch's rows (in id order), executes every run's current
+    step when its kind is in BATCH_KINDS, and writes all their step executions with one INSERT
+    and all their runs with one UPDATE in the round's transaction, so a transition commits with
+    the others of its round instead of paying a commit and four statements of its own. A run
+    whose step waits, starts other runs, compensates or belongs to a parent leaves the rounds
+    for the one-run-at-a-time path (`_step_once`), as does the whole batch if a round's
+    transaction fails (its connector calls are repeated there under the same idempotency keys,
+    so no effect doubles)."""
+    statuses: dict[int, str] = {}
+    single: list[int] = []
+    active = sorted(set(run_ids))
+    history = _step_history(active)
+    for _ in range(STEPS_PER_ADVANCE):
+        if not active:
+            break
+        try:
+            with transaction.atomic():
+                active = _round(active, owner, lease_seconds, history, statuses, single)
+        except DatabaseError as error:
+            log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")
+            single.extend(active)
+            active = []
+    if active:  # the step budget ran out: give the runs back (still ready) for another advance
+        Run.objects.filter(pk__in=active, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    for run_id in sorted(set(single)):
+        statuses[run_id] = _run_advance_single(run_id, owner, lease_seconds)
+    return statuses
+
+
+def _run_advance_single(run_id: int, owner: str, lease_seconds: int) -> str:
     status = ""
     for _ in range(STEPS_PER_ADVANCE):
         status, go_on = _step_once(run_id, owner, lease_seconds)
@@ -751,12 +812,102 @@ def run_advance(*, run_id: int, owner: str, lease_seconds: int = DEFAULT_LEASE_S
     return status
 
 
-def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> dict[int, str]:
-    """Claim a batch of the current schema's ready runs and advance each: what a worker does per wake-up."""
-    return {
-        run_id: run_advance(run_id=run_id, owner=owner, lease_seconds=lease_seconds)
-        for run_id in runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds)
-    }
+def _step_history(run_ids: list[int]) -> dict[tuple[int, str], list[tuple[str, str]]]:
+    """(run, step) → the (idempotency key, status) of its executions so far, read once per batch."""
+    history: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    if not run_ids:
+        return history
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT run_id, step_id, idempotency_key, status FROM workflows_stepexecution WHERE run_id = ANY(%s) ORDER BY id", [run_ids]
+        )
+        for run_id, step_id, key, status in cursor.fetchall():
+            history.setdefault((run_id, step_id), []).append((key, status))
+    return history
+
+
+def _round(
+    active: list[int],
+    owner: str,
+    lease_seconds: int,
+    history: dict[tuple[int, str], list[tuple[str, str]]],
+    statuses: dict[int, str],
+    single: list[int],
+) -> list[int]:
+    """One step for each run of `active` (inside the caller's transaction); returns the runs that go on."""
+    now = timezone.now()
+    executions: list[StepExecution] = []
+    moved: list[Run] = []
+    go_on: list[int] = []
+    for run in Run.objects.select_for_update().filter(pk__in=active).order_by("pk"):
+        statuses[run.pk] = run.status
+        if run.lease_owner != owner:
+            continue  # someone else's now (or the reaper freed it): leave it alone
+        if run.status not in RUN_ADVANCING or run.ready_at is None or run.paused_at is not None:
+            run.lease_owner, run.lease_expires_at = "", None
+            run.save(update_fields=["lease_owner", "lease_expires_at"])
+            continue
+        run.definition_version = _published_version(run.definition_version_id)
+        step = _spec_steps(run).get(run.current_step)
+        if step is None or step["kind"] not in BATCH_KINDS or run.status == RunStatus.COMPENSATING or run.parent_id or run.stop_at:
+            single.append(run.pk)
+            continue
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.RUNNING
+            run.started_at = run.started_at or now
+        run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        steps_of_run = history.setdefault((run.pk, step["id"]), [])
+        written = len(executions)
+        if _run_step(run, step, step_visit(run, step["id"], steps_of_run), executions):
+            moved.append(run)
+            steps_of_run.extend((execution.idempotency_key, execution.status) for execution in executions[written:])
+        else:  # failed (retry timer or incident) or parked: rare, written the ordinary way
+            run.save()
+            steps_of_run[:] = (
+                StepExecution.objects.filter(run=run, step_id=step["id"]).order_by("pk").values_list("idempotency_key", "status")
+            )
+        statuses[run.pk] = run.status
+        if run.status == RunStatus.RUNNING and run.ready_at is not None:
+            go_on.append(run.pk)
+    if executions:
+        StepExecution.objects.bulk_create(executions)
+    _runs_write(moved)
+    return go_on
+
+
+_RUN_WRITE_COLUMNS = (
+    ("status", "text"),
+    ("started_at", "timestamptz"),
+    ("current_step", "text"),
+    ("context", "jsonb"),
+    ("error", "text"),
+    ("waiting_for", "text"),
+    ("ready_at", "timestamptz"),
+    ("lease_owner", "text"),
+    ("lease_expires_at", "timestamptz"),
+    ("finished_at", "timestamptz"),
+    ("compensation_queue", "jsonb"),
+)
+
+
+def _runs_write(runs: list[Run]) -> None:
+    """Write what a round changed on its runs in one UPDATE … FROM (VALUES …)."""
+    if not runs:
+        return
+    names = [name for name, _type in _RUN_WRITE_COLUMNS]
+    row = "(" + ", ".join(["%s::bigint"] + [f"%s::{kind}" for _name, kind in _RUN_WRITE_COLUMNS]) + ")"
+    params: list[Any] = []
+    for run in runs:
+        params.append(run.pk)
+        for name in names:
+            value = getattr(run, name)
+            params.append(json.dumps(value) if name in ("context", "compensation_queue") and value is not None else value)
+    assignments = ", ".join(f"{name} = v.{name}" for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE workflows_run AS r SET {assignments} FROM (VALUES {', '.join([row] * len(runs))}) AS v(id, {', '.join(names)}) WHERE r.id = v.id",
+            params,
+        )
 
 
 # --- timers and the reaper ---------------------------------------------------------------------

@@ -21,8 +21,6 @@ from django.conf import settings
 from tenants.db import connection
 from tenants.tasks import ready_tenants_send
 
-BATCH = 50
-
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -38,8 +36,9 @@ def advance() -> int:
     with suppress(Exception):  # without the cache the token expires on its own
         cache.delete(wake_token_key(connection.schema_name))  # before claiming: see workflows.runs._wake
 
-    statuses = runs_advance_ready(owner=_owner(), limit=BATCH, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
-    if len(statuses) == BATCH or "running" in statuses.values():
+    batch = settings.BATON_ENGINE_BATCH
+    statuses = runs_advance_ready(owner=_owner(), limit=batch, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
+    if len(statuses) >= batch or "running" in statuses.values():
         advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
     return len(statuses)
 

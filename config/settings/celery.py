@@ -61,6 +61,8 @@ if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
 # call (a loopback fake partner for tests and bench until real connectors land; empty: the
 # in-process fake).
 BATON_ENGINE_LEASE_SECONDS = env_int("BATON_ENGINE_LEASE_SECONDS", 60)
+# Runs one `workflows.advance` claims and advances together (one transaction per round of steps).
+BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 100)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

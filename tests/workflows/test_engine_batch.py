@@ -1,0 +1,136 @@
+"""The batch path (`workflows.engine.runs_advance`): a claimed batch advances in rounds, one step
+per run per round, written together; what cannot go in a round goes one run at a time."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+from django_tenants.utils import schema_context
+
+from tests.workflows.runs_setup import ORDER, ORDER_SPEC, definition_published, run_started, run_timeline
+from workflows import engine
+from workflows.engine import ConnectorError, runs_advance_ready, runs_claim
+from workflows.models import Run, StepExecution, Timer
+
+FOUR_STEPS = [("check", "succeeded", 1), ("price", "succeeded", 1), ("tender", "succeeded", 1), ("done", "succeeded", 1)]
+
+
+def _spec_with(step_changes: dict[str, dict], start: str | None = None, extra: list[dict] | None = None) -> dict:
+    spec = copy.deepcopy(ORDER_SPEC)
+    for step in spec["steps"]:
+        step.update(step_changes.get(step["id"], {}))
+    spec["steps"].extend(extra or [])
+    if start:
+        spec["start"] = start
+    return spec
+
+
+def _advance_all(world, owner: str = "batch") -> dict[int, str]:
+    with schema_context(world.acme.schema):
+        return runs_advance_ready(owner=owner, limit=100, lease_seconds=60)
+
+
+@pytest.mark.django_db
+def test_a_mixed_batch_ends_each_run_as_one_at_a_time_would(world, fake):
+    plain = definition_published(world.acme)
+    retrying = definition_published(world.acme, _spec_with({"tender": {"retry": {"attempts": 3, "backoff_seconds": 60}}}))
+    waiting = definition_published(
+        world.acme, _spec_with({}, start="pause", extra=[{"id": "pause", "kind": "wait_until", "until": "PT1H", "next": "check"}])
+    )
+    failing = definition_published(world.acme, _spec_with({"done": {"outcome": "failed"}}))
+    small = [run_started(world.acme, plain, {**ORDER, "order_id": f"SO-{n}"}) for n in range(6)]
+    large = run_started(world.acme, plain, {**ORDER, "total": 5000})
+    retried = [run_started(world.acme, retrying, {**ORDER, "order_id": f"RT-{n}"}) for n in range(2)]
+    parked = run_started(world.acme, waiting)
+    failed = run_started(world.acme, failing)
+    fake.fail_next("tender_load", ConnectorError("carrier down", kind="Unavailable"), times=1)
+
+    statuses = _advance_all(world)
+
+    first = min(run.pk for run in small)  # rounds go in id order: the first tender call is the one that fails
+    assert statuses[first] == "failed"  # no retry policy on `plain`: an incident
+    for run in small[1:]:
+        assert statuses[run.pk] == "succeeded" and run_timeline(world.acme, run) == FOUR_STEPS
+    assert run_timeline(world.acme, small[0]) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
+    with schema_context(world.acme.schema):
+        assert Run.objects.get(pk=first).incidents.filter(status="open", step_id="tender").count() == 1
+        assert Run.objects.get(pk=large.pk).context["hold"]["template"] == "large-order"
+        assert list(Timer.objects.filter(run=parked).values_list("kind", flat=True)) == ["wait_until"]
+    assert statuses[large.pk] == "succeeded" and [step for step, *_ in run_timeline(world.acme, large)] == ["check", "hold"]
+    assert all(statuses[run.pk] == "succeeded" for run in retried)
+    assert statuses[parked.pk] == "waiting" and run_timeline(world.acme, parked) == []
+    assert statuses[failed.pk] == "failed"
+    assert len(fake.effects) == len(small) - 1 + len(retried) + 1  # one effect per tender that went through
+
+
+@pytest.mark.django_db
+def test_a_connector_failure_with_attempts_left_parks_that_run_on_a_retry_timer_and_the_others_go_on(world, fake):
+    retrying = definition_published(world.acme, _spec_with({"tender": {"retry": {"attempts": 3, "backoff_seconds": 60}}}))
+    runs = [run_started(world.acme, retrying, {**ORDER, "order_id": f"RT-{n}"}) for n in range(4)]
+    fake.fail_next("tender_load", ConnectorError("carrier down", kind="Unavailable"), times=1)
+
+    statuses = _advance_all(world)
+
+    assert [statuses[run.pk] for run in runs] == ["waiting", "succeeded", "succeeded", "succeeded"]
+    with schema_context(world.acme.schema):
+        first = Run.objects.get(pk=runs[0].pk)
+        assert "attempt 1 of 3" in first.error and first.incidents.count() == 0
+        assert list(Timer.objects.filter(run=first).values_list("kind", flat=True)) == ["retry"]
+    assert run_timeline(world.acme, runs[0]) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
+
+
+@pytest.mark.django_db
+def test_a_round_writes_its_steps_with_one_insert_whatever_the_batch_size(world, fake):
+    definition = definition_published(world.acme)
+
+    def inserts_for(count: int) -> int:
+        for n in range(count):
+            run_started(world.acme, definition, {**ORDER, "order_id": f"N{count}-{n}"})
+        with schema_context(world.acme.schema), CaptureQueriesContext(connection) as queries:
+            statuses = runs_advance_ready(owner="batch", limit=100, lease_seconds=60)
+        assert list(statuses.values()) == ["succeeded"] * count
+        return sum('INSERT INTO "workflows_stepexecution"' in query["sql"] for query in queries.captured_queries)
+
+    assert inserts_for(2) == inserts_for(20) == 4  # one per round, four steps
+
+
+@pytest.mark.django_db
+def test_a_failed_round_falls_back_to_one_run_at_a_time_with_no_effect_twice(world, fake, monkeypatch):
+    definition = definition_published(world.acme)
+    runs = [run_started(world.acme, definition, {**ORDER, "order_id": f"FB-{n}"}) for n in range(5)]
+    real_write = engine._runs_write
+    calls = {"n": 0}
+
+    def write_failing_in_the_third_round(moved):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the tender round: the calls were made, then the transaction fails
+            raise DatabaseError("lost the connection")
+        real_write(moved)
+
+    monkeypatch.setattr(engine, "_runs_write", write_failing_in_the_third_round)
+    statuses = _advance_all(world)
+
+    assert calls["n"] >= 3 and [statuses[run.pk] for run in runs] == ["succeeded"] * 5
+    for run in runs:
+        assert run_timeline(world.acme, run) == FOUR_STEPS
+        assert len(fake.calls_for(f"{run.pk}:tender")) == 1
+    assert len(fake.effects) == 5
+
+
+@pytest.mark.django_db
+def test_a_run_paused_or_taken_after_the_claim_is_left_alone(world, fake):
+    definition = definition_published(world.acme)
+    runs = [run_started(world.acme, definition, {**ORDER, "order_id": f"PZ-{n}"}) for n in range(3)]
+    with schema_context(world.acme.schema):
+        claimed = runs_claim(owner="batch", limit=100, lease_seconds=60)
+        assert claimed == [run.pk for run in runs]
+        Run.objects.filter(pk=runs[0].pk).update(lease_owner="someone-else")
+        Run.objects.filter(pk=runs[1].pk).update(paused_at=runs[1].created_at)
+        statuses = engine.runs_advance(claimed, owner="batch")
+        assert statuses == {runs[0].pk: "queued", runs[1].pk: "queued", runs[2].pk: "succeeded"}
+        assert not StepExecution.objects.filter(run_id__in=[runs[0].pk, runs[1].pk]).exists()
+        assert Run.objects.get(pk=runs[0].pk).lease_owner == "someone-else"
+        assert Run.objects.get(pk=runs[1].pk).lease_owner == ""
