@@ -4,6 +4,7 @@ per run per round, written together; what cannot go in a round goes one run at a
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection
@@ -18,8 +19,8 @@ from workflows.models import Run, StepExecution, Timer
 FOUR_STEPS = [("check", "succeeded", 1), ("price", "succeeded", 1), ("tender", "succeeded", 1), ("done", "succeeded", 1)]
 
 
-def _spec_with(step_changes: dict[str, dict], start: str | None = None, extra: list[dict] | None = None) -> dict:
-    spec = copy.deepcopy(ORDER_SPEC)
+def _spec_with(step_changes: dict[str, dict], start: str | None = None, extra: list[dict] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = copy.deepcopy(ORDER_SPEC)
     for step in spec["steps"]:
         step.update(step_changes.get(step["id"], {}))
     spec["steps"].extend(extra or [])
