@@ -33,10 +33,12 @@ ready runs nobody has picked up, so the task wakes the engine for them.
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -45,6 +47,7 @@ from typing import Any, Protocol
 import celpy
 import structlog
 from celpy import celtypes
+from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -302,19 +305,79 @@ def _notify(run: Run, step: dict[str, Any]) -> StepResult:
     return StepResult(output=output, next_step=step.get("next"))
 
 
-def _connector(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
+@dataclass(frozen=True)
+class Call:
+    """A connector call made ahead of its step (the batch path makes a round's calls together):
+    when it started, and its result or the ConnectorError it raised."""
+
+    started_at: datetime
+    clock: float
+    result: dict[str, Any] | None = None
+    error: ConnectorError | None = None
+
+
+def _connector_target(run: Run, step: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The bound connection and the resolved payload of a connector step."""
     bindings = run.definition_version.connection_bindings or {}
-    bound = bindings.get(step["connection"]) or step["connection"]
-    payload = resolve(step.get("input") or {}, _scope(run))
+    return bindings.get(step["connection"]) or step["connection"], resolve(step.get("input") or {}, _scope(run))
+
+
+def _connector(run: Run, step: dict[str, Any], idempotency_key: str, call: Call | None = None) -> StepResult:
+    bound, payload = _connector_target(run, step)
     try:
-        result = connector_port().call(
-            tenant=connection.schema_name, connection=bound, action=step["action"], payload=payload, idempotency_key=idempotency_key
-        )
+        if call is None:
+            result = connector_port().call(
+                tenant=connection.schema_name, connection=bound, action=step["action"], payload=payload, idempotency_key=idempotency_key
+            )
+        elif call.error is not None:
+            raise call.error
+        else:
+            result = call.result or {}
     except ConnectorError as error:
         raise ConnectorStepFailed(f"connector {bound} {step['action']} failed: {error}", error.kind) from error
     return StepResult(
         output=result, next_step=step.get("next"), step_input={"connection": bound, "action": step["action"], "payload": payload}
     )
+
+
+_CALLERS: tuple[int, ThreadPoolExecutor] | None = None
+_CALLERS_LOCK = threading.Lock()
+
+
+def _callers() -> ThreadPoolExecutor:
+    """The process's pool for a round's connector calls (made again after a fork)."""
+    global _CALLERS
+    with _CALLERS_LOCK:
+        if _CALLERS is None or _CALLERS[0] != os.getpid():
+            _CALLERS = (os.getpid(), ThreadPoolExecutor(max_workers=settings.BATON_ENGINE_CONNECTOR_CALLS, thread_name_prefix="connector"))
+        return _CALLERS[1]
+
+
+def connector_calls(calls: list[tuple[Run, dict[str, Any], str]]) -> dict[str, Call]:
+    """Make the connector calls of a round's steps at once (run, step, idempotency key), so a
+    round waits for its slowest partner rather than for the sum of them; keyed by idempotency
+    key. A step whose payload does not resolve is left out (its step fails the ordinary way)."""
+    schema, port = connection.schema_name, connector_port()
+
+    def call(bound: str, action: str, payload: dict[str, Any], key: str) -> Call:
+        started_at, clock = timezone.now(), time.perf_counter()
+        try:
+            result = port.call(tenant=schema, connection=bound, action=action, payload=payload, idempotency_key=key)
+        except ConnectorError as error:
+            return Call(started_at, clock, error=error)
+        return Call(started_at, clock, result=result)
+
+    planned: list[tuple[str, str, dict[str, Any], str]] = []
+    for run, step, key in calls:
+        try:
+            bound, payload = _connector_target(run, step)
+        except StepFailed:
+            continue
+        planned.append((bound, step["action"], payload, key))
+    if len(planned) <= 1:
+        return {key: call(bound, action, payload, key) for bound, action, payload, key in planned}
+    futures = {key: _callers().submit(call, bound, action, payload, key) for bound, action, payload, key in planned}
+    return {key: future.result() for key, future in futures.items()}
 
 
 def until_moment(text: str, now: datetime) -> datetime:
@@ -373,7 +436,7 @@ def _end(run: Run, step: dict[str, Any]) -> StepResult:
     return StepResult(output={"outcome": step["outcome"]}, outcome=step["outcome"])
 
 
-def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
+def _execute(run: Run, step: dict[str, Any], idempotency_key: str, call: Call | None = None) -> StepResult:
     kind = step["kind"]
     if kind in WAITING_KINDS:
         from workflows import waits
@@ -386,7 +449,7 @@ def _execute(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult
     if kind == "notify":
         return _notify(run, step)
     if kind == "connector":
-        return _connector(run, step, idempotency_key)
+        return _connector(run, step, idempotency_key, call)
     if kind == "wait_until":
         return _wait_until(run, step)
     return _end(run, step)
@@ -608,16 +671,23 @@ def step_visit(run: Run, step_id: str, history: list[tuple[str, str]] | None = N
     return Visit(number=done, key=key, attempts=keys.count(key))
 
 
-def _run_step(run: Run, step: dict[str, Any], visit: Visit | None = None, deferred: list[StepExecution] | None = None) -> bool:
+def _run_step(
+    run: Run,
+    step: dict[str, Any],
+    visit: Visit | None = None,
+    deferred: list[StepExecution] | None = None,
+    call: Call | None = None,
+) -> bool:
     """Execute the step and move the run on. True when it succeeded; with `deferred` its
     execution is appended there for the caller's bulk insert instead of saved (a failure's
-    execution is always saved at once: the retry and incident bookkeeping reads it)."""
+    execution is always saved at once: the retry and incident bookkeeping reads it); `call` is
+    the step's connector call when it was made ahead (`connector_calls`)."""
     visit = visit or step_visit(run, step["id"])
     idempotency_key, attempt = visit.key, visit.attempts + 1
-    started_at, clock = timezone.now(), time.perf_counter()
+    started_at, clock = (call.started_at, call.clock) if call else (timezone.now(), time.perf_counter())
     execution = StepExecution(run=run, step_id=step["id"], kind=step["kind"], attempt=attempt, idempotency_key=idempotency_key)
     try:
-        result = _execute(run, step, idempotency_key)
+        result = _execute(run, step, idempotency_key, call)
         if result.park is not None:
             _park(run, step["id"], result.park)
             return False  # the step's execution is written when the run resumes past the wait
@@ -836,9 +906,7 @@ def _round(
 ) -> list[int]:
     """One step for each run of `active` (inside the caller's transaction); returns the runs that go on."""
     now = timezone.now()
-    executions: list[StepExecution] = []
-    moved: list[Run] = []
-    go_on: list[int] = []
+    planned: list[tuple[Run, dict[str, Any], Visit]] = []
     for run in Run.objects.select_for_update().filter(pk__in=active).order_by("pk"):
         statuses[run.pk] = run.status
         if run.lease_owner != owner:
@@ -856,9 +924,15 @@ def _round(
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
         run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        planned.append((run, step, step_visit(run, step["id"], history.get((run.pk, step["id"]), []))))
+    calls = connector_calls([(run, step, visit.key) for run, step, visit in planned if step["kind"] == "connector"])
+    executions: list[StepExecution] = []
+    moved: list[Run] = []
+    go_on: list[int] = []
+    for run, step, visit in planned:
         steps_of_run = history.setdefault((run.pk, step["id"]), [])
         written = len(executions)
-        if _run_step(run, step, step_visit(run, step["id"], steps_of_run), executions):
+        if _run_step(run, step, visit, executions, calls.get(visit.key)):
             moved.append(run)
             steps_of_run.extend((execution.idempotency_key, execution.status) for execution in executions[written:])
         else:  # failed (retry timer or incident) or parked: rare, written the ordinary way

@@ -63,6 +63,8 @@ if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
 BATON_ENGINE_LEASE_SECONDS = env_int("BATON_ENGINE_LEASE_SECONDS", 60)
 # Runs one `workflows.advance` claims and advances together (one transaction per round of steps).
 BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 100)
+# Connector calls a worker process makes at once for one round (a round waits for its slowest call).
+BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

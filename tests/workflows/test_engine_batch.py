@@ -4,6 +4,8 @@ per run per round, written together; what cannot go in a round goes one run at a
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from django_tenants.utils import schema_context
 
 from tests.workflows.runs_setup import ORDER, ORDER_SPEC, definition_published, run_started, run_timeline
 from workflows import engine
-from workflows.engine import ConnectorError, runs_advance_ready, runs_claim
+from workflows.engine import ConnectorError, connector_port_set, runs_advance_ready, runs_claim
 from workflows.models import Run, StepExecution, Timer
 
 FOUR_STEPS = [("check", "succeeded", 1), ("price", "succeeded", 1), ("tender", "succeeded", 1), ("done", "succeeded", 1)]
@@ -51,11 +53,13 @@ def test_a_mixed_batch_ends_each_run_as_one_at_a_time_would(world, fake):
 
     statuses = _advance_all(world)
 
-    first = min(run.pk for run in small)  # rounds go in id order: the first tender call is the one that fails
+    # A round's calls go out together: whichever tender call came first got the failure.
+    (first,) = [run.pk for run in small if statuses[run.pk] != "succeeded"]
     assert statuses[first] == "failed"  # no retry policy on `plain`: an incident
-    for run in small[1:]:
-        assert statuses[run.pk] == "succeeded" and run_timeline(world.acme, run) == FOUR_STEPS
-    assert run_timeline(world.acme, small[0]) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
+    for run in small:
+        if run.pk != first:
+            assert statuses[run.pk] == "succeeded" and run_timeline(world.acme, run) == FOUR_STEPS
+    assert run_timeline(world.acme, Run(pk=first)) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
     with schema_context(world.acme.schema):
         assert Run.objects.get(pk=first).incidents.filter(status="open", step_id="tender").count() == 1
         assert Run.objects.get(pk=large.pk).context["hold"]["template"] == "large-order"
@@ -75,12 +79,13 @@ def test_a_connector_failure_with_attempts_left_parks_that_run_on_a_retry_timer_
 
     statuses = _advance_all(world)
 
-    assert [statuses[run.pk] for run in runs] == ["waiting", "succeeded", "succeeded", "succeeded"]
+    (first,) = [run for run in runs if statuses[run.pk] != "succeeded"]
+    assert statuses[first.pk] == "waiting" and sorted(statuses.values()) == ["succeeded", "succeeded", "succeeded", "waiting"]
     with schema_context(world.acme.schema):
-        first = Run.objects.get(pk=runs[0].pk)
+        first.refresh_from_db()
         assert "attempt 1 of 3" in first.error and first.incidents.count() == 0
         assert list(Timer.objects.filter(run=first).values_list("kind", flat=True)) == ["retry"]
-    assert run_timeline(world.acme, runs[0]) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
+    assert run_timeline(world.acme, first) == FOUR_STEPS[:2] + [("tender", "failed", 1)]
 
 
 @pytest.mark.django_db
@@ -135,3 +140,38 @@ def test_a_run_paused_or_taken_after_the_claim_is_left_alone(world, fake):
         assert not StepExecution.objects.filter(run_id__in=[runs[0].pk, runs[1].pk]).exists()
         assert Run.objects.get(pk=runs[0].pk).lease_owner == "someone-else"
         assert Run.objects.get(pk=runs[1].pk).lease_owner == ""
+
+
+@pytest.mark.django_db
+def test_a_rounds_connector_calls_go_out_together_each_with_its_own_key(world):
+    class SlowPartner:
+        """Answers after a pause, noting how many calls were in flight at once."""
+
+        def __init__(self) -> None:
+            self.lock, self.in_flight, self.most, self.keys = threading.Lock(), 0, 0, []
+
+        def call(self, *, tenant, connection, action, payload, idempotency_key):
+            with self.lock:
+                self.in_flight += 1
+                self.most = max(self.most, self.in_flight)
+                self.keys.append(idempotency_key)
+            time.sleep(0.2)
+            with self.lock:
+                self.in_flight -= 1
+            return {"accepted": True, "order": payload["order"]}
+
+    partner = SlowPartner()
+    previous = connector_port_set(partner)
+    try:
+        definition = definition_published(world.acme)
+        runs = [run_started(world.acme, definition, {**ORDER, "order_id": f"CC-{n}"}) for n in range(6)]
+        statuses = _advance_all(world)
+    finally:
+        connector_port_set(previous)
+    assert [statuses[run.pk] for run in runs] == ["succeeded"] * 6
+    assert partner.most == 6  # all six in flight at once, not one after another
+    assert sorted(partner.keys) == sorted(f"{run.pk}:tender" for run in runs)
+    with schema_context(world.acme.schema):
+        for run in runs:
+            tender = StepExecution.objects.get(run=run, step_id="tender")
+            assert tender.output == {"accepted": True, "order": run.input["order_id"]} and tender.duration_ms >= 200
