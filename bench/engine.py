@@ -2,32 +2,41 @@
 
 Each run is decision → transform → connector (a real HTTP call to a fake partner on loopback) →
 notify (the milestone, recorded in the step output: the engine has no separate milestone record
-kind). Runs are started with `POST /api/v1/processes/{key}/runs` by concurrent HTTP clients
-against gunicorn, and advanced by real Celery workers (`workflows.advance` on the engine queue)
-with beat running, in a throwaway database on the configured server and with a key prefix of its
-own on the configured Redis (embedded ones under `make bench` when DATABASE_URL / REDIS_URL are
-unset).
+kind). Runs are started by concurrent HTTP clients against gunicorn – in batches of BATCH_SIZE
+with `POST /api/v1/processes/{key}/runs/batch` (BENCH_ENGINE_START=batch, the default) or one
+per request with `POST /api/v1/processes/{key}/runs` (single) – and advanced by real Celery
+workers (`workflows.advance` on the engine queue) with beat running, in a throwaway database on
+the configured server and with a key prefix of its own on the configured Redis (embedded ones
+under `make bench` when DATABASE_URL / REDIS_URL are unset).
 
 Measured: completed runs/s and step transitions/s over the steady-state window (warm-up
 excluded), p50/p99 latency from a run's created_at to its finished_at, worker RSS (each worker's
-processes, pool children included, sampled), and, after a drain, lost runs (a 201'd run missing
-or not succeeded) and duplicated ones (a step that succeeded twice, a partner effect performed
-twice for one idempotency key, more runs than accepted starts). The baseline, in the same run,
+processes, pool children included, sampled), and, after a drain, lost runs (an accepted start –
+a run id answered, created or existing – whose run is missing, not succeeded or another start's)
+and duplicated ones (a step that succeeded twice, a partner effect performed twice for one
+idempotency key, more runs than accepted starts); in batch mode all of it per item. After the
+main phase drained, a shorter `single_start` phase (business keys `single-…`, the main one's are
+`bench-…`) starts runs one per request against the same web and workers, so the report shows
+both paths. The baseline, in the same run,
 on the same broker and workers: bare Celery no-op tasks/s (`bench.noop`), and beside it the
 engine alone (ready runs drained by the same workers with the web idle), since through the API
-the web, not the engine, sets the pace. Clients hold back while more than MAX_BACKLOG runs are
-unfinished, so latency is measured at a rate the system sustains rather than growing with the
-length of a queue. An in-process profile (queries per API start and per step, wall and CPU
+the web, not the engine, sets the pace. A client holds back while its request would take the
+unfinished runs (plus those in requests not yet answered) over MAX_BACKLOG, so latency is
+measured at a rate the system sustains rather than growing with the length of a queue. An
+in-process profile (queries per API start, single and in batches, and per step, wall and CPU
 time, cProfile, and the same with TENANT_LIMIT_SET_CALLS on) and the CPU seconds each component
 used during the load say where the time goes.
 
     BENCH_ENGINE_RUNS=2000 .venv/bin/python -m bench.engine      # quick
     make bench                                                    # 100,000 runs
 
-Environment: BENCH_ENGINE_RUNS (100000), BENCH_ENGINE_WORKERS, BENCH_ENGINE_POOL,
-BENCH_ENGINE_CONCURRENCY, BENCH_ENGINE_WEB_WORKERS, BENCH_ENGINE_WEB_THREADS,
-BENCH_ENGINE_CLIENTS, BENCH_ENGINE_RATE (runs/s offered; 0: as fast as the clients get answers),
-BENCH_ENGINE_MAX_BACKLOG (300; 0: no cap), BENCH_ENGINE_NOOP_TASKS, BENCH_ENGINE_CAPACITY_RUNS,
+Environment: BENCH_ENGINE_RUNS (100000), BENCH_ENGINE_START (batch | single),
+BENCH_ENGINE_BATCH_SIZE (runs per batch request, 1-500, default 100), BENCH_ENGINE_SINGLE_RUNS
+(runs of the single_start phase, 5000; 0 skips it; skipped when the main phase is single),
+BENCH_ENGINE_WORKERS, BENCH_ENGINE_POOL, BENCH_ENGINE_CONCURRENCY, BENCH_ENGINE_WEB_WORKERS,
+BENCH_ENGINE_WEB_THREADS, BENCH_ENGINE_CLIENTS, BENCH_ENGINE_RATE (runs/s offered; 0: as fast as
+the clients get answers), BENCH_ENGINE_MAX_BACKLOG (for both phases; default 300, or
+CLIENTS x runs per request when that is more; 0: no cap), BENCH_ENGINE_NOOP_TASKS, BENCH_ENGINE_CAPACITY_RUNS,
 BENCH_ENGINE_DRAIN_SECONDS, BENCH_ENGINE_LOG_LEVEL (WARNING, for web, workers and beat),
 BENCH_ENGINE_PROFILE (0 skips the in-process profile), BENCH_ENGINE_PROFILE_RUNS,
 BENCH_ENGINE_PYSPY (seconds of py-spy sampling of one worker and one web process during the
@@ -55,6 +64,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,10 +90,24 @@ WEB_WORKERS = _env_int("BENCH_ENGINE_WEB_WORKERS", 2)
 WEB_THREADS = _env_int("BENCH_ENGINE_WEB_THREADS", 4)
 CLIENTS = _env_int("BENCH_ENGINE_CLIENTS", 16)
 RATE = float(os.environ.get("BENCH_ENGINE_RATE", "0") or 0)
-# Clients hold back while more runs than this are unfinished, so the backlog (and with it the
-# latency) cannot grow without bound when the engine is slower than the API: what is measured is
-# a rate the system sustains. 0: no cap.
-MAX_BACKLOG = _env_int("BENCH_ENGINE_MAX_BACKLOG", 300)
+START = os.environ.get("BENCH_ENGINE_START", "batch")
+BATCH_SIZE = _env_int("BENCH_ENGINE_BATCH_SIZE", 100)
+RUNS_PER_REQUEST = BATCH_SIZE if START == "batch" else 1
+SINGLE_RUNS = _env_int("BENCH_ENGINE_SINGLE_RUNS", 5000) if START == "batch" else 0
+
+
+def _max_backlog(runs_per_request: int) -> int:
+    """A client holds back while its request would take the unfinished runs (plus those in
+    requests not yet answered) over this, so the backlog (and with it the latency) cannot grow
+    without bound when the engine is slower than the API: what is measured is a rate the system
+    sustains. A batch adds its runs at once, so the default leaves room for one request in flight
+    per client (16 clients x 100 runs: 1,600), or 300 when that is more; a smaller cap would have
+    the clients queue at the gate rather than at the web. 0: no cap."""
+    return _env_int("BENCH_ENGINE_MAX_BACKLOG", max(300, CLIENTS * runs_per_request))
+
+
+MAX_BACKLOG = _max_backlog(RUNS_PER_REQUEST)
+SINGLE_MAX_BACKLOG = _max_backlog(1)
 NOOP_TASKS = _env_int("BENCH_ENGINE_NOOP_TASKS", 20_000)
 DRAIN_SECONDS = _env_int("BENCH_ENGINE_DRAIN_SECONDS", 600)
 LOG_LEVEL = os.environ.get("BENCH_ENGINE_LOG_LEVEL", "WARNING")
@@ -502,9 +526,10 @@ def workspace_create(clients: int) -> Workspace:
     return Workspace(schema=tenant.schema_name, host=host, definition_id=definition.pk, secrets=secrets)
 
 
-def run_body(index: int, prefix: str = "bench") -> tuple[str, bytes]:
+def run_request(index: int, prefix: str) -> tuple[str, dict[str, Any]]:
+    """Run `index`'s key (its business key, and its idempotency key when started) and start request."""
     key = f"{prefix}-{index:07d}"
-    body = {
+    request = {
         "business_key": key,
         "input": {
             "order_id": key,
@@ -514,7 +539,17 @@ def run_body(index: int, prefix: str = "bench") -> tuple[str, bytes]:
         },
         "correlation": {"order": key},
     }
-    return key, json.dumps(body).encode()
+    return key, request
+
+
+def batch_body(indexes: Iterable[int], prefix: str) -> tuple[list[str], bytes]:
+    """The keys and the `runs/batch` body starting these runs, each item with its idempotency key."""
+    keys, items = [], []
+    for index in indexes:
+        key, request = run_request(index, prefix)
+        keys.append(key)
+        items.append({**request, "idempotency_key": key})
+    return keys, json.dumps({"runs": items}).encode()
 
 
 # --- in-process profile -------------------------------------------------------------------------
@@ -606,7 +641,8 @@ def profile_in_process(workspace: Workspace, partner_url: str, count: int) -> di
     the whole middleware stack) and advance them with the engine's own functions. One pass logs
     every query and times wall and CPU, one runs under cProfile, and one repeats the first with
     django-tenants' TENANT_LIMIT_SET_CALLS on (Baton leaves it off: `SET search_path` before
-    every query), to price that setting."""
+    every query), to price that setting. In batch mode, starts in batches of BATCH_SIZE (at least
+    one full batch) get a measured and a cProfile pass of their own."""
     from django.test import Client, override_settings
     from django_tenants.utils import schema_context
 
@@ -618,28 +654,40 @@ def profile_in_process(workspace: Workspace, partner_url: str, count: int) -> di
     previous_port = connector_port_set(HttpConnectorPort(partner_url))
     client = Client(HTTP_HOST=workspace.host)
     path = f"/api/v1/processes/{DEFINITION_KEY}/runs"
+    batch_count = max(count, BATCH_SIZE)
     next_index = itertools.count()
 
-    def starts(measured: Pass | None, profile: cProfile.Profile | None = None) -> None:
-        indexes = [next(next_index) for _ in range(count)]
-        bodies = [run_body(index, "profile") for index in indexes]
+    def starts(measured: Pass | None, profile: cProfile.Profile | None = None, batch: bool = False) -> None:
+        """`count` runs one per request, or `batch_count` in batches of BATCH_SIZE."""
+        indexes = [next(next_index) for _ in range(batch_count if batch else count)]
+        requests: list[tuple[str, bytes, dict[str, str], int]] = []  # path, body, headers, runs
+        if batch:
+            for offset in range(0, len(indexes), BATCH_SIZE):
+                keys, body = batch_body(indexes[offset : offset + BATCH_SIZE], "profile")
+                requests.append((path + "/batch", body, {}, len(keys)))
+        else:
+            for index in indexes:
+                key, request = run_request(index, "profile")
+                requests.append((path, json.dumps(request).encode(), {"Idempotency-Key": key}, 1))
         wall, cpu = time.perf_counter(), time.process_time()
         with connection.execute_wrapper(measured.queries) if measured else contextlib.nullcontext():
             if profile:
                 profile.enable()
-            for key, body in bodies:
+            for request_path, body, headers, runs in requests:
                 response = client.post(
-                    path,
+                    request_path,
                     data=body,
                     content_type="application/json",
-                    HTTP_AUTHORIZATION=f"Api-Key {workspace.secrets[0]}",
-                    HTTP_IDEMPOTENCY_KEY=key,
+                    headers={"Authorization": f"Api-Key {workspace.secrets[0]}", **headers},
                 )
-                assert response.status_code == 201, (response.status_code, response.content[:300])
+                if batch:
+                    assert response.status_code == 200 and response.json()["created"] == runs, response.content[:300]
+                else:
+                    assert response.status_code == 201, (response.status_code, response.content[:300])
             if profile:
                 profile.disable()
         if measured:
-            measured.units += count
+            measured.units += len(indexes)
             measured.wall_s += time.perf_counter() - wall
             measured.cpu_s += time.process_time() - cpu
         connection.set_schema_to_public()
@@ -673,6 +721,23 @@ def profile_in_process(workspace: Workspace, partner_url: str, count: int) -> di
             api_limited, steps_limited = Pass(), Pass()
             starts(api_limited)
             advance(steps_limited)
+        batched: dict[str, Any] = {}
+        if START == "batch":
+            starts(None, batch=True)  # warm-up of the batch view
+            advance(None)
+            api_batch, api_batch_profile = Pass(), cProfile.Profile()
+            starts(api_batch, batch=True)
+            advance(None)
+            starts(None, api_batch_profile, batch=True)
+            advance(None)
+            batched = {
+                "api_batch_start": {
+                    "batch_size": BATCH_SIZE,
+                    **api_batch.figures("start"),
+                    "queries": api_batch.queries.top(api_batch.units),
+                    "python_top": _cprofile_top(api_batch_profile, batch_count),
+                }
+            }
         with schema_context(workspace.schema):
             unfinished = Run.objects.filter(business_key__startswith="profile-").exclude(status="succeeded").count()
         connection.set_schema_to_public()
@@ -685,6 +750,7 @@ def profile_in_process(workspace: Workspace, partner_url: str, count: int) -> di
         "under cProfile (which slows Python code: read its shares, not its times)",
         "profile_runs_not_succeeded": unfinished,
         "api_start": {**api.figures("start"), "queries": api.queries.top(api.units), "python_top": _cprofile_top(api_profile, count)},
+        **batched,
         "engine_step": {
             **steps.figures("step"),
             "queries": steps.queries.top(steps.units),
@@ -763,10 +829,10 @@ def capacity_runs_create(workspace: Workspace, count: int) -> None:
 
     with schema_context(workspace.schema):
         definition = Definition.objects.get(pk=workspace.definition_id)
-        _key, body = run_body(0, "capacity")
+        _key, request = run_request(0, "capacity")
         template, _created = run_start(
             definition=definition,
-            input=json.loads(body)["input"],
+            input=request["input"],
             business_key="capacity-template",
             trigger="api",
             actor=Actor.system("bench"),
@@ -865,7 +931,9 @@ def noop_baseline(app: Any, worker_names: list[str], tasks: int) -> dict[str, An
 
 @dataclass
 class Start:
-    index: int
+    """One run's start: in batch mode an item of a batch request, answered with the request."""
+
+    key: str
     sent_at: float
     answered_at: float
     status: int
@@ -922,22 +990,102 @@ class BacklogMonitor(threading.Thread):
 
 
 class LoadGenerator:
-    """`clients` threads, each with its own keep-alive connection and API key, posting runs with
-    unique business keys (and the same key as Idempotency-Key, so a retried start after a timeout
-    or a 5xx is the same run); with `rate`, starts are spread evenly over time; with a backlog
-    monitor, clients wait while more than MAX_BACKLOG runs are unfinished."""
+    """`clients` threads, each with its own keep-alive connection and API key, starting runs with
+    unique business keys `{prefix}-…`, each also the run's idempotency key (so a retried start
+    after a timeout or a 5xx is the same run): one run per request with start "single", or
+    BATCH_SIZE per request to `runs/batch` with "batch", accounted per item. With `rate`,
+    starts are spread evenly over time; with a backlog monitor, a client waits while its request
+    would take the unfinished runs plus those in unanswered requests over `max_backlog`."""
 
-    def __init__(self, port: int, host: str, secrets: list[str], runs: int, rate: float, backlog: BacklogMonitor | None = None):
-        self.port, self.host, self.secrets, self.runs, self.rate = port, host, secrets, runs, rate
-        self.backlog = backlog
+    def __init__(
+        self,
+        port: int,
+        host: str,
+        secrets: list[str],
+        runs: int,
+        *,
+        prefix: str,
+        start: str,
+        rate: float,
+        max_backlog: int,
+        backlog: BacklogMonitor | None = None,
+    ):
+        self.port, self.host, self.secrets, self.runs, self.prefix, self.start = port, host, secrets, runs, prefix, start
+        self.rate, self.max_backlog, self.backlog = rate, max_backlog, backlog
+        self.per_request = BATCH_SIZE if start == "batch" else 1
         self.held_back_s = 0.0
-        self.path = f"/api/v1/processes/{DEFINITION_KEY}/runs"
+        self.path = f"/api/v1/processes/{DEFINITION_KEY}/runs" + ("/batch" if start == "batch" else "")
         self.issued = 0
+        self.in_flight = 0
         self.lock = threading.Lock()
         self.starts: list[Start] = []
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
         self.began = 0.0
+
+    def _admit(self, runs: int) -> None:
+        """Wait until `runs` more fit under max_backlog, then count them in flight (a request
+        larger than the cap waits for an empty backlog)."""
+        limit = max(self.max_backlog - runs, 0)
+        waited_since: float | None = None
+        while True:
+            with self.lock:
+                if self.backlog is None or self.backlog.backlog + self.in_flight <= limit:
+                    self.in_flight += runs
+                    if waited_since is not None:
+                        self.held_back_s += time.perf_counter() - waited_since
+                    return
+            waited_since = waited_since or time.perf_counter()
+            time.sleep(0.05)
+
+    def _post(
+        self, conn: http.client.HTTPConnection, body: bytes, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPConnection, int, bytes, int]:
+        """POST with retries on connection errors, 5xx and 429: (connection, status, body, attempts)."""
+        status, data = 0, b""
+        for attempt in range(1, 11):
+            try:
+                conn.request("POST", self.path, body, headers)
+                response = conn.getresponse()
+                data = response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException) as error:
+                with self.lock:
+                    self.errors[type(error).__name__] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+                time.sleep(0.1 * attempt)
+                continue
+            with self.lock:
+                self.statuses[status] += 1
+            if status == 429:
+                time.sleep(float(response.getheader("Retry-After") or 1))
+                continue
+            if status >= 500:
+                time.sleep(0.1 * attempt)
+                continue
+            break  # answered: 2xx, or a 4xx other than 429 (not retried)
+        return conn, status, data, attempt
+
+    def _items(self, status: int, data: bytes, runs: int) -> list[tuple[int, int | None]]:
+        """(status, run id) of each run of an answered request. A batch item's status is 201 for
+        a run created, 200 for an existing one, or its error's; a refused request's is the
+        request's. Refused items are counted in `errors` by status."""
+        if self.start != "batch":
+            return [(status, int(json.loads(data)["id"]) if status in (200, 201) else None)]
+        if status != 200:
+            return [(status, None)] * runs
+        answered = {item["index"]: item for item in json.loads(data)["runs"]}
+        items: list[tuple[int, int | None]] = []
+        for position in range(runs):
+            item = answered.get(position, {"error": {"status": 0}})  # 0: the answer left the item out
+            if "error" in item:
+                items.append((int(item["error"]["status"]), None))
+                with self.lock:
+                    self.errors[f"item {item['error']['status']}"] += 1
+            else:
+                items.append((201 if item["created"] else 200, int(item["id"])))
+        return items
 
     def _client(self, secret: str) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -950,48 +1098,29 @@ class LoadGenerator:
         mine: list[Start] = []
         while True:
             with self.lock:
-                index, self.issued = self.issued, self.issued + 1
-            if index >= self.runs:
+                first, self.issued = self.issued, self.issued + self.per_request
+            if first >= self.runs:
                 break
+            indexes = range(first, min(first + self.per_request, self.runs))
             if self.rate:
-                delay = self.began + index / self.rate - time.time()
+                delay = self.began + first / self.rate - time.time()
                 if delay > 0:
                     time.sleep(delay)
-            if self.backlog is not None and self.backlog.backlog > MAX_BACKLOG:
-                waited = time.perf_counter()
-                while self.backlog.backlog > MAX_BACKLOG:
-                    time.sleep(0.05)
-                with self.lock:
-                    self.held_back_s += time.perf_counter() - waited
-            key, body = run_body(index)
+            self._admit(len(indexes))
+            if self.start == "batch":
+                keys, body = batch_body(indexes, self.prefix)
+                request_headers = headers
+            else:
+                key, request = run_request(first, self.prefix)
+                keys, body = [key], json.dumps(request).encode()
+                request_headers = {**headers, "Idempotency-Key": key}
             sent_at = time.time()
-            status, run_id = 0, None
-            for attempt in range(1, 11):
-                try:
-                    conn.request("POST", self.path, body, {**headers, "Idempotency-Key": key})
-                    response = conn.getresponse()
-                    data = response.read()
-                    status = response.status
-                except (OSError, http.client.HTTPException) as error:
-                    with self.lock:
-                        self.errors[type(error).__name__] += 1
-                    conn.close()
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-                    time.sleep(0.1 * attempt)
-                    continue
-                with self.lock:
-                    self.statuses[status] += 1
-                if status in (200, 201):
-                    run_id = int(json.loads(data)["id"])
-                    break
-                if status == 429:
-                    time.sleep(float(response.getheader("Retry-After") or 1))
-                    continue
-                if status >= 500:
-                    time.sleep(0.1 * attempt)
-                    continue
-                break  # a 4xx other than 429: not retried
-            mine.append(Start(index, sent_at, time.time(), status, run_id, attempt))
+            conn, status, data, attempts = self._post(conn, body, request_headers)
+            answered_at = time.time()
+            with self.lock:
+                self.in_flight -= len(indexes)
+            for key, (item_status, run_id) in zip(keys, self._items(status, data, len(keys)), strict=True):
+                mine.append(Start(key, sent_at, answered_at, item_status, run_id, attempts))
         conn.close()
         with self.lock:
             self.starts.extend(mine)
@@ -1005,7 +1134,7 @@ class LoadGenerator:
         while any(thread.is_alive() for thread in threads):
             time.sleep(5)
             issued = min(self.issued, self.runs)
-            log(f"load: {issued}/{self.runs} starts sent ({(issued - last) / 5:.0f}/s)")
+            log(f"load ({self.start}): {issued}/{self.runs} starts sent ({(issued - last) / 5:.0f}/s)")
             last = issued
         for thread in threads:
             thread.join()
@@ -1019,27 +1148,26 @@ def worker_task_totals(app: Any, names: list[str]) -> Counter[str]:
     return totals
 
 
-def runs_progress(schema: str, definition_id: int) -> tuple[int, int]:
-    """(finished, total) runs of the bench definition with a bench business key."""
+def runs_finished(schema: str, definition_id: int, prefix: str) -> int:
+    """Finished runs of the bench definition with a business key `{prefix}-…`."""
     from django_tenants.utils import schema_context
 
     from tenants.db import connection
 
     with schema_context(schema), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(*) FILTER (WHERE finished_at IS NOT NULL), count(*) FROM workflows_run WHERE definition_id = %s AND business_key LIKE 'bench-%%'",
-            [definition_id],
+            "SELECT count(*) FROM workflows_run WHERE definition_id = %s AND business_key LIKE %s AND finished_at IS NOT NULL",
+            [definition_id, f"{prefix}-%"],
         )
-        finished, total = cursor.fetchone()
-    return int(finished), int(total)
+        return int(cursor.fetchone()[0])
 
 
-def drain(schema: str, definition_id: int, accepted: int, timeout: float) -> float:
+def drain(schema: str, definition_id: int, prefix: str, accepted: int, timeout: float) -> float:
     """Wait until every accepted run finished (or `timeout`); returns the seconds waited."""
     began = time.monotonic()
     last_log = 0.0
     while time.monotonic() - began < timeout:
-        finished, _total = runs_progress(schema, definition_id)
+        finished = runs_finished(schema, definition_id, prefix)
         if finished >= accepted:
             break
         if time.monotonic() - last_log > 10:
@@ -1049,67 +1177,146 @@ def drain(schema: str, definition_id: int, accepted: int, timeout: float) -> flo
     return time.monotonic() - began
 
 
+@dataclass
+class Phase:
+    """A load phase: its starts, the backlog they built, the CPU used during the load, the drain."""
+
+    load: LoadGenerator
+    monitor: BacklogMonitor
+    cpu: dict[str, Any]
+    drain_seconds: float
+
+
+def load_phase(processes: Processes, app: Any, workspace: Workspace, *, prefix: str, runs: int, start: str, max_backlog: int) -> Phase:
+    """Start `runs` runs (business keys `{prefix}-…`) through the web, metering each component's
+    CPU during the load, then wait until the accepted ones finished."""
+    assert processes.web is not None and processes.beat is not None
+    monitor = BacklogMonitor(workspace.schema, app)
+    monitor.start()
+    load = LoadGenerator(
+        processes.web_port,
+        workspace.host,
+        workspace.secrets,
+        runs,
+        prefix=prefix,
+        start=start,
+        rate=RATE,
+        max_backlog=max_backlog,
+        backlog=monitor if max_backlog else None,
+    )
+    meter = CpuMeter(
+        {
+            "web (gunicorn)": [processes.web.pid],
+            "workers": processes.worker_pids(),
+            "beat": [processes.beat.pid],
+            "fake partner": [processes.partner.pid] if processes.partner else [],
+            "load generator (this process)": [os.getpid()],
+        },
+        BENCH_DB,
+        alone=("load generator (this process)",),
+    )
+    how = f"batches of {BATCH_SIZE}" if start == "batch" else "one per request"
+    log(f"load: {runs} runs {prefix}-…, {how}, {CLIENTS} clients" + (f", {RATE:g}/s offered" if RATE else ", closed loop"))
+    meter.start()
+    load.run()
+    cpu = meter.stop()
+    monitor.engine_queue_at_load_end = monitor.engine_queue()
+    accepted = len({start.run_id for start in load.starts if start.run_id is not None})
+    log(f"load done: {accepted} runs accepted; draining")
+    drained = drain(workspace.schema, workspace.definition_id, prefix, accepted, DRAIN_SECONDS)
+    monitor.stop()
+    return Phase(load, monitor, cpu, drained)
+
+
 # --- analysis -------------------------------------------------------------------------------------
 
 
+def partner_since(stats: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """What the partner saw after `before` was taken: requests and effects, keys newly doubled."""
+    known = set(before["keys_with_more_than_one_effect"])
+    return {
+        **{name: stats[name] - before[name] for name in ("requests", "effects", "replayed")},
+        "keys_with_more_than_one_effect": [key for key in stats["keys_with_more_than_one_effect"] if key not in known],
+    }
+
+
 def analyse(workspace: Workspace, load: LoadGenerator, partner_stats: dict[str, Any]) -> dict[str, Any]:
-    """Throughput over the steady window, latency, lost and duplicated runs."""
+    """Throughput over the steady window, latency, lost and duplicated runs, of the runs with the
+    load's key prefix (so each phase is judged on its own runs)."""
     from django_tenants.utils import schema_context
 
     from tenants.db import connection
 
+    keyed = [workspace.definition_id, f"{load.prefix}-%"]
     accepted_ids = {start.run_id for start in load.starts if start.run_id is not None}
     first_sent = min(start.sent_at for start in load.starts)
     last_answer = max(start.answered_at for start in load.starts)
     load_seconds = last_answer - first_sent
-    window_start = first_sent + max(MIN_WARMUP_SECONDS, WARMUP_FRACTION * load_seconds)
-    window_end = last_answer
-    window = window_end - window_start
 
     with schema_context(workspace.schema), connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT id, status, extract(epoch FROM created_at), extract(epoch FROM finished_at)
-            FROM workflows_run WHERE definition_id = %s AND business_key LIKE 'bench-%%'
+            SELECT id, status, extract(epoch FROM created_at), extract(epoch FROM finished_at), business_key
+            FROM workflows_run WHERE definition_id = %s AND business_key LIKE %s
             """,
-            [workspace.definition_id],
+            keyed,
         )
-        runs = {row[0]: (row[1], float(row[2]), float(row[3]) if row[3] is not None else None) for row in cursor.fetchall()}
+        rows = cursor.fetchall()
+        runs = {row[0]: (row[1], float(row[2]), float(row[3]) if row[3] is not None else None) for row in rows}
+        run_keys = {row[0]: row[4] for row in rows}
+        finished_all = [finished for _status, _created, finished in runs.values() if finished is not None]
+        window_start = first_sent + max(MIN_WARMUP_SECONDS, WARMUP_FRACTION * load_seconds)
+        window_end = last_answer
+        steady = window_end - window_start >= MIN_WARMUP_SECONDS
+        if not steady:  # a load this short (all of it under the backlog cap, say) has no steady state
+            window_start, window_end = first_sent, max(finished_all, default=last_answer) + 0.001  # the last one included
+        window = max(window_end - window_start, 1e-9)
         cursor.execute(
             """
             SELECT count(*) FROM workflows_stepexecution se JOIN workflows_run r ON r.id = se.run_id
-            WHERE r.definition_id = %s AND r.business_key LIKE 'bench-%%' AND se.status = 'succeeded'
+            WHERE r.definition_id = %s AND r.business_key LIKE %s AND se.status = 'succeeded'
               AND se.finished_at >= to_timestamp(%s) AND se.finished_at < to_timestamp(%s)
             """,
-            [workspace.definition_id, window_start, window_end],
+            [*keyed, window_start, window_end],
         )
         steps_in_window = int(cursor.fetchone()[0])
         cursor.execute(
             """
             SELECT se.run_id, se.step_id, count(*) FROM workflows_stepexecution se JOIN workflows_run r ON r.id = se.run_id
-            WHERE r.definition_id = %s AND r.business_key LIKE 'bench-%%' AND se.status = 'succeeded'
+            WHERE r.definition_id = %s AND r.business_key LIKE %s AND se.status = 'succeeded'
             GROUP BY se.run_id, se.step_id HAVING count(*) > 1
             """,
-            [workspace.definition_id],
+            keyed,
         )
         doubled_steps = cursor.fetchall()
         cursor.execute(
             """
             SELECT r.id FROM workflows_run r
-            WHERE r.definition_id = %s AND r.business_key LIKE 'bench-%%' AND r.status = 'succeeded'
+            WHERE r.definition_id = %s AND r.business_key LIKE %s AND r.status = 'succeeded'
               AND (SELECT count(DISTINCT se.step_id) FROM workflows_stepexecution se WHERE se.run_id = r.id AND se.status = 'succeeded') <> %s
             """,
-            [workspace.definition_id, STEPS_PER_RUN],
+            [*keyed, STEPS_PER_RUN],
         )
         incomplete = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SELECT status, count(*) FROM workflows_stepexecution GROUP BY status")
+        cursor.execute(
+            """
+            SELECT se.status, count(*) FROM workflows_stepexecution se JOIN workflows_run r ON r.id = se.run_id
+            WHERE r.definition_id = %s AND r.business_key LIKE %s GROUP BY se.status
+            """,
+            keyed,
+        )
         step_statuses = dict(cursor.fetchall())
-        cursor.execute("SELECT count(*) FROM workflows_incident")
+        cursor.execute(
+            "SELECT count(*) FROM workflows_incident i JOIN workflows_run r ON r.id = i.run_id WHERE r.definition_id = %s AND r.business_key LIKE %s",
+            keyed,
+        )
         incidents = int(cursor.fetchone()[0])
 
     missing = [run_id for run_id in accepted_ids if run_id not in runs]
     not_succeeded = Counter(runs[run_id][0] for run_id in accepted_ids if run_id in runs and runs[run_id][0] != "succeeded")
-    lost = len(missing) + sum(not_succeeded.values())
+    # A start answered with a run of another key (a batch answer out of order, say) has no run of its own.
+    misanswered = sum(1 for start in load.starts if start.run_id in run_keys and run_keys[start.run_id] != start.key)
+    lost = len(missing) + sum(not_succeeded.values()) + misanswered
     extra_runs = max(len(runs) - len(accepted_ids), 0)
     partner_doubled = partner_stats.get("keys_with_more_than_one_effect", [])
     doubled_runs = {run_id for run_id, _step, _count in doubled_steps} | {int(key.split(":")[0]) for key in partner_doubled}
@@ -1124,7 +1331,6 @@ def analyse(workspace: Workspace, load: LoadGenerator, partner_stats: dict[str, 
         for status, created, finished in runs.values()
         if status == "succeeded" and finished is not None and window_start <= created < window_end
     ]
-    finished_all = [finished for _status, _created, finished in runs.values() if finished is not None]
     succeeded = sum(1 for status, _created, _finished in runs.values() if status == "succeeded")
     answer_ms = [1000 * (start.answered_at - start.sent_at) for start in load.starts if start.run_id is not None]
     return {
@@ -1133,8 +1339,13 @@ def analyse(workspace: Workspace, load: LoadGenerator, partner_stats: dict[str, 
         "start_answers": {str(status): count for status, count in sorted(load.statuses.items())},
         "start_errors": dict(load.errors),
         "starts_not_accepted": sum(1 for start in load.starts if start.run_id is None),
+        "starts_answered_existing": sum(1 for start in load.starts if start.run_id is not None and start.status == 200),
         "load_seconds": round(load_seconds, 1),
         "steady_window": {
+            "what": "from the end of the warm-up to the last start answered"
+            if steady
+            else f"no steady state: under {MIN_WARMUP_SECONDS:g} s of load after the warm-up; the whole phase instead, "
+            "from the first start sent to the last run finished, drain included",
             "from_s": round(window_start - first_sent, 1),
             "to_s": round(window_end - first_sent, 1),
             "seconds": round(window, 1),
@@ -1150,12 +1361,19 @@ def analyse(workspace: Workspace, load: LoadGenerator, partner_stats: dict[str, 
             "p99": round(percentile(latencies, 0.99), 1) if latencies else None,
             "max": round(max(latencies), 1) if latencies else None,
         },
-        "api_answer_ms": {"p50": round(percentile(answer_ms, 0.5), 1), "p99": round(percentile(answer_ms, 0.99), 1)} if answer_ms else {},
+        "api_answer_ms": {
+            "what": f"sent → answered of each accepted start's request ({load.per_request} run(s) per request), retries included",
+            "p50": round(percentile(answer_ms, 0.5), 1),
+            "p99": round(percentile(answer_ms, 0.99), 1),
+        }
+        if answer_ms
+        else {},
         "lost": lost,
         "duplicated": duplicated,
         "checks": {
             "accepted_runs_missing": len(missing),
             "accepted_runs_not_succeeded": dict(not_succeeded),
+            "accepted_starts_answered_with_another_run": misanswered,
             "steps_succeeded_twice": len(doubled_steps),
             "partner_keys_with_two_effects": len(partner_doubled),
             "runs_beyond_accepted_starts": extra_runs,
@@ -1186,6 +1404,9 @@ def _admin_conninfo() -> str:
 
 def main() -> None:
     import psycopg
+
+    if START not in ("batch", "single") or not 1 <= BATCH_SIZE <= 500:
+        raise SystemExit(f"BENCH_ENGINE_START is batch or single (not {START!r}), BENCH_ENGINE_BATCH_SIZE 1-500 (not {BATCH_SIZE})")
 
     # This process, the web and the workers share the database, the queue prefix and the settings.
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -1267,9 +1488,15 @@ def run(processes: Processes, scratch: Path) -> None:
         log("profiling an API start and the engine's steps in this process")
         profile = profile_in_process(workspace, partner_url, PROFILE_RUNS)
         api, step = profile["api_start"], profile["engine_step"]
+        batched = profile.get("api_batch_start")
         log(
             f"profile: API start {api['queries_per_start']} queries, {api['cpu_ms_per_start']} ms CPU; "
-            f"step {step['queries_per_step']} queries, {step['cpu_ms_per_step']} ms CPU"
+            + (
+                f"in batches of {BATCH_SIZE} {batched['queries_per_start']} queries, {batched['cpu_ms_per_start']} ms CPU a run; "
+                if batched
+                else ""
+            )
+            + f"step {step['queries_per_step']} queries, {step['cpu_ms_per_step']} ms CPU"
         )
 
     if CAPACITY_RUNS:
@@ -1289,45 +1516,42 @@ def run(processes: Processes, scratch: Path) -> None:
     baseline = noop_baseline(app, processes.worker_names, NOOP_TASKS)
     log(f"baseline: {baseline.get('noop_tasks_per_s')} no-op tasks/s")
 
-    monitor = BacklogMonitor(workspace.schema, app)
-    monitor.start()
-    load = LoadGenerator(processes.web_port, workspace.host, workspace.secrets, RUNS, RATE, monitor if MAX_BACKLOG else None)
     tasks_before = worker_task_totals(app, processes.worker_names)
-    assert processes.web is not None and processes.beat is not None
-    meter = CpuMeter(
-        {
-            "web (gunicorn)": [processes.web.pid],
-            "workers": processes.worker_pids(),
-            "beat": [processes.beat.pid],
-            "fake partner": [processes.partner.pid] if processes.partner else [],
-            "load generator (this process)": [os.getpid()],
-        },
-        BENCH_DB,
-        alone=("load generator (this process)",),
-    )
     spies: list[tuple[str, Path, subprocess.Popen]] = []
-    log(f"load: {RUNS} runs, {CLIENTS} clients" + (f", {RATE:g}/s offered" if RATE else ", closed loop"))
-    meter.start()
     if PYSPY_SECONDS:
-        for name, pid in (("worker", processes.worker_pids()[0]), ("web", processes.web.pid)):
-            spy = pyspy_sample(pid, PYSPY_SECONDS, scratch / f"pyspy-{name}.txt")
+        for name, pid in (("worker", processes.worker_pids()[0]), ("web", processes.web_pid())):
+            spy = pyspy_sample(pid, PYSPY_SECONDS, scratch / f"pyspy-{name}.txt") if pid else None
             if spy is not None:
                 spies.append((name, scratch / f"pyspy-{name}.txt", spy))
-    load.run()
-    cpu = meter.stop()
-    monitor.engine_queue_at_load_end = monitor.engine_queue()
-    accepted = len({start.run_id for start in load.starts if start.run_id is not None})
-    log(f"load done: {accepted} runs accepted; draining")
-    drained = drain(workspace.schema, workspace.definition_id, accepted, DRAIN_SECONDS)
-    monitor.stop()
-    sampler.stop()
+    main_phase = load_phase(processes, app, workspace, prefix="bench", runs=RUNS, start=START, max_backlog=MAX_BACKLOG)
     tasks_after = worker_task_totals(app, processes.worker_names)
     tasks_during = {name: tasks_after.get(name, 0) - tasks_before.get(name, 0) for name in tasks_after}
     for _name, _path, spy in spies:
         spy.wait(timeout=PYSPY_SECONDS + 30)
     partner_stats = processes.partner_stats()
     connection.set_schema_to_public()
-    figures = analyse(workspace, load, partner_stats)
+    figures = analyse(workspace, main_phase.load, partner_stats)
+
+    single: dict[str, Any] = {
+        "skipped": "the main phase started runs one per request" if START == "single" else "BENCH_ENGINE_SINGLE_RUNS=0"
+    }
+    if SINGLE_RUNS:
+        log(f"single_start: {SINGLE_RUNS} runs one per request, same web and workers")
+        single_phase = load_phase(
+            processes, app, workspace, prefix="single", runs=SINGLE_RUNS, start="single", max_backlog=SINGLE_MAX_BACKLOG
+        )
+        connection.set_schema_to_public()
+        single = {
+            "what": "after the main phase drained, the single-request path with the same clients, web, workers and beat: "
+            "POST /api/v1/processes/{key}/runs, one run per request (business key as Idempotency-Key), business keys single-…",
+            "runs_requested": SINGLE_RUNS,
+            "max_backlog": SINGLE_MAX_BACKLOG or None,
+            "drain_seconds": round(single_phase.drain_seconds, 1),
+            **analyse(workspace, single_phase.load, partner_since(processes.partner_stats(), partner_stats)),
+            "backlog": {"peak": single_phase.monitor.peak, "client_seconds_held_back": round(single_phase.load.held_back_s, 1)},
+            "cpu_during_load": single_phase.cpu,
+        }
+    sampler.stop()
 
     rss_per_process = [{"role": role, "rss_mb": _mb(rss)} for role, rss in sorted(sampler.peak_per_process.values())]
     per_worker = [_mb(value) for value in sampler.peak_per_worker.values()]
@@ -1335,7 +1559,7 @@ def run(processes: Processes, scratch: Path) -> None:
     peak_all_workers = _mb(sampler.peak_total)
     worker_rss: dict[str, Any] = {
         "what": "peak RSS of each worker (one `celery worker` with its pool children; the target is judged on this), "
-        "and of all workers together, sampled every 0.5 s during the baseline, load and drain",
+        "and of all workers together, sampled every 0.5 s during the baseline, both load phases and their drains",
         "peak": peak_worker,
         "peak_all_workers": peak_all_workers,
         "per_worker_peak": per_worker,
@@ -1348,6 +1572,8 @@ def run(processes: Processes, scratch: Path) -> None:
         "step_transitions_over_noop_tasks": bool(noop_rate) and figures["step_transitions_per_s"] > noop_rate,
         "lost": figures["lost"] == 0,
         "duplicated": figures["duplicated"] == 0,
+        "single_start_lost": single["lost"] == 0 if SINGLE_RUNS else None,
+        "single_start_duplicated": single["duplicated"] == 0 if SINGLE_RUNS else None,
         "worker_rss_mb": peak_worker is not None and peak_worker < TARGETS["worker_rss_mb"],
         "worker_rss_mb_all_workers_together": peak_all_workers < TARGETS["worker_rss_mb"],
         "engine_alone_step_transitions_over_noop_tasks": bool(capacity and noop_rate and capacity["step_transitions_per_s"] > noop_rate),
@@ -1355,6 +1581,17 @@ def run(processes: Processes, scratch: Path) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         server_version = cursor.fetchone()[0]
+    endpoint = main_phase.load.path.replace(DEFINITION_KEY, "{key}")
+    runs_note = [
+        f"runs started in batches of {BATCH_SIZE} (BENCH_ENGINE_START=batch); single_start measures one run per request"
+        if START == "batch"
+        else "runs started one per request (BENCH_ENGINE_START=single)"
+    ]
+    if RUNS < 100_000:
+        runs_note.append(
+            f"fewer than the issue's 100,000 (BENCH_ENGINE_RUNS): at {figures['completed_runs_per_s']} runs/s, 100,000 runs "
+            f"would take about {100_000 / max(figures['completed_runs_per_s'], 0.1) / 60:.0f} minutes on this machine"
+        )
     result = {
         "benchmark": "engine",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -1364,7 +1601,7 @@ def run(processes: Processes, scratch: Path) -> None:
             "python": sys.version.split()[0],
         },
         "what": "runs of a 4-step workflow (decision, transform, connector over HTTP to a local fake partner, notify as the "
-        "recorded milestone) started through POST /api/v1/processes/{key}/runs and advanced by Celery workers",
+        f"recorded milestone) started through POST {endpoint} and advanced by Celery workers",
         "config": {
             "workers": WORKERS,
             "pool": POOL,
@@ -1374,6 +1611,9 @@ def run(processes: Processes, scratch: Path) -> None:
             "clients": CLIENTS,
             "api_keys": len(workspace.secrets),
             "offered_rate_per_s": RATE or "closed loop",
+            "start": START,
+            "batch_size": BATCH_SIZE if START == "batch" else None,
+            "endpoint": endpoint,
             "max_backlog": MAX_BACKLOG or None,
             "broker": app.conf.broker_url.split(":", 1)[0],
             "database": {"kind": "embedded" if settings.EMBEDDED_SERVICES else "external", "server_version": server_version},
@@ -1384,28 +1624,24 @@ def run(processes: Processes, scratch: Path) -> None:
             "milestone_step": "notify (recorded in its StepExecution output; delivery is not implemented yet)",
             "connector": "connectors.outbound.HttpConnectorPort → tests.fake_partner (a process of its own, loopback)",
             "steps": [f"{step['id']}:{step['kind']}" for step in SPEC["steps"]],
-            "drain_seconds": round(drained, 1),
+            "drain_seconds": round(main_phase.drain_seconds, 1),
         },
         "runs_requested": RUNS,
-        "runs_note": (
-            f"fewer than the issue's 100,000 (BENCH_ENGINE_RUNS): at {figures['completed_runs_per_s']} runs/s, 100,000 runs "
-            f"would take about {100_000 / max(figures['completed_runs_per_s'], 0.1) / 60:.0f} minutes on this machine"
-        )
-        if RUNS < 100_000
-        else "",
+        "runs_note": "; ".join(runs_note),
         **figures,
         "backlog": {
-            "what": "unfinished runs (ready or being advanced); clients wait while it is above max_backlog",
-            "peak": monitor.peak,
-            "client_seconds_held_back": round(load.held_back_s, 1),
+            "what": "unfinished runs (ready or being advanced); a client waits while its request would take them, with the "
+            "runs of requests not yet answered, over max_backlog",
+            "peak": main_phase.monitor.peak,
+            "client_seconds_held_back": round(main_phase.load.held_back_s, 1),
         },
         "engine_tasks": {
             "during_load_and_drain": tasks_during,
             "advance_tasks_per_run": round(tasks_during.get("workflows.advance", 0) / max(figures["runs_accepted"], 1), 2),
-            "engine_queue_peak": monitor.engine_queue_peak,
-            "engine_queue_at_load_end": monitor.engine_queue_at_load_end,
-            "note": "every start sends a workflows.advance wake-up; a busy worker leaves them queued (each later claims "
-            "what is ready, often nothing)",
+            "engine_queue_peak": main_phase.monitor.engine_queue_peak,
+            "engine_queue_at_load_end": main_phase.monitor.engine_queue_at_load_end,
+            "note": "a start sends a workflows.advance wake-up unless one is pending (the schema's wake token); a busy "
+            "worker leaves them queued (each later claims what is ready, often nothing)",
         },
         "worker_rss_mb": worker_rss,
         "baseline": baseline,
@@ -1416,7 +1652,8 @@ def run(processes: Processes, scratch: Path) -> None:
             if capacity and noop_rate
             else None,
         },
-        "cpu_during_load": cpu,
+        "cpu_during_load": main_phase.cpu,
+        "single_start": single,
         "profile": profile,
         "pyspy": {name: pyspy_summary(path) for name, path, _spy in spies},
         "targets": TARGETS,
@@ -1429,9 +1666,19 @@ def run(processes: Processes, scratch: Path) -> None:
         key: result[key]
         for key in ("runs_accepted", "runs_completed", "completed_runs_per_s", "step_transitions_per_s", "lost", "duplicated")
     }
+    single_summary = {
+        key: single.get(key) for key in ("runs_accepted", "completed_runs_per_s", "latency_ms", "api_answer_ms", "lost", "duplicated")
+    }
     log(
         json.dumps(
-            {**summary, "latency_ms": figures["latency_ms"], "baseline": noop_rate, "worker_rss_peak_mb": worker_rss["peak"], "met": met}
+            {
+                **summary,
+                "latency_ms": figures["latency_ms"],
+                "baseline": noop_rate,
+                "worker_rss_peak_mb": worker_rss["peak"],
+                "single_start": single_summary if SINGLE_RUNS else single,
+                "met": met,
+            }
         )
     )
     log(f"wrote {OUT.relative_to(ROOT) if OUT.is_relative_to(ROOT) else OUT}")
