@@ -832,3 +832,15 @@ TENANT_ROUTES += [
         "workflows:write",
     ),
 ]
+
+TENANT_ROUTES += [
+    _write(
+        "write: api process run batch start",
+        "/api/v1/processes/{id}/runs/batch",
+        "api",
+        definition_startable,
+        definition_state,
+        {"runs": [{"input": {}, "business_key": _ISOLATION_START}]},
+        "workflows:run",
+    ),
+]

@@ -146,9 +146,10 @@ def cleanup(world, committed) -> Iterator[list[Definition]]:
 
 
 def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world, cleanup, tmp_path, monkeypatch):
-    """One wake-up for three runs: the doomed worker claims them all and is killed inside the
-    first partner call. The next worker takes them over once the lease runs out (through the
-    reaper, or the unacknowledged wake-up handed out again) and every step happens once."""
+    """One wake-up for three runs: the doomed worker claims them all, makes their three partner
+    calls at once (one round) and is killed while they are in flight. The next worker takes them
+    over once the leases run out (through the reaper, or the unacknowledged wake-up handed out
+    again) and every step happens once."""
     monkeypatch.setattr(runs_module, "_wake", lambda schema: None)
     definition = definition_published(world.acme, TENDER_SPEC)
     cleanup.append(definition)
@@ -157,8 +158,8 @@ def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world
         with celery_worker(tmp_path / "doomed.log", env=env) as doomed:
             runs = [_start(world, definition, f"SO-K{n}") for n in range(3)]
             advance.apply_async(headers={"_schema_name": world.acme.schema})
-            (first, *_rest) = partner.wait_for_requests(1, timeout=60)
-            assert partner.in_flight() == [first], "the partner answered before the kill: it would not land mid-call"
+            calls = partner.wait_for_requests(3, timeout=60)
+            assert sorted(map(id, partner.in_flight())) == sorted(map(id, calls)), "the partner answered before the kill"
             pool = _pool_children(doomed.pid)
             assert pool, "the worker has no pool process to kill"
             os.killpg(os.getpgid(doomed.pid), signal.SIGKILL)  # the main process and its pool, at once
@@ -168,24 +169,25 @@ def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world
                 time.sleep(0.1)
             assert not any(_alive(pid) for pid in pool), f"pool processes {pool} survived the kill"
 
-        # The kill landed inside the connector step: its transaction died with the worker.
-        (killed,) = [run for run in runs if run.input["order_id"] == first.body["order"]]
-        assert first.idempotency_key == killed.step_key("tender"), f"the call carried key {first.idempotency_key!r}"
+        # The kill landed inside the round's connector calls: its transaction died with the worker.
+        assert sorted(call.idempotency_key for call in calls) == sorted(run.step_key("tender") for run in runs)
         with schema_context(world.acme.schema):
-            killed.refresh_from_db()
-            assert killed.finished_at is None and killed.status in ("queued", "running"), _report([killed])
-            assert killed.lease_owner, "the killed worker held no lease on the run"
-            assert not killed.steps.filter(step_id="tender").exists(), "the killed step's execution was committed"
-        assert len(partner.effects_for(first.idempotency_key)) == 1  # the partner did act on the lost call
+            for run in runs:
+                run.refresh_from_db()
+                assert run.finished_at is None and run.status in ("queued", "running"), _report([run])
+                assert run.lease_owner, "the killed worker held no lease on the run"
+                assert not run.steps.filter(step_id="tender").exists(), "the killed step's execution was committed"
+                assert len(partner.effects_for(run.step_key("tender"))) == 1  # the partner did act on the lost call
 
         rescuer_log = tmp_path / "rescuer.log"
         with celery_worker(rescuer_log, env=env):
             runs = _beat(world, definition, _all_finished(3), what="the killed worker's runs did not complete on the next worker")
 
         _assert_each_step_once(world, runs, TENDER_STEPS, partner)
-        replays = partner.requests_for(first.idempotency_key)
-        assert [request.replayed for request in replays] == [False, True], "the lost call was not repeated with its key"
-        assert partner.request_count() == 4  # one per run, and the killed one once more
+        for run in runs:
+            replays = partner.requests_for(run.step_key("tender"))
+            assert [request.replayed for request in replays] == [False, True], "the lost call was not repeated with its key"
+        assert partner.request_count() == 6  # one per run, and each lost one once more
         # Who handed the runs over – the reaper, or the killed worker's own message redelivered
         # once its lease ran out – depends on timing; both are the engine's guarantees (the
         # reaper alone is tested in test_engine_timers_worker.py). What matters is above: once.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import schema_context
 
 from accounts.services import api_key_create
@@ -60,6 +62,15 @@ def test_starting_a_run_answers_201_with_the_run_and_its_links(world, definition
         "business_key": "",
     }
     assert body["links"] == {"self": f"/api/v1/runs/{body['id']}", "definition": "/api/v1/definitions/order-release"}
+
+
+def test_a_start_reads_the_workflow_and_its_published_version_once(world, definition):
+    auth = _key(world, "workflows:run")
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(world, "order-release", BODY, auth)
+    assert response.status_code == 201, response.content
+    reads = [query["sql"] for query in queries.captured_queries if 'FROM "workflows_definition"' in query["sql"]]
+    assert len(reads) == 1 and '"workflows_definitionversion"' in reads[0]
 
 
 def test_the_same_idempotency_key_and_body_return_the_same_run_with_200(world, definition):

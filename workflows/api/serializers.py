@@ -21,6 +21,7 @@ from workflows.models import (
     WorkflowTemplate,
 )
 from workflows.operations import COMMENT_REQUIRED, IncidentFilter, approval_can_decide
+from workflows.runs import BATCH_START_LIMIT
 
 # At most this many incidents per bulk retry request (the service's own default).
 BULK_RETRY_LIMIT = 1000
@@ -206,6 +207,54 @@ class RunStartSerializer(serializers.Serializer):
         default=dict,
         help_text="Searchable keys: order, shipment, po, bol, pro.",
     )
+
+
+class RunBatchItemSerializer(RunStartSerializer):
+    """One run of a batch: the single start's body, with its own idempotency key."""
+
+    input = serializers.DictField(help_text="The run's input (at most 256 KB as JSON).")
+    idempotency_key = serializers.CharField(
+        max_length=200,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="What the single start takes as the Idempotency-Key header: the same key and run body return the same run, "
+        "another body is refused (409).",
+    )
+
+
+class RunBatchStartSerializer(serializers.Serializer):
+    """Start many runs of the workflow's published version in one request."""
+
+    runs = serializers.ListField(
+        child=RunBatchItemSerializer(),
+        min_length=1,
+        max_length=BATCH_START_LIMIT,
+        help_text=f"1 to {BATCH_START_LIMIT} runs. Each is started, found (its key started it before) or refused on its own.",
+    )
+
+
+class RunBatchProblemSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField(help_text="What the single start would answer: 409 or 422.")
+    detail = serializers.CharField()
+    pointer = serializers.CharField(help_text="A JSON pointer into the request body, e.g. /runs/2/input.")
+
+
+class RunBatchOutcomeSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The run's position in the request's `runs`.")
+    id = serializers.IntegerField(required=False, help_text="The run: started now, or the one its key started before.")
+    status = serializers.CharField(required=False, help_text="The run's status now.")
+    created = serializers.BooleanField(required=False, help_text="False when its key (or an earlier run of the batch) started it.")
+    error = RunBatchProblemSerializer(required=False, help_text="Why this run was refused; the other runs are not affected.")
+
+
+class RunBatchStartedSerializer(serializers.Serializer):
+    runs = RunBatchOutcomeSerializer(many=True, help_text="One entry per run of the request, in its order.")
+    created = serializers.IntegerField(help_text="Runs started now.")
+    existing = serializers.IntegerField(help_text="Runs their keys had started before: returned, not started again.")
+    refused = serializers.IntegerField()
 
 
 class RunLinksSerializer(serializers.Serializer):

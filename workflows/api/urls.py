@@ -9,6 +9,7 @@ urlpatterns = [
     path("definitions/<slug:key>", views.DefinitionDetail.as_view(), name="api-definition"),
     path("definitions/<slug:key>/versions", views.DefinitionVersionList.as_view(), name="api-definition-versions"),
     path("processes/<slug:key>/runs", views.ProcessRunStart.as_view(), name="api-process-runs"),
+    path("processes/<slug:key>/runs/batch", views.ProcessRunBatchStart.as_view(), name="api-process-runs-batch"),
     path("runs", views.RunList.as_view(), name="api-runs"),
     path("runs/<int:run_id>", views.RunDetail.as_view(), name="api-run"),
     path("runs/<int:run_id>/pause", operations.RunPause.as_view(), name="api-run-pause"),

@@ -7,11 +7,12 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.authentication import ApiKeyPrincipal
+from config.problems import PROBLEM_BASE
 from governance.services import Actor
 from workflows.api.permissions import CanRead, CanStartRuns, CanWrite
 from workflows.api.serializers import (
@@ -22,6 +23,9 @@ from workflows.api.serializers import (
     DefinitionSerializer,
     DefinitionVersionSerializer,
     ProblemSerializer,
+    RunBatchItemSerializer,
+    RunBatchStartedSerializer,
+    RunBatchStartSerializer,
     RunDetailSerializer,
     RunSerializer,
     RunStartSerializer,
@@ -29,7 +33,18 @@ from workflows.api.serializers import (
     TemplateSerializer,
 )
 from workflows.models import CORRELATION_KEYS, Definition, Run, RunStatus, TemplateCategory
-from workflows.runs import DefinitionNotPublished, RunConflict, RunError, RunInputTooLarge, run_start
+from workflows.runs import (
+    BATCH_START_LIMIT,
+    DefinitionNotPublished,
+    RunConflict,
+    RunError,
+    RunInputTooLarge,
+    RunRequest,
+    RunStarted,
+    definition_for_start,
+    run_start,
+    runs_start_many,
+)
 from workflows.selectors import (
     definition_by_key,
     definition_current_version,
@@ -282,6 +297,22 @@ def _request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _startable_definition_or_404(key: str) -> Definition:
+    definition = definition_for_start(key=key)
+    if definition is None:
+        raise exceptions.NotFound(f"There is no workflow '{key}' in this workspace.")
+    return definition
+
+
+_IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retries with the same key and body return the same run; a different body is refused with 409.",
+)
+
+
 class ProcessRunStart(APIView):
     """Start a run of a published workflow. Idempotent: the same `business_key` or
     `Idempotency-Key` returns the first run (200); the same key with a different body is a 409."""
@@ -291,15 +322,7 @@ class ProcessRunStart(APIView):
     @extend_schema(
         operation_id="process_run_start",
         request=RunStartSerializer,
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                OpenApiTypes.STR,
-                location=OpenApiParameter.HEADER,
-                required=False,
-                description="Retries with the same key and body return the same run; a different body is refused with 409.",
-            )
-        ],
+        parameters=[_IDEMPOTENCY_KEY_HEADER],
         responses={
             201: OpenApiResponse(RunSerializer, description="Started."),
             200: OpenApiResponse(RunSerializer, description="Already started with this key: the same run."),
@@ -310,7 +333,7 @@ class ProcessRunStart(APIView):
         },
     )
     def post(self, request, key: str):
-        definition = _definition_or_404(key)
+        definition = _startable_definition_or_404(key)  # with its published version: run_start reads neither again
         if not isinstance(request.data, dict):
             raise RunRequestInvalid([DefinitionProblem("", "the body must be a JSON object")])
         form = RunStartSerializer(data=request.data)
@@ -320,6 +343,7 @@ class ProcessRunStart(APIView):
         try:
             run, created = run_start(
                 definition=definition,
+                version=definition.published_version,
                 input=data["input"],
                 business_key=data["business_key"],
                 idempotency_key=request.headers.get("Idempotency-Key", ""),
@@ -342,6 +366,114 @@ class ProcessRunStart(APIView):
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
             headers={"Location": f"/api/v1/runs/{run.pk}"},
         )
+
+
+def _run_problem(index: int, error: RunError) -> dict[str, Any]:
+    """A refused run of a batch, as the single start would have answered it."""
+    pointer = f"/runs/{index}" + (f"/{error.field}" if error.field else "")
+    if isinstance(error, RunConflict) and error.field == "business_key":
+        return _batch_problem(409, "business-key-reused", "The business key was used with a different request.", error.message, pointer)
+    if isinstance(error, RunConflict):
+        return _batch_problem(409, RunConflictError.problem_type, str(RunConflictError.default_detail), error.message, pointer)
+    kind = RunInputTooLargeError.problem_type if isinstance(error, RunInputTooLarge) else RunRequestInvalid.problem_type
+    return _batch_problem(422, kind, str(RunRequestInvalid.default_detail), error.message, pointer)
+
+
+def _batch_problem(status_code: int, kind: str, title: str, detail: str, pointer: str) -> dict[str, Any]:
+    return {"type": PROBLEM_BASE + kind, "title": title, "status": status_code, "detail": detail, "pointer": pointer}
+
+
+def _invalid_run(problems: list[DefinitionProblem]) -> dict[str, Any]:
+    detail = problems[0].reason if len(problems) == 1 else "; ".join(f"{problem.pointer}: {problem.reason}" for problem in problems)
+    return _batch_problem(422, RunRequestInvalid.problem_type, str(RunRequestInvalid.default_detail), detail, problems[0].pointer)
+
+
+def _batch_runs(body: Any) -> list[Any]:
+    """The body's `runs`, or a 422 for the whole request: only a run's own problems are the run's."""
+    if not isinstance(body, dict):
+        raise RunRequestInvalid([DefinitionProblem("", "the body must be a JSON object")])
+    if "runs" not in body:
+        raise RunRequestInvalid([DefinitionProblem("/runs", "This field is required.")])
+    runs = body["runs"]
+    if not isinstance(runs, list) or not runs:
+        raise RunRequestInvalid([DefinitionProblem("/runs", f"must be a list of 1 to {BATCH_START_LIMIT} runs")])
+    if len(runs) > BATCH_START_LIMIT:
+        raise RunRequestInvalid(
+            [
+                DefinitionProblem(
+                    "/runs", f"holds {len(runs)} runs; at most {BATCH_START_LIMIT} start in one request, send the rest in another"
+                )
+            ]
+        )
+    return runs
+
+
+class ProcessRunBatchStart(APIView):
+    """Start many runs of a published workflow in one request and one transaction: each run
+    exactly as the single start would start it (same checks, same idempotency by business key
+    or idempotency key, whichever way the earlier run was started). A refused run does not stop
+    the others: every run gets its own answer, in request order. Each run names its own
+    `idempotency_key`; there is no Idempotency-Key header for the batch as a whole."""
+
+    permission_classes = [CanStartRuns]
+
+    @extend_schema(
+        operation_id="process_run_start_batch",
+        request=RunBatchStartSerializer,
+        responses={
+            200: OpenApiResponse(RunBatchStartedSerializer, description="Each run started, found by its key, or refused."),
+            403: _PROBLEM_RESPONSES[403],
+            404: OpenApiResponse(ProblemSerializer, description="No such workflow, or nothing published."),
+            422: OpenApiResponse(
+                ProblemSerializer, description="The request as a whole (not one of its runs): `errors: [{pointer, reason}]`."
+            ),
+        },
+    )
+    def post(self, request, key: str):
+        definition = _startable_definition_or_404(key)
+        runs = _batch_runs(request.data)
+        # One serializer checks every run: building its fields per run would cost more than the start.
+        form = RunBatchItemSerializer()
+        answers: list[dict[str, Any]] = [{"index": index} for index in range(len(runs))]
+        requests: list[RunRequest] = []
+        indexes: list[int] = []
+        for index, item in enumerate(runs):
+            if not isinstance(item, dict):
+                answers[index]["error"] = _invalid_run([DefinitionProblem(f"/runs/{index}", "each run must be a JSON object")])
+                continue
+            try:
+                data = form.run_validation(item)
+            except serializers.ValidationError as error:
+                answers[index]["error"] = _invalid_run(_serializer_problems(error.detail, f"/runs/{index}"))
+                continue
+            body = {name: value for name, value in item.items() if name != "idempotency_key"}  # the single start's body
+            requests.append(
+                RunRequest(
+                    input=data["input"],
+                    business_key=data["business_key"],
+                    idempotency_key=data["idempotency_key"],
+                    request_hash=_request_hash(body),
+                    correlation=data["correlation"],
+                )
+            )
+            indexes.append(index)
+        try:
+            started = runs_start_many(
+                definition=definition, version=definition.published_version, requests=requests, trigger="api", actor=_actor(request)
+            )
+        except DefinitionNotPublished as error:
+            raise exceptions.NotFound(error.message) from error
+        for index, outcome in zip(indexes, started, strict=True):
+            answers[index].update(_run_answer(index, outcome))
+        created = sum(1 for answer in answers if answer.get("created"))
+        refused = sum(1 for answer in answers if "error" in answer)
+        return Response({"runs": answers, "created": created, "existing": len(answers) - created - refused, "refused": refused})
+
+
+def _run_answer(index: int, outcome: RunStarted) -> dict[str, Any]:
+    if outcome.error is not None:
+        return {"error": _run_problem(index, outcome.error)}
+    return {"id": outcome.run_id, "status": outcome.status, "created": outcome.created}
 
 
 def _correlation_filter(text: str) -> dict[str, str]:
