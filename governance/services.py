@@ -75,6 +75,8 @@ def audit_record(
 
     The advisory lock serialises writers per schema so each row links to the one before it;
     it is released when the caller's transaction ends, together with the change it records.
+    No savepoint: a failed audit write fails the caller's transaction, which is what the caller
+    wants (the change must not commit unaudited), and the common write saves two round trips.
     """
     who = actor_of(actor)
     if target is not None:
@@ -82,7 +84,7 @@ def audit_record(
         target_id = target_id or str(target.pk)
         target_label = target_label or str(target)[:200]
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':audit'))")
         last = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first()
