@@ -417,6 +417,32 @@ class EventWait(models.Model):
         return f"run {self.run_id} waits for {self.event_type} ({self.status})"
 
 
+class BufferedEvent(models.Model):
+    """An event as `event_deliver` received it, kept so that a run reaching its `wait_event` step
+    after the event came still gets it: a new wait takes the oldest buffered event of its type
+    whose correlation contains the wait's, received after the run was created and not taken by
+    one of the run's earlier waits at that step. Deleted with the tenant's payload retention."""
+
+    event_type = models.CharField(max_length=120)
+    event_id = models.CharField(max_length=200, blank=True)
+    correlation = models.JSONField(default=dict)
+    payload = models.JSONField(default=dict)
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [
+            models.Index(fields=["event_type", "received_at"], name="buffered_event_type_received"),
+            GinIndex(fields=["correlation"], name="buffered_event_correlation_gin"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["event_type", "event_id"], condition=~models.Q(event_id=""), name="buffered_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id or self.pk}"
+
+
 # --- calendars and schedules -----------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@
 `payload_retention_days` ago lose their payloads – the run's input and context, its steps' inputs
 and outputs, its incidents' step input, the events its waits matched – and get
 `payload_purged_at`; their status, timeline, errors and correlation stay. Runs finished more than
-`metadata_retention_days` ago are deleted with everything that hangs off them.
+`metadata_retention_days` ago are deleted with everything that hangs off them. Events buffered
+for waits (`BufferedEvent`) received before the payload cutoff are deleted too.
 
 Only finished business is touched: a run that is not finished, whose parent is not finished (the
 parent's join may still read it), with an unfinished child, or with an open incident (an operator
@@ -31,7 +32,7 @@ from django.utils import timezone
 
 from governance.services import audit_record
 from tenants.db import connection
-from workflows.models import EventWait, Incident, IncidentStatus, Run, StepExecution, WorkflowPolicy
+from workflows.models import BufferedEvent, EventWait, Incident, IncidentStatus, Run, StepExecution, WorkflowPolicy
 from workflows.selectors import workflow_policy
 from workflows.services import WorkflowError, _require_publisher
 
@@ -183,6 +184,7 @@ def runs_purge(
     deadline = time.monotonic() + time_limit
     purged, deleted = _Tally(), _Tally()
     complete = False
+    events_deleted = 0
 
     def report() -> dict[str, Any]:
         return {
@@ -192,6 +194,7 @@ def runs_purge(
             "metadata_cutoff": metadata_cutoff.isoformat(),
             "payload_purged": purged.as_data(),
             "deleted": deleted.as_data(),
+            "buffered_events_deleted": events_deleted,
             "complete": complete,
         }
 
@@ -200,15 +203,16 @@ def runs_purge(
         complete = _drain(lambda: _runs_delete_batch(metadata_cutoff, batch_size), deleted, deadline) and _drain(
             lambda: _payloads_purge_batch(payload_cutoff, batch_size, timezone.now()), purged, deadline
         )
+        events_deleted = _buffered_events_delete(payload_cutoff)
     except BaseException:
         # Batches commit one by one: an interrupted purge still records the ones that did.
-        if purged.runs or deleted.runs:
+        if purged.runs or deleted.runs or events_deleted:
             try:
                 _audit(actor, purged, deleted, report())
             except Exception:  # noqa: BLE001 - the original error is the one to raise
                 log.exception("runs purge interrupted and its audit row not written", payload_purged=purged.runs, deleted=deleted.runs)
         raise
-    if purged.runs or deleted.runs:
+    if purged.runs or deleted.runs or events_deleted:
         _audit(actor, purged, deleted, report())
     log.info("runs purged", payload_purged=purged.runs, deleted=deleted.runs, complete=complete)
     return report()
@@ -222,6 +226,12 @@ def _drain(batch: Callable[[], tuple[list[int], dict[str, int]]], tally: _Tally,
             return True
         tally.add(run_ids, counts)
     return False
+
+
+def _buffered_events_delete(cutoff: datetime) -> int:
+    """Events kept for runs that had not reached their wait yet are payloads too: the same cutoff."""
+    deleted, _by_model = BufferedEvent.objects.filter(received_at__lt=cutoff).delete()
+    return deleted
 
 
 def _audit(actor: Any, purged: _Tally, deleted: _Tally, data: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from workflows.engine import (
 from workflows.models import (
     Approval,
     ApprovalStatus,
+    BufferedEvent,
     Definition,
     EventWait,
     EventWaitStatus,
@@ -96,9 +97,26 @@ def _wait_event(run: Run, step: dict[str, Any]) -> StepResult:
             if value is None or isinstance(value, dict | list) or str(value) == "":
                 raise StepFailed(f"correlate.{name} (`{expression}`) has no value to wait for")
             correlation[name] = str(value)
-        wait = EventWait.objects.create(run=run, step_id=step["id"], event_type=step["event_type"], correlation=correlation)
-        due_at = until_moment(step["timeout"], timezone.now())
-        return StepResult(output={}, park=Park(_waiting_note(wait, due_at), TimerKind.WAIT_TIMEOUT, due_at))
+        _event_type_lock(step["event_type"])
+        early = _buffered_event(run, step["id"], step["event_type"], correlation)
+        matched: dict[str, Any] = {}
+        if early is not None:  # it came before the run got here
+            matched = {
+                "status": EventWaitStatus.MATCHED,
+                "event_id": early.event_id,
+                "event_payload": early.payload,
+                "matched_at": timezone.now(),
+            }
+        wait = EventWait.objects.create(
+            run=run,
+            step_id=step["id"],
+            event_type=step["event_type"],
+            correlation=correlation,
+            **matched,
+        )
+        if early is None:
+            due_at = until_moment(step["timeout"], timezone.now())
+            return StepResult(output={}, park=Park(_waiting_note(wait, due_at), TimerKind.WAIT_TIMEOUT, due_at))
     if wait.status == EventWaitStatus.MATCHED:
         output = {"wait": wait.pk, "event_type": wait.event_type, "event_id": wait.event_id, "event": wait.event_payload}
         return StepResult(output=output, next_step=step.get("next"), step_input={"correlation": wait.correlation})
@@ -123,18 +141,47 @@ def _waiting_note(wait: EventWait, due_at: datetime | None) -> str:
     return f"waiting for {wait.event_type} ({keys}){until}"
 
 
+def _event_type_lock(event_type: str) -> None:
+    """Serialise, per schema and event type, a wait looking at the buffer with an event looking
+    at the waits (held to the end of the transaction): either the event sees the committed wait,
+    or the wait sees the committed buffered event – never neither."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':event:' || %s))", [event_type])
+
+
+def _buffered_event(run: Run, step_id: str, event_type: str, correlation: dict[str, str]) -> BufferedEvent | None:
+    """The event that came before the run got to this wait: the oldest of its type whose
+    correlation contains the wait's, received after the run was created, and not taken by one of
+    the run's earlier waits at this step (a loop waits for a new one)."""
+    taken = EventWait.objects.filter(run=run, step_id=step_id, status=EventWaitStatus.MATCHED).values("event_id")
+    return (
+        BufferedEvent.objects.filter(event_type=event_type, correlation__contains=correlation, received_at__gt=run.created_at)
+        .exclude(event_id__in=taken)
+        .order_by("received_at", "pk")
+        .first()
+    )
+
+
 def event_deliver(*, event_type: str, correlation: dict[str, Any], payload: dict[str, Any], event_id: str) -> list[int]:
     """Hand an event to the current schema's runs waiting for it: every waiting `EventWait` of
     that type whose correlation is contained in the event's is matched (first event wins) and its
-    run woken. Returns the woken runs' ids. Each run is locked before its wait (the engine's order)."""
+    run woken. The event is also buffered (once per event id), so a run that reaches its wait
+    later still gets it. Returns the woken runs' ids. Each run is locked before its wait (the
+    engine's order)."""
     keys = {name: str(value) for name, value in correlation.items()}
-    candidates = list(
-        EventWait.objects.filter(status=EventWaitStatus.WAITING, event_type=event_type, correlation__contained_by=keys).values_list(
-            "pk", "run_id"
-        )
-    )
-    woken: list[int] = []
     now = timezone.now()
+    with transaction.atomic():
+        _event_type_lock(event_type)
+        BufferedEvent.objects.bulk_create(
+            [BufferedEvent(event_type=event_type, event_id=event_id, correlation=keys, payload=payload, received_at=now)],
+            ignore_conflicts=True,
+        )
+        candidates = list(
+            EventWait.objects.filter(status=EventWaitStatus.WAITING, event_type=event_type, correlation__contained_by=keys).values_list(
+                "pk", "run_id"
+            )
+        )
+    woken: list[int] = []
     for wait_id, run_id in candidates:
         with transaction.atomic():
             Run.objects.select_for_update().filter(pk=run_id).first()

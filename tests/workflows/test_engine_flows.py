@@ -14,7 +14,7 @@ from django_tenants.utils import schema_context
 from governance.models import AuditEvent
 from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, run_advanced, run_started, run_timeline, version_publish
 from workflows.engine import ConnectorError, runs_claim, runs_reap, timers_fire_due
-from workflows.models import Approval, EventWait, Incident, Run, Timer
+from workflows.models import Approval, BufferedEvent, EventWait, Incident, Run, Timer
 from workflows.operations import (
     IncidentFilter,
     OperationRefused,
@@ -521,3 +521,56 @@ def test_a_loop_back_to_a_connector_step_does_its_effect_again_under_a_new_key(w
         ("tender", "succeeded", 1),
         ("tender", "succeeded", 1),
     ]
+
+
+# --- events that come before the run waits for them ---------------------------------------------------
+
+WAIT_AFTER_HOLD = {
+    "start": "hold",
+    "steps": [
+        {"id": "hold", "kind": "wait_until", "until": "PT1H", "next": "pod"},
+        *WAIT_EVENT["steps"],
+    ],
+}
+
+
+def test_an_event_that_came_before_the_run_reached_its_wait_is_taken_when_it_gets_there(world, fake):
+    definition = definition_published(world.acme, WAIT_AFTER_HOLD)
+    with schema_context(world.acme.schema):  # before the run exists: never this run's event
+        event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-7"}, payload={"old": True}, event_id="before")
+    run = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-7"}))
+    assert run.status == "waiting" and run.current_step == "hold"
+    with schema_context(world.acme.schema):
+        delivered = {"event_type": "tracking.delivered", "correlation": {"shipment": "SHP-7"}, "payload": {"pod": "early"}}
+        assert event_deliver(**delivered, event_id="early") == []  # nobody waits yet: buffered
+        assert event_deliver(**delivered, event_id="early") == []  # a redelivery is buffered once
+        assert BufferedEvent.objects.filter(event_id="early").count() == 1
+    _drain(world, now=timezone.now() + timedelta(hours=2))
+    run = _refresh(world, run)
+    assert run.status == "succeeded" and run_timeline(world.acme, run)[-2][0] == "pod"
+    assert run.context["pod"]["event_id"] == "early" and run.context["pod"]["event"] == {"pod": "early"}
+    with schema_context(world.acme.schema):
+        assert EventWait.objects.get(run=run).status == "matched"
+
+
+def test_a_wait_in_a_loop_does_not_take_the_same_buffered_event_twice(world, fake):
+    looping = copy.deepcopy(WAIT_EVENT)
+    looping["steps"] = [{**step, "next": "again"} if step["id"] == "pod" else step for step in looping["steps"]] + [
+        {"id": "again", "kind": "decision", "cases": [{"when": "context.pod.event.round == 1", "next": "pod"}], "default": "done"}
+    ]
+    definition = definition_published(world.acme, looping)
+    run = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-8"}))
+    with schema_context(world.acme.schema):
+        assert event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-8"}, payload={"round": 1}, event_id="r1") == [
+            run.pk
+        ]
+    _drain(world)
+    run = _refresh(world, run)
+    assert run.status == "waiting" and run.current_step == "pod"  # back at the wait: r1 is not taken again
+    with schema_context(world.acme.schema):
+        assert event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-8"}, payload={"round": 2}, event_id="r2") == [
+            run.pk
+        ]
+    _drain(world)
+    run = _refresh(world, run)
+    assert run.status == "succeeded" and run.context["pod"]["event_id"] == "r2"

@@ -15,6 +15,7 @@ from tests.conftest import signed_in_client
 from tests.workflows.runs_setup import ORDER, definition_published, run_advanced, run_started
 from workflows.models import (
     Approval,
+    BufferedEvent,
     EventWait,
     Incident,
     IncidentStatus,
@@ -271,3 +272,20 @@ def test_the_policy_card_sets_retention_and_says_what_is_wrong(world):
         "Payloads of finished runs are erased after 14 days; the runs are deleted after 180 days."
         in planner.get("/workflows/").content.decode()
     )
+
+
+def test_buffered_events_go_with_the_payload_period_and_are_counted(world):
+    from workflows.waits import event_deliver
+
+    with schema_context(world.acme.schema):
+        for event_id in ("old", "fresh"):
+            event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-1"}, payload={"pod": event_id}, event_id=event_id)
+        BufferedEvent.objects.filter(event_id="old").update(received_at=timezone.now() - timedelta(days=31))
+
+    report = purge(world.acme)
+
+    assert report["buffered_events_deleted"] == 1
+    with schema_context(world.acme.schema):
+        assert list(BufferedEvent.objects.values_list("event_id", flat=True)) == ["fresh"]
+    (audit,) = purge_audits(world.acme)
+    assert audit.data["buffered_events_deleted"] == 1
