@@ -308,22 +308,6 @@ def connections_used(spec: dict[str, Any]) -> set[str]:
     }
 
 
-def _bindings_problems(spec: dict[str, Any], bindings: Any) -> list[DefinitionProblem]:
-    """Each binding maps a connection the spec uses to the tenant's connection for it."""
-    if not isinstance(bindings, dict):
-        return [DefinitionProblem("/connection_bindings", "must be an object mapping connection names to connections")]
-    used = connections_used(spec)
-    problems = []
-    for name, bound in bindings.items():
-        pointer = f"/connection_bindings/{name}"
-        if name not in used:
-            known = ", ".join(sorted(used)) or "none"
-            problems.append(DefinitionProblem(pointer, f"is not a connection this workflow uses (it uses: {known})"))
-        elif not isinstance(bound, str) or not bound.strip():
-            problems.append(DefinitionProblem(pointer, "must name one of your connections"))
-    return problems
-
-
 # Keys that would collide with the workflow pages' own addresses (/workflows/library/, …).
 RESERVED_DEFINITION_KEYS = frozenset({"library", "policy", "new", "edit", "runs", "calendar", "incidents", "approvals"})
 
@@ -356,9 +340,19 @@ def definition_clone(
     _require_visible(template)
     _check_key_and_name(key, name)
     rendered = _render(template_version, parameters)
-    problems = rendered.problems + (_bindings_problems(rendered.spec, connection_bindings) if not rendered.problems else [])
-    if problems:
-        raise DefinitionInvalid(problems)
+    if rendered.problems:
+        raise DefinitionInvalid(rendered.problems)
+    # The editor's check; a clone also refuses bindings for connections the template does not
+    # use (a typo in a wizard is better said than silently dropped).
+    check = connection_bindings_check(spec=rendered.spec, bindings=connection_bindings)
+    known = ", ".join(check.aliases) or "none"
+    unused = [
+        DefinitionProblem(pointer_join(BINDINGS_POINTER, alias), f"is not a connection this workflow uses (it uses: {known})")
+        for alias in check.dropped
+    ]
+    if check.problems or unused:
+        raise DefinitionInvalid(check.problems + unused)
+    connection_bindings = check.bindings
     try:
         with transaction.atomic():
             definition = Definition.objects.create(

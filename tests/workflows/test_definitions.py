@@ -151,7 +151,7 @@ def test_clone_refuses_bindings_for_connections_the_workflow_does_not_use(world,
     with pytest.raises(DefinitionInvalid) as refused:
         _clone(world, order_release, bindings={"acme-tms": "", "sap": "conn-1"})
     assert refused.value.problems == [
-        P("/connection_bindings/acme-tms", "must name one of your connections"),
+        P("/connection_bindings/acme-tms", "must name one of your connections (leave it out to call 'acme-tms' itself)"),
         P("/connection_bindings/sap", "is not a connection this workflow uses (it uses: acme-tms)"),
     ]
 
