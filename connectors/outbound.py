@@ -15,6 +15,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -22,6 +24,7 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from connectors.guards import CircuitPolicy, RateLimit, circuit_admit, circuit_record, rate_wait
 from workflows.engine import ConnectorError
 
 EXCERPT_CHARS = 200
@@ -31,8 +34,8 @@ LOOPBACK_NAMES = ("localhost",)
 class OutboundCallFailed(ConnectorError):
     """A partner call failed; `status` is the HTTP status when there was an answer."""
 
-    def __init__(self, message: str, *, kind: str, status: int | None = None, excerpt: str = ""):
-        super().__init__(message, kind=kind)
+    def __init__(self, message: str, *, kind: str, status: int | None = None, excerpt: str = "", retry_after: float | None = None):
+        super().__init__(message, kind=kind, retry_after=retry_after)
         self.status = status
         self.excerpt = excerpt
 
@@ -60,13 +63,37 @@ def _excerpt(text: str) -> str:
     return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
 
 
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+
+
+# Failures that say the partner is unwell (they count towards opening its circuit); a 4xx says
+# the call was wrong, not the partner.
+CIRCUIT_FAILURES = frozenset({"Timeout", "ConnectionError", "HttpServerError"})
+
+
 class HttpConnectorPort:
     """The engine's `ConnectorPort` over HTTP with a pooled session per process and thread (a
-    Celery prefork child must not reuse sockets its parent opened)."""
+    Celery prefork child must not reuse sockets its parent opened). Every call passes the
+    connection's circuit breaker and rate limit first (`connectors.guards`)."""
 
-    def __init__(self, base_url: str, timeout: float = 10):
+    def __init__(self, base_url: str, timeout: float = 10, circuit: CircuitPolicy | None = None, rate: RateLimit | None = None):
         self.base_url = loopback_url(base_url)
         self.timeout = timeout
+        self.circuit = circuit or CircuitPolicy(probe_seconds=timeout + 5)
+        self.rate = rate or RateLimit(rate=0)
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -79,6 +106,21 @@ class HttpConnectorPort:
         return current
 
     def call(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        probe = circuit_admit(tenant, connection, self.circuit)
+        try:
+            rate_wait(tenant, connection, self.rate)
+            result = self._post(tenant=tenant, connection=connection, action=action, payload=payload, idempotency_key=idempotency_key)
+        except OutboundCallFailed as error:
+            circuit_record(tenant, connection, self.circuit, ok=error.kind not in CIRCUIT_FAILURES, probe=probe)
+            raise
+        except ConnectorError:  # rate limited before calling: says nothing about the partner
+            if probe:
+                circuit_record(tenant, connection, self.circuit, ok=False, probe=True)
+            raise
+        circuit_record(tenant, connection, self.circuit, ok=True, probe=probe)
+        return result
+
+    def _post(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         url = f"{self.base_url}/{quote(connection, safe='')}/{quote(action, safe='')}"
         headers = {"Idempotency-Key": idempotency_key, "X-Baton-Tenant": tenant, "Accept": "application/json"}
         where = f"{connection}/{action}"
@@ -90,12 +132,23 @@ class HttpConnectorPort:
         except requests.RequestException as error:
             raise OutboundCallFailed(f"{where} could not be reached: {type(error).__name__}", kind="ConnectionError") from error
         status, excerpt = response.status_code, _excerpt(response.text)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if status == 429:
+            raise OutboundCallFailed(
+                f"{where} asked to slow down: HTTP 429: {excerpt}",
+                kind="RateLimited",
+                status=status,
+                excerpt=excerpt,
+                retry_after=retry_after,
+            )
         if 400 <= status < 500:
             raise OutboundCallFailed(
                 f"{where} refused the call: HTTP {status}: {excerpt}", kind="HttpClientError", status=status, excerpt=excerpt
             )
         if status >= 500:
-            raise OutboundCallFailed(f"{where} failed: HTTP {status}: {excerpt}", kind="HttpServerError", status=status, excerpt=excerpt)
+            raise OutboundCallFailed(
+                f"{where} failed: HTTP {status}: {excerpt}", kind="HttpServerError", status=status, excerpt=excerpt, retry_after=retry_after
+            )
         if not 200 <= status < 300:
             raise OutboundCallFailed(f"{where} answered HTTP {status}: {excerpt}", kind="BadResponse", status=status, excerpt=excerpt)
         if status == 204:
@@ -117,4 +170,11 @@ class HttpConnectorPort:
 def port_from_settings() -> HttpConnectorPort | None:
     """The HTTP port when `BATON_CONNECTOR_HTTP_URL` is set (refused unless loopback), else None."""
     url = getattr(settings, "BATON_CONNECTOR_HTTP_URL", "")
-    return HttpConnectorPort(url) if url else None
+    if not url:
+        return None
+    circuit = CircuitPolicy(
+        failures_to_open=settings.BATON_CONNECTOR_CIRCUIT_FAILURES,
+        open_seconds=settings.BATON_CONNECTOR_CIRCUIT_OPEN_SECONDS,
+        probe_seconds=15,
+    )
+    return HttpConnectorPort(url, circuit=circuit, rate=RateLimit(rate=settings.BATON_CONNECTOR_RATE, burst=settings.BATON_CONNECTOR_BURST))

@@ -7,6 +7,7 @@ be rolled back use the `db` fixture as usual; tests that need committed writes u
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import pytest
@@ -121,6 +122,19 @@ def _public_schema_first():
     """Each test starts on the public schema, whatever the previous request switched to."""
     connection.set_schema_to_public()  # only sets the search path for the next query; opens nothing
     yield
+
+
+@pytest.fixture(autouse=True)
+def _connector_guards_reset():
+    """Circuit and rate-limit state lives in Redis across processes: each test starts with every
+    connection's circuit closed, whatever an earlier test's failing partner left behind."""
+    yield
+    import redis
+
+    from connectors.guards import guards_forget
+
+    with contextlib.suppress(redis.RedisError):  # a test that stopped Redis: nothing to forget
+        guards_forget()
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ class PartnerRequest:
     status: int | None = None  # the answer's status, once decided
     answered_at: float | None = None  # when the answer was written (None: still waiting, or the caller hung up)
     replayed: bool = False  # a repeated idempotency key: the stored answer, no effect
+    answer_headers: dict[str, str] = field(default_factory=dict)  # extra headers of a scripted answer
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _ScriptedAnswer:
     body: bytes
     content_type: str
     action: str = ""  # only requests for this action (empty: any)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,15 +125,23 @@ class FakePartner:
     # --- scripting -------------------------------------------------------------------------
 
     def answer_next(
-        self, status: int, body: str | bytes | dict[str, Any] = "", *, times: int = 1, content_type: str = "", action: str = ""
+        self,
+        status: int,
+        body: str | bytes | dict[str, Any] = "",
+        *,
+        times: int = 1,
+        content_type: str = "",
+        action: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """The next `times` requests (for `action`, when given) get this answer instead of being performed."""
+        """The next `times` requests (for `action`, when given) get this answer (with `headers`,
+        e.g. Retry-After) instead of being performed."""
         if isinstance(body, dict):
             raw, content_type = json.dumps(body).encode(), content_type or "application/json"
         else:
             raw = body.encode() if isinstance(body, str) else body
         with self._lock:
-            self._script.extend([_ScriptedAnswer(status, raw, content_type or "text/plain", action)] * times)
+            self._script.extend([_ScriptedAnswer(status, raw, content_type or "text/plain", action, dict(headers or {}))] * times)
 
     def fail_next(self, times: int = 1, status: int = 500, action: str = "") -> None:
         """The next `times` requests (for `action`, when given) fail with `status` (500: the partner's own error)."""
@@ -191,7 +201,7 @@ class FakePartner:
         scripted_at = next((i for i, answer in enumerate(self._script) if answer.action in ("", request.action)), None)
         if scripted_at is not None:
             scripted = self._script.pop(scripted_at)
-            request.status = scripted.status
+            request.status, request.answer_headers = scripted.status, scripted.headers
             return scripted.status, scripted.body, scripted.content_type
         scope = (request.tenant, request.idempotency_key)
         if request.idempotency_key and scope in self._answers:
@@ -251,13 +261,15 @@ class _PartnerHandler(BaseHTTPRequestHandler):
         status, answer, content_type, delay = self.owner._receive(request)
         if delay:
             self.owner._closing.wait(delay)
-        if self._write(status, answer, content_type):
+        if self._write(status, answer, content_type, request.answer_headers):
             self.owner._answered(request)
 
-    def _write(self, status: int, body: bytes, content_type: str) -> bool:
+    def _write(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> bool:
         """Send the answer; False when the caller hung up (it was killed, or timed out)."""
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -78,6 +78,8 @@ STEPS_PER_ADVANCE = 200
 DEFAULT_LEASE_SECONDS = 60
 # Retry backoff is capped here unless the step's policy sets `max_backoff_seconds`.
 DEFAULT_MAX_BACKOFF_SECONDS = 3600
+# A partner's Retry-After is honoured up to this (a day); a longer one is taken as a day.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
 # A ready run nobody has claimed for this long gets a new wake-up from the reaper.
 REAP_READY_AFTER_SECONDS = 30
 TIMERS_PER_FIRE = 500
@@ -94,11 +96,14 @@ INCIDENTS_OPENED = Counter("baton_workflow_incidents_opened_total", "Incidents o
 
 class ConnectorError(Exception):
     """A connector call failed. `kind` names the error class a step's retry policy matches in
-    `non_retryable` (default: the exception's class name, so subclasses work too)."""
+    `non_retryable` (default: the exception's class name, so subclasses work too);
+    `retry_after` (seconds) is when the partner said to come back (Retry-After, an open circuit,
+    a rate limit): a retry is not scheduled sooner."""
 
-    def __init__(self, message: str = "", *, kind: str = ""):
+    def __init__(self, message: str = "", *, kind: str = "", retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind or type(self).__name__
+        self.retry_after = retry_after
 
 
 class ConnectorPort(Protocol):
@@ -165,9 +170,10 @@ class StepFailed(Exception):
 class ConnectorStepFailed(StepFailed):
     """A connector call failed: the step's retry policy decides whether it is tried again."""
 
-    def __init__(self, message: str, error_class: str):
+    def __init__(self, message: str, error_class: str, retry_after: float | None = None):
         super().__init__(message)
         self.error_class = error_class
+        self.retry_after = retry_after
 
 
 _CEL = celpy.Environment()
@@ -334,7 +340,7 @@ def _connector(run: Run, step: dict[str, Any], idempotency_key: str, call: Call 
         else:
             result = call.result or {}
     except ConnectorError as error:
-        raise ConnectorStepFailed(f"connector {bound} {step['action']} failed: {error}", error.kind) from error
+        raise ConnectorStepFailed(f"connector {bound} {step['action']} failed: {error}", error.kind, error.retry_after) from error
     return StepResult(
         output=result, next_step=step.get("next"), step_input={"connection": bound, "action": step["action"], "payload": payload}
     )
@@ -793,7 +799,10 @@ def _failed(run: Run, step: dict[str, Any], error: StepFailed, message: str, key
     if failures >= attempts:
         _incident_open(run, step, f"Step '{step['id']}' ({step['kind']}) failed after {failures} attempts: {error}", error_class, key)
         return
-    due_at = timezone.now() + timedelta(seconds=retry_delay(policy, failures))
+    delay = retry_delay(policy, failures)
+    if error.retry_after:  # the partner (or its circuit, or its rate limit) said when: not sooner
+        delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER_SECONDS))
+    due_at = timezone.now() + timedelta(seconds=delay)
     when = due_at.isoformat(timespec="seconds")
     note = f"{message} (attempt {failures} of {attempts}; next attempt at {when})"
     STEP_RETRIES.labels(step["kind"]).inc()

@@ -3,7 +3,7 @@
 from celery.schedules import crontab
 
 from config.embedded import celery_broker_url
-from config.env import env_int, env_str
+from config.env import env_float, env_int, env_str
 
 from .base import REDIS_URL
 
@@ -66,5 +66,11 @@ BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 100)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
+# Per connection, shared by every process (connectors.guards): consecutive failures that open its
+# circuit, how long it stays open before a probe, and a rate limit (calls/s, 0: none; burst).
+BATON_CONNECTOR_CIRCUIT_FAILURES = env_int("BATON_CONNECTOR_CIRCUIT_FAILURES", 5)
+BATON_CONNECTOR_CIRCUIT_OPEN_SECONDS = env_int("BATON_CONNECTOR_CIRCUIT_OPEN_SECONDS", 30)
+BATON_CONNECTOR_RATE = env_float("BATON_CONNECTOR_RATE", 0.0)
+BATON_CONNECTOR_BURST = env_int("BATON_CONNECTOR_BURST", 10)
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -335,7 +335,10 @@ def worker(tmp_path_factory, django_db_setup):
 
 
 @pytest.fixture
-def waiting_run(world, committed):
+def waiting_run(world, committed, monkeypatch):
+    from workflows import runs as runs_module
+
+    monkeypatch.setattr(runs_module, "_wake", lambda schema: None)  # the module's live worker must not take it first
     definition = definition_published(world.acme, APPROVAL_SPEC, key="rate-check-browser")
     run = run_advanced(world.acme, run_started(world.acme, definition, input={"lane": "HAM-MUC"}, business_key="RATE-BROWSER"))
     yield run

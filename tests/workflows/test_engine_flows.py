@@ -348,7 +348,7 @@ def test_signed_approval_links_are_bound_to_the_workspace_and_refuse_tampering(w
         link = approval_link_read(token)
         assert (link.approval_id, link.user_id, link.decision) == (approval.pk, 7, "approved")
         with pytest.raises(OperationRefused, match="not valid"):
-            approval_link_read(token[:-2] + ("A" if token[-1] != "A" else "B") + token[-1])
+            approval_link_read(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1])
         with pytest.raises(OperationRefused, match="expired"):
             approval_link_read(
                 signing.dumps({"s": world.acme.schema, "a": 1, "u": 1, "d": "approved"}, salt="baton.workflows.approval-link"), max_age=-1
