@@ -33,7 +33,7 @@ from workflows.engine import ConnectorError
 
 log = structlog.get_logger("baton.connectors")
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+CLOSED, OPEN, HALF_OPEN, OPENED = "closed", "open", "half_open", "opened"
 KEY_SECONDS = 7 * 24 * 3600  # guard state of a connection nobody calls any more goes away
 
 
@@ -119,7 +119,7 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 if state == 'open' and ARGV[2] == '0' then return state end
 if ARGV[2] == '1' or state == 'half_open' or failures >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', tostring(now), 'probe_until', '0')
-  return 'open'
+  return 'opened'
 end
 redis.call('HSET', KEYS[1], 'state', 'closed')
 return 'closed'
@@ -173,7 +173,8 @@ def circuit_admit(tenant: str, connection: str, policy: CircuitPolicy) -> bool:
 
 
 def circuit_record(tenant: str, connection: str, policy: CircuitPolicy, *, ok: bool, probe: bool) -> str:
-    """Count the call's outcome; returns the circuit's state after it."""
+    """Count the call's outcome; returns the circuit's state after it, `opened` when this
+    failure opened it (or reopened it after a probe)."""
     key = _key("circuit", tenant, connection)
     try:
         if ok:

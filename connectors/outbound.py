@@ -23,8 +23,9 @@ from urllib.parse import quote, urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from prometheus_client import Counter
 
-from connectors.guards import CircuitPolicy, RateLimit, circuit_admit, circuit_record, rate_wait
+from connectors.guards import OPENED, CircuitPolicy, RateLimit, circuit_admit, circuit_record, rate_wait
 from workflows.engine import ConnectorError
 
 EXCERPT_CHARS = 200
@@ -79,6 +80,9 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
+OUTBOUND_CALLS = Counter("baton_connector_calls_total", "Outbound connector calls by result (ok or the error kind)", ["result"])
+CIRCUITS_OPENED = Counter("baton_connector_circuits_opened_total", "Times a connection's circuit opened (or reopened after a failed probe)")
+
 # Failures that say the partner is unwell (they count towards opening its circuit); a 4xx says
 # the call was wrong, not the partner.
 CIRCUIT_FAILURES = frozenset({"Timeout", "ConnectionError", "HttpServerError"})
@@ -106,19 +110,30 @@ class HttpConnectorPort:
         return current
 
     def call(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        probe = circuit_admit(tenant, connection, self.circuit)
+        try:
+            probe = circuit_admit(tenant, connection, self.circuit)
+        except ConnectorError as error:
+            OUTBOUND_CALLS.labels(error.kind).inc()
+            raise
         try:
             rate_wait(tenant, connection, self.rate)
             result = self._post(tenant=tenant, connection=connection, action=action, payload=payload, idempotency_key=idempotency_key)
         except OutboundCallFailed as error:
-            circuit_record(tenant, connection, self.circuit, ok=error.kind not in CIRCUIT_FAILURES, probe=probe)
+            self._record(tenant, connection, ok=error.kind not in CIRCUIT_FAILURES, probe=probe)
+            OUTBOUND_CALLS.labels(error.kind).inc()
             raise
-        except ConnectorError:  # rate limited before calling: says nothing about the partner
+        except ConnectorError as error:  # rate limited before calling: says nothing about the partner
             if probe:
-                circuit_record(tenant, connection, self.circuit, ok=False, probe=True)
+                self._record(tenant, connection, ok=False, probe=True)
+            OUTBOUND_CALLS.labels(error.kind).inc()
             raise
-        circuit_record(tenant, connection, self.circuit, ok=True, probe=probe)
+        self._record(tenant, connection, ok=True, probe=probe)
+        OUTBOUND_CALLS.labels("ok").inc()
         return result
+
+    def _record(self, tenant: str, connection: str, *, ok: bool, probe: bool) -> None:
+        if circuit_record(tenant, connection, self.circuit, ok=ok, probe=probe) == OPENED:
+            CIRCUITS_OPENED.inc()
 
     def _post(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         url = f"{self.base_url}/{quote(connection, safe='')}/{quote(action, safe='')}"

@@ -16,7 +16,7 @@ from redis.retry import Retry
 
 from connectors import guards
 from connectors.guards import CircuitOpen, CircuitPolicy, RateLimit, RateLimited, circuit_admit, circuit_record, circuit_state, rate_take
-from connectors.outbound import HttpConnectorPort, OutboundCallFailed, retry_after_seconds
+from connectors.outbound import CIRCUITS_OPENED, OUTBOUND_CALLS, HttpConnectorPort, OutboundCallFailed, retry_after_seconds
 from tests.fake_partner import fake_partner
 from tests.workflows.runs_setup import ORDER_SPEC, definition_published, run_advanced, run_started
 from workflows.engine import ConnectorError, FakeConnector, connector_port_set
@@ -41,12 +41,13 @@ def _fail(conn: str, times: int, probe: bool = False) -> str:
 def test_the_circuit_opens_after_consecutive_failures_and_refuses_with_the_time_left(conn):
     assert circuit_admit("t_guard", conn, POLICY) is False
     assert _fail(conn, 2) == "closed"
-    assert _fail(conn, 1) == "open"
+    assert _fail(conn, 1) == "opened"
+    assert _fail(conn, 1) == "open"  # already open: not opened again
     with pytest.raises(CircuitOpen) as refused:
         circuit_admit("t_guard", conn, POLICY)
     assert refused.value.kind == "CircuitOpen" and 0 < refused.value.retry_after <= 0.5
     state = circuit_state("t_guard", conn, POLICY)
-    assert (state.state, state.failures) == ("open", 3) and state.retry_at is not None
+    assert (state.state, state.failures) == ("open", 4) and state.retry_at is not None
     assert circuit_state("t_other", conn, POLICY).state == "closed"  # another tenant's circuit is its own
 
 
@@ -71,7 +72,7 @@ def test_a_failed_probe_opens_the_circuit_for_another_period(conn):
     _fail(conn, 3)
     time.sleep(0.55)
     assert circuit_admit("t_guard", conn, POLICY) is True
-    assert _fail(conn, 1, probe=True) == "open"
+    assert _fail(conn, 1, probe=True) == "opened"
     with pytest.raises(CircuitOpen) as refused:
         circuit_admit("t_guard", conn, POLICY)
     assert refused.value.retry_after > 0.3  # a new period, not what was left of the old one
@@ -126,6 +127,7 @@ def test_an_unwell_partner_opens_the_circuit_and_is_not_called_while_it_is_open(
         with pytest.raises(CircuitOpen):
             port.call(tenant="t_guard", connection=conn, action="tender", payload={}, idempotency_key="k-open")
         assert partner.request_count() == 3
+        assert OUTBOUND_CALLS.labels("CircuitOpen")._value.get() >= 1 and CIRCUITS_OPENED._value.get() >= 1
         time.sleep(0.55)
         assert port.call(tenant="t_guard", connection=conn, action="tender", payload={}, idempotency_key="k-probe")["accepted"]
         assert circuit_state("t_guard", conn, POLICY).state == "closed"
