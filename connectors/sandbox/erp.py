@@ -1,0 +1,112 @@
+"""A fake ERP: sales orders to list and read, order confirmations to post, an inventory snapshot."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from connectors.sandbox.base import Answer, Fields, Problem, Route, SandboxRequest, SandboxSystem, utc_now_iso
+
+DECISIONS = ("accepted", "rejected")
+
+
+def _order(number: str, customer: str, city: str, country: str, lines: list[tuple[str, int]], status: str = "open") -> dict[str, Any]:
+    return {
+        "number": number,
+        "status": status,
+        "customer": customer,
+        "ship_to": {"name": customer, "city": city, "country": country},
+        "requested_ship_date": "2025-07-01",
+        "lines": [{"line": index, "sku": sku, "quantity": quantity, "uom": "EA"} for index, (sku, quantity) in enumerate(lines, 1)],
+        "confirmation": None,
+        "updated_at": "2025-06-20T08:00:00Z",
+    }
+
+
+def _seed_orders() -> dict[str, dict[str, Any]]:
+    orders = [
+        _order("SO-1001", "Northwind Retail", "Dallas", "US", [("SKU-PALLET-A", 12), ("SKU-CARTON-B", 40)]),
+        _order("SO-1002", "Contoso Foods", "Chicago", "US", [("SKU-REEFER-C", 6)]),
+        _order("SO-1003", "Fabrikam Parts", "Monterrey", "MX", [("SKU-CARTON-B", 100)]),
+        _order("SO-1004", "Tailspin Outdoor", "Denver", "US", [("SKU-PALLET-A", 3)], status="shipped"),
+    ]
+    return {order["number"]: order for order in orders}
+
+
+class ErpSandbox(SandboxSystem):
+    name = "erp"
+    title = "ERP sandbox (sales orders, confirmations, inventory)"
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.orders = _seed_orders()
+        self.inventory = {"SKU-PALLET-A": 140, "SKU-CARTON-B": 2_300, "SKU-REEFER-C": 48}
+        self._confirmations = 0
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/api/orders", self._orders_listed),
+            Route("GET", r"/api/orders/(?P<number>[^/]+)", self._order_read),
+            Route("POST", r"/api/orders/(?P<number>[^/]+)/confirmations", self._order_confirmed, writes=True),
+            Route("GET", "/api/inventory", self._inventory_read),
+        ]
+
+    def _known(self, number: str) -> dict[str, Any]:
+        if number not in self.orders:
+            raise Problem(404, "order-not-found", "Order not found", f"the ERP has no order {number}")
+        return self.orders[number]
+
+    def _orders_listed(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """`?status=open&limit=2&offset=0`: newest numbers last, like a paged ERP export."""
+        status = request.query.get("status", "")
+        try:
+            limit = int(request.query.get("limit", "50"))
+            offset = int(request.query.get("offset", "0"))
+        except ValueError as error:
+            raise Problem(400, "invalid-query", "Invalid query", "limit and offset must be whole numbers") from error
+        if limit < 1 or offset < 0:
+            raise Problem(400, "invalid-query", "Invalid query", "limit must be at least 1 and offset at least 0")
+        chosen = [order for order in self.orders.values() if not status or order["status"] == status]
+        page = chosen[offset : offset + limit]
+        following = offset + limit if offset + limit < len(chosen) else None
+        return Answer(200, {"orders": copy.deepcopy(page), "count": len(chosen), "next_offset": following})
+
+    def _order_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        return Answer(200, copy.deepcopy(self._known(match["number"])))
+
+    def _order_confirmed(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        order = self._known(match["number"])
+        fields = Fields(request.body)
+        decision = fields.text("decision", choices=DECISIONS)
+        reference = fields.text("reference", required=False)
+        note = fields.text("note", required=False)
+        fields.check()
+        if order["confirmation"] is not None:
+            earlier = order["confirmation"]
+            raise Problem(
+                409,
+                "order-already-confirmed",
+                "Order already confirmed",
+                f"order {order['number']} was already {earlier['decision']} ({earlier['confirmation_id']})",
+            )
+        if order["status"] != "open":
+            raise Problem(409, "order-not-open", "Order not open", f"order {order['number']} is {order['status']}, not open")
+        self._confirmations += 1
+        confirmation = {
+            "confirmation_id": f"CNF-{self._confirmations:04d}",
+            "order": order["number"],
+            "decision": decision,
+            "reference": reference,
+            "note": note,
+            "confirmed_at": utc_now_iso(),
+        }
+        order["confirmation"] = confirmation
+        order["status"] = "confirmed" if decision == "accepted" else "rejected"
+        order["updated_at"] = confirmation["confirmed_at"]
+        self.record_effect("order_confirmation", confirmation["confirmation_id"], request.body, request)
+        return Answer(201, copy.deepcopy(confirmation))
+
+    def _inventory_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        items = [{"sku": sku, "on_hand": on_hand, "uom": "EA"} for sku, on_hand in sorted(self.inventory.items())]
+        return Answer(200, {"as_of": utc_now_iso(), "site": "ERP-MAIN", "items": items})
