@@ -1,0 +1,213 @@
+"""Normalization: what a partner sent, as Baton's canonical events.
+
+A canonical event is what workflows listen to (`event_type`, `event_id`, `correlation`,
+`payload`): `shipment.milestone` (a tracking status in Baton's vocabulary beside the raw code),
+`order.received`, `inventory.snapshot`, `document.received`, `invoice.received`, `edi.990` (a
+tender response) and `acknowledgement.received`. Mappers turn one inbound body into any number
+of them:
+
+- `canonical`: the body already is one (the events API's shape);
+- `easypost`: an EasyPost-style tracker event (`object: Event`, `result: Tracker`);
+- `mapping`: a per-connection declarative mapping of JSON paths (`$.data.id`) and literals.
+
+Input that cannot be mapped raises `NormalizationFailed` with the reason and a JSON pointer into
+the body, so the inbox can quarantine it where an operator can read why, fix and replay it.
+Nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from workflows.models import CORRELATION_KEYS
+
+MAPPERS = ("canonical", "easypost", "mapping")
+
+# EasyPost's tracker statuses in Baton's tracking vocabulary (the versioned mapping tables that
+# operators can see and edit arrive with the logistics domain).
+EASYPOST_STATUSES = {
+    "pre_transit": "pending",
+    "in_transit": "in_transit",
+    "out_for_delivery": "out_for_delivery",
+    "delivered": "delivered",
+    "available_for_pickup": "ready_for_pickup",
+    "return_to_sender": "return_to_sender",
+    "failure": "delivery_failed",
+    "cancelled": "cancelled",
+    "error": "unknown",
+    "unknown": "unknown",
+}
+
+
+@dataclass(frozen=True)
+class CanonicalEvent:
+    event_type: str
+    event_id: str
+    correlation: dict[str, str] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_data(self) -> dict[str, Any]:
+        return {"event_type": self.event_type, "event_id": self.event_id, "correlation": self.correlation, "payload": self.payload}
+
+
+class NormalizationFailed(Exception):
+    """The body cannot become canonical events: `reason` in words, `pointer` where (JSON pointer)."""
+
+    def __init__(self, reason: str, pointer: str = ""):
+        super().__init__(f"{pointer}: {reason}" if pointer else reason)
+        self.reason = reason
+        self.pointer = pointer
+
+
+def json_body(body: bytes) -> Any:
+    """The body as JSON, or NormalizationFailed saying where it stops being JSON."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NormalizationFailed(f"the body is not UTF-8 text (byte {error.start})") from error
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NormalizationFailed(f"the body is not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from error
+
+
+def normalize(*, mapper: str, body: bytes, mapping: dict[str, Any] | None = None) -> list[CanonicalEvent]:
+    """The canonical events in `body` according to the connection's `mapper`."""
+    if mapper not in MAPPERS:
+        raise NormalizationFailed(f"unknown mapper '{mapper}'; the connection must use one of {', '.join(MAPPERS)}")
+    document = json_body(body)
+    if not isinstance(document, dict):
+        raise NormalizationFailed("the body must be a JSON object", "")
+    if mapper == "canonical":
+        return [_canonical(document)]
+    if mapper == "easypost":
+        return [_easypost(document)]
+    return [_mapped(document, mapping or {})]
+
+
+def _text(value: Any, pointer: str, what: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise NormalizationFailed(f"{what} must be a non-empty text", pointer)
+    return str(value).strip()
+
+
+def _correlation(value: Any, pointer: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise NormalizationFailed("the correlation must be an object of keys", pointer)
+    unknown = sorted(set(value) - set(CORRELATION_KEYS))
+    if unknown:
+        raise NormalizationFailed(f"'{unknown[0]}' is not a correlation key; use {', '.join(CORRELATION_KEYS)}", f"{pointer}/{unknown[0]}")
+    return {name: _text(item, f"{pointer}/{name}", f"correlation key '{name}'") for name, item in value.items() if item is not None}
+
+
+def _canonical(document: dict[str, Any]) -> CanonicalEvent:
+    payload = document.get("payload", {})
+    if not isinstance(payload, dict):
+        raise NormalizationFailed("the payload must be an object", "/payload")
+    return CanonicalEvent(
+        event_type=_text(document.get("event_type"), "/event_type", "the event type"),
+        event_id=_text(document.get("event_id"), "/event_id", "the event id"),
+        correlation=_correlation(document.get("correlation", {}), "/correlation"),
+        payload=payload,
+    )
+
+
+def _easypost(document: dict[str, Any]) -> CanonicalEvent:
+    """A tracker event: the tracker's current status as one milestone, its latest detail as when and where."""
+    if document.get("object") != "Event":
+        raise NormalizationFailed("an EasyPost-style body has `object: Event`", "/object")
+    tracker = document.get("result")
+    if not isinstance(tracker, dict) or tracker.get("object") != "Tracker":
+        raise NormalizationFailed("the event's result must be a Tracker", "/result")
+    code = _text(tracker.get("tracking_code"), "/result/tracking_code", "the tracking code")
+    raw_status = _text(tracker.get("status"), "/result/status", "the tracker status")
+    details = tracker.get("tracking_details") or []
+    if not isinstance(details, list):
+        raise NormalizationFailed("tracking_details must be a list", "/result/tracking_details")
+    latest = details[-1] if details and isinstance(details[-1], dict) else {}
+    location = latest.get("tracking_location") or {}
+    correlation = {"pro": code}
+    if tracker.get("shipment_id"):
+        correlation["shipment"] = str(tracker["shipment_id"])
+    return CanonicalEvent(
+        event_type="shipment.milestone",
+        event_id=_text(document.get("id"), "/id", "the event id"),
+        correlation=correlation,
+        payload={
+            "code": EASYPOST_STATUSES.get(raw_status, "unknown"),
+            "raw_code": raw_status,
+            "raw_detail": tracker.get("status_detail") or "",
+            "message": latest.get("message") or "",
+            "occurred_at": latest.get("datetime") or tracker.get("updated_at"),
+            "location": {key: location.get(key) for key in ("city", "state", "country", "zip")} if isinstance(location, dict) else {},
+            "estimated_delivery": tracker.get("est_delivery_date"),
+            "signed_by": tracker.get("signed_by"),
+            "carrier": tracker.get("carrier") or "",
+            "tracking_code": code,
+            "source": "easypost",
+        },
+    )
+
+
+_MISSING = object()
+
+
+def path_read(document: Any, path: str) -> Any:
+    """`$.a.b.0.c` in the document (dictionary keys and list indexes only), or _MISSING."""
+    value = document
+    for part in path[2:].split(".") if path != "$" else []:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def _resolve(source: Any, document: Any, pointer: str) -> Any:
+    """A mapping value: a `$.path` read from the body (absent: None), nested objects and lists, or a literal."""
+    if isinstance(source, dict):
+        return {key: _resolve(value, document, f"{pointer}/{key}") for key, value in source.items()}
+    if isinstance(source, list):
+        return [_resolve(value, document, f"{pointer}/{index}") for index, value in enumerate(source)]
+    if isinstance(source, str) and (source == "$" or source.startswith("$.")):
+        value = path_read(document, source)
+        return None if value is _MISSING else value
+    return source
+
+
+def _mapped(document: dict[str, Any], mapping: dict[str, Any]) -> CanonicalEvent:
+    """The connection's mapping: `event_type`, `event_id`, `correlation` and `payload`, each a
+    literal or a `$.path` into the body. A required value the body lacks names the path it read."""
+    if not mapping:
+        raise NormalizationFailed("the connection has no mapping: set one (event_type, event_id, correlation, payload)")
+    values: dict[str, Any] = {}
+    for name in ("event_type", "event_id"):
+        source = mapping.get(name)
+        value = _resolve(source, document, "")
+        if value is None or value == "":
+            where = f"'{source}'" if isinstance(source, str) else "the mapping"
+            raise NormalizationFailed(f"the {name.replace('_', ' ')} comes from {where}, which the body does not have", _pointer_of(source))
+        values[name] = _text(value, _pointer_of(source), f"the {name.replace('_', ' ')}")
+    correlation = _resolve(mapping.get("correlation", {}), document, "")
+    payload = _resolve(mapping.get("payload", "$"), document, "")
+    if not isinstance(payload, dict):
+        raise NormalizationFailed("the mapped payload must be an object", _pointer_of(mapping.get("payload", "$")))
+    return CanonicalEvent(
+        values["event_type"],
+        values["event_id"],
+        _correlation({key: value for key, value in correlation.items() if value is not None}, "/correlation")
+        if isinstance(correlation, dict)
+        else _correlation(correlation, "/correlation"),
+        payload,
+    )
+
+
+def _pointer_of(source: Any) -> str:
+    """`$.data.id` → `/data/id`: where in the body a mapped value was read."""
+    if isinstance(source, str) and source.startswith("$."):
+        return "/" + "/".join(source[2:].split("."))
+    return ""
