@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WITH_SERVICES := $(PY) -m deploy.local.with_services --
 
-.PHONY: run test bench lint typecheck fmt migrate totp clean-var install
+.PHONY: run test bench conformance lint typecheck fmt migrate totp clean-var install
 
 $(STAMP): requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(WITH_SERVICES) $(PY) -m bench.run
+
+# Reads every file under ../shared/samples/ (or BATON_SAMPLES_DIR) in place; report in var/conformance/edi.json.
+conformance: $(STAMP)
+	$(PY) -m connectors.edi.conformance
 
 migrate: $(STAMP)
 	$(WITH_SERVICES) $(PY) manage.py baton_migrate

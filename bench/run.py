@@ -9,6 +9,8 @@ BENCHES = [
     ["bench.schema_clone_scaling", "--tables", "90", "--schemas", "10,300", "--out", "bench/results/schema_clone_scaling.json"],
     # Runs through the process API and Celery workers; BENCH_ENGINE_RUNS (default 100,000) sets the count.
     ["bench.engine"],
+    # No services needed: reads, validates and normalizes 10 MB of generated 214s.
+    ["bench.edi"],
 ]
 
 

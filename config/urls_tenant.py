@@ -7,6 +7,7 @@ from config.urls_common import urlpatterns as common
 urlpatterns = [
     path("", include("portal.urls")),
     path("workflows/", include("workflows.urls")),
+    path("connections/", include("connectors.urls")),
     path("api/v1/", include("portal.api.urls")),
     *common,
 ]

@@ -13,6 +13,8 @@ API_SCOPES = [
     ("workflows:operate", "Pause, resume and cancel runs; retry and restart incidents"),
     ("workflows:approve", "Read and decide workflow approvals"),
     ("events:write", "Send events that wake waiting runs and start event-triggered ones"),
+    ("connections:read", "Read connections (secrets masked)"),
+    ("connections:write", "Create, change and test connections"),
 ]
 
 

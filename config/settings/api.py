@@ -25,6 +25,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStatusEnum": "workflows.models.VersionStatus",
         "IncidentStatusEnum": "workflows.models.IncidentStatus",
         "ApprovalStatusEnum": "workflows.models.ApprovalStatus",
+        "ConnectionKindEnum": "connectors.models.ConnectionKind",
     },
 }
 # Requests per minute per API key (or per user), by the tenant's plan.

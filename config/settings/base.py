@@ -122,3 +122,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Baton <no-reply@baton.localh
 ANYMAIL = {"IGNORE_UNSUPPORTED_FEATURES": True}
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+
+# Calls to tenants' connections refuse private, loopback and link-local addresses except these
+# host names and CIDRs (connectors.safety). Development allows loopback, where the sandbox fakes run.
+BATON_OUTBOUND_ALLOW = env_list("BATON_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost" if DJANGO_ENV == "development" else "")

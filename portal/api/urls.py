@@ -7,4 +7,5 @@ urlpatterns = [
     path("audit-events", views.AuditEventList.as_view(), name="api-audit-events"),
     path("audit-events/<int:pk>", views.AuditEventDetail.as_view(), name="api-audit-event"),
     path("", include("workflows.api.urls")),
+    path("", include("connectors.api.urls")),
 ]

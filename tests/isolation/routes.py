@@ -844,3 +844,114 @@ TENANT_ROUTES += [
         "workflows:run",
     ),
 ]
+
+
+# ---------- connections and their credentials (issue 4) ----------
+
+
+def _connection_probe(tenant_world, *, enabled: bool = True) -> tuple[str, str]:
+    """A connection named by the marker, with an API key; the id is its key. Its address is a
+    closed loopback port, so a Test connection is refused at once."""
+    from connectors.services import ConnectionInput, connection_create, connection_disable
+    from tests.processes import free_port
+
+    marker = _marker(tenant_world)
+    key = f"conn-{uuid.uuid4().hex[:10]}"
+    data = ConnectionInput(
+        key=key,
+        name=marker,
+        kind="tms",
+        base_url=f"http://127.0.0.1:{free_port()}",
+        auth_method="api_key",
+        secrets={"key": f"isolation-key-{uuid.uuid4().hex}"},
+        connect_timeout=1,
+        read_timeout=1,
+    )
+    with schema_context(tenant_world.schema):
+        connection = connection_create(data=data, actor=Actor.system("isolation"))
+        if not enabled:
+            connection_disable(connection=connection, actor=Actor.system("isolation"))
+    return key, marker
+
+
+def connection_named(tenant_world, customer_account=None) -> tuple[str, str]:
+    return _connection_probe(tenant_world)
+
+
+def connection_disabled(tenant_world, customer_account=None) -> tuple[str, str]:
+    return _connection_probe(tenant_world, enabled=False)
+
+
+def connection_key_free(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A key no connection has yet (a create's target); nothing carries the marker."""
+    return f"conn-{uuid.uuid4().hex[:10]}", _marker(tenant_world)
+
+
+def connection_state(object_id: str, marker: str) -> Any:
+    """The connection keyed by the id (None while there is none), secrets sealed as stored."""
+    from connectors.models import Connection
+
+    fields = ("name", "base_url", "auth_method", "auth_settings", "credentials", "credential_masks", "enabled", "last_test_at")
+    return Connection.objects.filter(key=object_id).values_list(*fields).first()
+
+
+_CONNECTION_FORM = {
+    "name": "Isolation rename",
+    "kind": "tms",
+    "transport": "https",
+    "base_url": "http://127.0.0.1:9",
+    "health_path": "",
+    "health_method": "GET",
+    "connect_timeout": "1",
+    "read_timeout": "1",
+    "settings": "",
+    "auth_method": "none",
+    "oauth2_client_auth": "basic",
+    "hmac_algorithm": "sha256",
+}
+
+TENANT_ROUTES += [
+    Route("connections list", "/connections/", "page", connection_named),
+    Route("connections list, search", "/connections/?q={id}", "page", connection_named),
+    Route("connections list, a kind", "/connections/?kind=tms&status=enabled", "page", connection_named),
+    Route("connection detail", "/connections/{id}/", "page", connection_named),
+    Route("connection kinds", "/connections/new/", "page", tenant_name),
+    Route("connection new form", "/connections/new/?kind=erp", "page", tenant_name),
+    Route("api connections list", "/api/v1/connections", "api", connection_named, api_scope="connections:read"),
+    Route("api connections search", "/api/v1/connections?search={id}", "api", connection_named, api_scope="connections:read"),
+    Route("api connection detail", "/api/v1/connections/{id}", "api", connection_named, api_scope="connections:read"),
+    _write(
+        "write: connection create",
+        "/connections/new/?kind=tms",
+        "page",
+        connection_key_free,
+        connection_state,
+        {**_CONNECTION_FORM, "key": "{id}"},
+    ),
+    _write("write: connection edit", "/connections/{id}/", "page", connection_named, connection_state, _CONNECTION_FORM),
+    _write("write: connection test", "/connections/{id}/test/", "page", connection_named, connection_state),
+    _write("write: connection disable", "/connections/{id}/disable/", "page", connection_named, connection_state, {"reason": "probe"}),
+    _write("write: connection enable", "/connections/{id}/enable/", "page", connection_disabled, connection_state),
+    _write(
+        "write: api connection create",
+        "/api/v1/connections",
+        "api",
+        connection_key_free,
+        connection_state,
+        {"key": "{id}", "name": "Isolation", "kind": "tms", "base_url": "https://tms.example.com", "auth": {"method": "none"}},
+        "connections:write",
+    ),
+    Route(
+        "write: api connection update",
+        "/api/v1/connections/{id}",
+        "api",
+        connection_named,
+        api_scope="connections:write",
+        method="patch",
+        body={"name": "Isolation rename", "auth": {"method": "api_key", "key": "a-replaced-isolation-key"}},
+        state=connection_state,
+    ),
+    _write(
+        "write: api connection test", "/api/v1/connections/{id}/test", "api", connection_named, connection_state, {}, "connections:write"
+    ),
+]

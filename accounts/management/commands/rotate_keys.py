@@ -7,11 +7,12 @@ from django.core.management.base import BaseCommand
 from django_tenants.utils import schema_context
 
 from accounts.services import mfa_secrets_rotate
+from connectors.services import connection_credentials_rotate
 from tenants.models import Tenant, TenantStatus
 
 
 class Command(BaseCommand):
-    help = "Re-encrypt every stored secret (MFA seeds) under the first encryption key."
+    help = "Re-encrypt every stored secret (MFA seeds, connection credentials) under the first encryption key."
 
     def handle(self, *args, **options):
         schemas = [
@@ -25,6 +26,8 @@ class Command(BaseCommand):
         for index, schema in enumerate(schemas, 1):
             with schema_context(schema):
                 count = mfa_secrets_rotate()
+                if schema != "public":  # connections live in tenant schemas only
+                    count += connection_credentials_rotate()
             total += count
             self.stdout.write(f"[{index}/{len(schemas)}] {schema}: {count} secrets re-encrypted")
         self.stdout.write(self.style.SUCCESS(f"done: {total} secrets in {len(schemas)} schemas"))

@@ -1,0 +1,201 @@
+"""The connections API: list and create, read and change one, test it. Each view translates the
+request into one selector or service call; secrets go in, masks come out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.api.authentication import ApiKeyPrincipal
+from connectors.api.permissions import CanRead, CanWrite
+from connectors.api.serializers import (
+    ConnectionCreateSerializer,
+    ConnectionProblemSerializer,
+    ConnectionSerializer,
+    ConnectionTestResultSerializer,
+    ConnectionUpdateSerializer,
+)
+from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS
+from connectors.models import Connection, ConnectionKind
+from connectors.selectors import connection_by_key, connection_input, connections_list
+from connectors.services import (
+    KIND_DEFAULTS,
+    ConnectionInput,
+    ConnectionInvalid,
+    ConnectionProblem,
+    connection_create,
+    connection_disable,
+    connection_enable,
+    connection_test,
+    connection_update,
+)
+from governance.services import Actor
+
+
+class ConnectionRequestInvalid(exceptions.APIException):
+    """422 problem+json listing every problem as {pointer, reason} (see config.problems)."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "The connection cannot be saved as given."
+    default_code = "unprocessable"
+    problem_type = "connection-invalid"
+
+    def __init__(self, problems: list[ConnectionProblem]):
+        first = problems[0] if problems else None
+        count = len(problems)
+        summary = f"{count} problem{'s' if count != 1 else ''}" + (f", first: {first.pointer or '/'} {first.reason}" if first else "")
+        super().__init__(detail=summary + ".")
+        self.problem_errors = [{"pointer": problem.pointer, "reason": problem.reason} for problem in problems]
+
+
+def _serializer_problems(errors: Any, pointer: str = "") -> list[ConnectionProblem]:
+    if isinstance(errors, dict):
+        return [problem for name, inner in errors.items() for problem in _serializer_problems(inner, f"{pointer}/{name}")]
+    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
+        return [ConnectionProblem(pointer, str(message)) for message in errors]
+    if isinstance(errors, list):
+        return [problem for index, inner in enumerate(errors) for problem in _serializer_problems(inner, f"{pointer}/{index}")]
+    return [ConnectionProblem(pointer, str(errors))]
+
+
+def _actor(request) -> Any:
+    user = request.user
+    if isinstance(user, ApiKeyPrincipal):
+        return Actor(email=user.email, kind="api_key")
+    return user
+
+
+def _connection_or_404(key: str) -> Connection:
+    connection = connection_by_key(key=key)
+    if connection is None:
+        raise exceptions.NotFound(f"There is no connection '{key}' in this workspace.")
+    return connection
+
+
+def _merged(current: ConnectionInput, body: dict[str, Any]) -> ConnectionInput:
+    """`current` with what the request sent; `auth` replaces the method's fields it names."""
+    for name in (
+        "name",
+        "kind",
+        "transport",
+        "base_url",
+        "health_path",
+        "health_method",
+        "connect_timeout",
+        "read_timeout",
+        "settings",
+    ):
+        if name in body:
+            setattr(current, name, body[name])
+    auth = body.get("auth")
+    if auth is not None:
+        method = auth["method"]
+        kept = current.auth_settings if method == current.auth_method else {}
+        current.auth_method = method
+        current.auth_settings = {name: auth.get(name, kept.get(name, "")) for name in AUTH_SETTINGS[method]}
+        current.secrets = {name: auth[name] for name in AUTH_SECRETS[method] if auth.get(name)}
+    return current
+
+
+_PROBLEMS = {
+    403: OpenApiResponse(ConnectionProblemSerializer, description="Missing scope or role."),
+    404: OpenApiResponse(ConnectionProblemSerializer, description="Not in this workspace."),
+    422: OpenApiResponse(ConnectionProblemSerializer, description="Every problem, as `errors: [{pointer, reason}]`."),
+}
+
+
+class ConnectionListCreate(generics.ListAPIView):
+    """This workspace's connections; POST adds one."""
+
+    serializer_class = ConnectionSerializer
+
+    def get_permissions(self):
+        return [CanWrite()] if self.request.method == "POST" else [CanRead()]
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return connections_list(query=params.get("search", ""), kind=params.get("kind", ""), status=params.get("status", ""))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("search", OpenApiTypes.STR, description="Matches the name, key or address."),
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=list(ConnectionKind.values)),
+            OpenApiParameter("status", OpenApiTypes.STR, enum=["enabled", "disabled"]),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=ConnectionCreateSerializer, responses={201: ConnectionSerializer, 403: _PROBLEMS[403], 422: _PROBLEMS[422]})
+    def post(self, request):
+        form = ConnectionCreateSerializer(data=request.data)
+        if not form.is_valid():
+            raise ConnectionRequestInvalid(_serializer_problems(form.errors))
+        body = form.validated_data
+        defaults = KIND_DEFAULTS[body["kind"]]
+        start = ConnectionInput(
+            key=body["key"],
+            name=body["name"],
+            kind=body["kind"],
+            base_url=body["base_url"],
+            transport=body.get("transport", defaults.transport),
+            auth_method=defaults.auth_method,
+            health_path=body.get("health_path", defaults.health_path),
+            auth_settings=dict(defaults.auth_settings),
+        )
+        try:
+            connection = connection_create(data=_merged(start, body), actor=_actor(request))
+        except ConnectionInvalid as error:
+            raise ConnectionRequestInvalid(error.problems) from error
+        headers = {"Location": f"/api/v1/connections/{connection.key}"}
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED, headers=headers)
+
+
+class ConnectionDetail(APIView):
+    """One connection; PATCH changes the fields sent (secrets left out are kept)."""
+
+    def get_permissions(self):
+        return [CanWrite()] if self.request.method == "PATCH" else [CanRead()]
+
+    @extend_schema(responses={200: ConnectionSerializer, 403: _PROBLEMS[403], 404: _PROBLEMS[404]})
+    def get(self, request, key: str):
+        return Response(ConnectionSerializer(_connection_or_404(key)).data)
+
+    @extend_schema(request=ConnectionUpdateSerializer, responses={200: ConnectionSerializer, **_PROBLEMS})
+    def patch(self, request, key: str):
+        connection = _connection_or_404(key)
+        form = ConnectionUpdateSerializer(data=request.data)
+        if not form.is_valid():
+            raise ConnectionRequestInvalid(_serializer_problems(form.errors))
+        body = form.validated_data
+        actor = _actor(request)
+        if set(body) - {"enabled"}:
+            try:
+                connection = connection_update(connection=connection, data=_merged(connection_input(connection), body), actor=actor)
+            except ConnectionInvalid as error:
+                raise ConnectionRequestInvalid(error.problems) from error
+        if body.get("enabled") is False:
+            connection = connection_disable(connection=connection, actor=actor)
+        elif body.get("enabled") is True:
+            connection = connection_enable(connection=connection, actor=actor)
+        return Response(ConnectionSerializer(connection).data)
+
+
+class ConnectionTest(APIView):
+    """Call the partner once with the stored credentials and say what happened."""
+
+    permission_classes = [CanWrite]
+
+    @extend_schema(
+        operation_id="connection_test",
+        request=None,
+        responses={200: ConnectionTestResultSerializer, 403: _PROBLEMS[403], 404: _PROBLEMS[404]},
+    )
+    def post(self, request, key: str):
+        result = connection_test(connection=_connection_or_404(key), actor=_actor(request))
+        return Response(ConnectionTestResultSerializer(result).data)

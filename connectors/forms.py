@@ -1,0 +1,223 @@
+"""The connection form: one set of fields per auth method (the page shows the chosen method's),
+mapped to and from `ConnectionInput`; secrets are never rendered back into their inputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
+from connectors.models import AuthMethod, ConnectionKind, HealthMethod, Transport
+from connectors.services import KIND_DEFAULTS, ConnectionInput, ConnectionProblem
+
+# Form field of each auth method's setting or secret (the service names them within the method).
+AUTH_FIELDS: dict[str, dict[str, str]] = {
+    AuthMethod.NONE: {},
+    AuthMethod.API_KEY: {"header": "api_key_header", "key": "api_key"},
+    AuthMethod.BASIC: {"username": "basic_username", "password": "basic_password"},
+    AuthMethod.OAUTH2: {
+        "token_url": "oauth2_token_url",
+        "client_id": "oauth2_client_id",
+        "client_secret": "oauth2_client_secret",
+        "scope": "oauth2_scope",
+        "audience": "oauth2_audience",
+        "client_auth": "oauth2_client_auth",
+    },
+    AuthMethod.HMAC: {"header": "hmac_header", "algorithm": "hmac_algorithm", "secret": "hmac_secret"},
+}
+# Fields an auth method cannot do without (secrets only until one is stored).
+_NEEDED = {"key", "password", "client_secret", "secret", "username", "token_url", "client_id"}
+_PLAIN_POINTERS = {
+    "/name": "name",
+    "/key": "key",
+    "/kind": "kind",
+    "/transport": "transport",
+    "/base_url": "base_url",
+    "/health_path": "health_path",
+    "/health_method": "health_method",
+    "/connect_timeout": "connect_timeout",
+    "/read_timeout": "read_timeout",
+    "/auth/method": "auth_method",
+}
+
+
+def _secret_input() -> forms.PasswordInput:
+    return forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"})
+
+
+def _text(**attrs: str) -> forms.TextInput:
+    return forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", **attrs})
+
+
+class ConnectionForm(forms.Form):
+    use_required_attribute = False  # the other auth methods' inputs are hidden: the browser must not insist on them
+
+    name = forms.CharField(max_length=120, help_text="What people call it, e.g. “Acme TMS (production)”.")
+    key = forms.CharField(
+        max_length=80,
+        help_text="How workflows name it: lowercase letters, digits, '-' and '_'. It cannot change later.",
+        widget=_text(),
+    )
+    kind = forms.ChoiceField(choices=ConnectionKind.choices)
+    transport = forms.ChoiceField(choices=Transport.choices)
+    base_url = forms.CharField(label="Base URL", max_length=500, widget=_text(inputmode="url"))
+    health_path = forms.CharField(
+        label="Health path",
+        max_length=200,
+        required=False,
+        help_text="What “Test connection” requests, under the base URL (e.g. /health). Empty: the base URL itself.",
+        widget=_text(placeholder="/health"),
+    )
+    health_method = forms.ChoiceField(label="Test with", choices=HealthMethod.choices)
+    connect_timeout = forms.FloatField(label="Connect timeout (seconds)", min_value=0.1, max_value=60)
+    read_timeout = forms.FloatField(label="Read timeout (seconds)", min_value=0.1, max_value=300)
+    settings = forms.CharField(
+        label="Other settings (JSON)",
+        required=False,
+        help_text="Non-secret options as a JSON object. Stored in plain text: secrets go in the auth fields.",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "code-input", "spellcheck": "false", "autocapitalize": "off"}),
+    )
+    auth_method = forms.ChoiceField(label="Auth method", choices=AuthMethod.choices)
+
+    api_key_header = forms.CharField(label="Header", max_length=100, required=False, widget=_text(placeholder="X-Api-Key"))
+    api_key = forms.CharField(label="API key", max_length=4096, required=False, widget=_secret_input())
+    basic_username = forms.CharField(label="User name", max_length=500, required=False, widget=_text())
+    basic_password = forms.CharField(label="Password", max_length=4096, required=False, widget=_secret_input())
+    oauth2_token_url = forms.CharField(label="Token URL", max_length=500, required=False, widget=_text(inputmode="url"))
+    oauth2_client_id = forms.CharField(label="Client id", max_length=500, required=False, widget=_text())
+    oauth2_client_secret = forms.CharField(label="Client secret", max_length=4096, required=False, widget=_secret_input())
+    oauth2_scope = forms.CharField(label="Scope", max_length=500, required=False, widget=_text())
+    oauth2_audience = forms.CharField(label="Audience", max_length=500, required=False, widget=_text())
+    oauth2_client_auth = forms.ChoiceField(
+        label="Send the client id and secret",
+        choices=[("basic", "In an Authorization: Basic header"), ("body", "In the form body")],
+        required=False,
+    )
+    hmac_header = forms.CharField(label="Header", max_length=100, required=False, widget=_text(placeholder="X-Baton-Signature"))
+    hmac_algorithm = forms.ChoiceField(label="Algorithm", choices=[(name, name.upper()) for name in HMAC_ALGORITHMS], required=False)
+    hmac_secret = forms.CharField(label="Signing secret", max_length=4096, required=False, widget=_secret_input())
+
+    def __init__(self, *args: Any, editing: bool = False, masks: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.editing = editing
+        masks = masks or {}
+        if editing:
+            del self.fields["key"]
+        chosen = (self.data.get("auth_method") if self.is_bound else None) or self.initial.get("auth_method", "")
+        for method, fields in AUTH_FIELDS.items():
+            for name, field_name in fields.items():
+                field = self.fields[field_name]
+                stored = masks.get(name, "") if method == chosen or not self.is_bound else ""
+                if name in AUTH_SECRETS[method] and stored:
+                    field.help_text = f"Stored: {stored}. Leave empty to keep it; type a new one to replace it."
+                # Shown without "(optional)" when the method needs it; checked only for the chosen method.
+                field.required = name in _NEEDED and not stored and (method == chosen or not self.is_bound)
+
+    def full_clean(self) -> None:
+        """Leave "required" to the service, which checks everything at once and knows which fields
+        the chosen auth method needs; the flags stay as they were for rendering."""
+        required = {name: field.required for name, field in self.fields.items()}
+        for field in self.fields.values():
+            field.required = False
+        try:
+            super().full_clean()
+        finally:
+            for name, flag in required.items():
+                self.fields[name].required = flag
+
+    def auth_groups(self) -> list[tuple[str, str, list[forms.BoundField]]]:
+        """(method, label, its fields) for each method that has fields, in the choices' order."""
+        return [
+            (method, AuthMethod(method).label, [self[name] for name in fields.values()]) for method, fields in AUTH_FIELDS.items() if fields
+        ]
+
+    def clean_settings(self) -> dict[str, Any]:
+        text = self.cleaned_data.get("settings", "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Write a JSON object, like {"account": "ACME01"}.')
+        return value
+
+    def connection_input(self, key: str) -> ConnectionInput:
+        data = self.cleaned_data
+        method = data["auth_method"] or AuthMethod.NONE
+        fields = AUTH_FIELDS.get(method, {})
+        timeouts = {name: data[name] for name in ("connect_timeout", "read_timeout") if data.get(name) is not None}
+        return ConnectionInput(
+            key=data.get("key", key),
+            name=data["name"],
+            kind=data["kind"],
+            transport=data["transport"],
+            base_url=data["base_url"],
+            health_path=data["health_path"],
+            health_method=data["health_method"] or HealthMethod.GET,
+            settings=data["settings"],
+            auth_method=method,
+            **timeouts,
+            auth_settings={name: data.get(fields[name], "") or "" for name in AUTH_SETTINGS[method]},
+            secrets={name: data.get(fields[name], "") or "" for name in AUTH_SECRETS[method]},
+        )
+
+    def add_problems(self, problems: list[ConnectionProblem], method: str) -> None:
+        """Each problem from the service next to the input it concerns."""
+        for problem in problems:
+            field = _PLAIN_POINTERS.get(problem.pointer)
+            if problem.pointer.startswith("/auth/") and field is None:
+                field = AUTH_FIELDS.get(method, {}).get(problem.pointer.removeprefix("/auth/"))
+            if problem.pointer.startswith("/settings"):
+                name = problem.pointer.removeprefix("/settings").lstrip("/")
+                self.add_error("settings", f"“{name}” {problem.reason}." if name else f"{problem.reason.capitalize()}.")
+                continue
+            if field is not None and field in self.fields:
+                reason = "This field is required" if problem.reason == "is required" else problem.reason[0].upper() + problem.reason[1:]
+                self.add_error(field, reason + ".")
+            else:
+                self.add_error(None, f"{problem.pointer}: {problem.reason}.")
+
+
+def _seconds(value: float) -> float | int:
+    """5 rather than 5.0 in the input."""
+    return int(value) if float(value).is_integer() else value
+
+
+def form_initial(connection_input: ConnectionInput) -> dict[str, Any]:
+    """The form's initial values for a connection (secrets are never put back in an input)."""
+    initial: dict[str, Any] = {
+        "name": connection_input.name,
+        "key": connection_input.key,
+        "kind": connection_input.kind,
+        "transport": connection_input.transport,
+        "base_url": connection_input.base_url,
+        "health_path": connection_input.health_path,
+        "health_method": connection_input.health_method,
+        "connect_timeout": _seconds(connection_input.connect_timeout),
+        "read_timeout": _seconds(connection_input.read_timeout),
+        "settings": json.dumps(connection_input.settings, indent=2) if connection_input.settings else "",
+        "auth_method": connection_input.auth_method,
+    }
+    fields = AUTH_FIELDS[connection_input.auth_method]
+    initial |= {fields[name]: value for name, value in connection_input.auth_settings.items() if name in fields}
+    return initial
+
+
+def kind_initial(kind: str) -> dict[str, Any]:
+    """What a new connection of `kind` starts with."""
+    defaults = KIND_DEFAULTS[kind]
+    start = ConnectionInput(
+        key="",
+        name="",
+        kind=kind,
+        base_url="",
+        transport=defaults.transport,
+        auth_method=defaults.auth_method,
+        health_path=defaults.health_path,
+        auth_settings=dict(defaults.auth_settings),
+    )
+    return form_initial(start) | {"oauth2_client_auth": CLIENT_AUTH[0], "hmac_algorithm": HMAC_ALGORITHMS[0]}
