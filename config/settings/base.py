@@ -125,4 +125,6 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 
 # Calls to tenants' connections refuse private, loopback and link-local addresses except these
 # host names and CIDRs (connectors.safety). Development allows loopback, where the sandbox fakes run.
+# The largest webhook body /hooks/<connection> takes (bytes); larger ones get a 413.
+BATON_WEBHOOK_MAX_BYTES = env_int("BATON_WEBHOOK_MAX_BYTES", 1024 * 1024)
 BATON_OUTBOUND_ALLOW = env_list("BATON_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost" if DJANGO_ENV == "development" else "")

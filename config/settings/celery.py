@@ -52,6 +52,8 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-fire-schedules": {"task": "workflows.dispatch_schedules", "schedule": 30},
     # Retention: whole runs, then payloads, past each ready tenant's retention periods; daily.
     "workflows-purge-runs": {"task": "workflows.dispatch_purge", "schedule": crontab(hour=3, minute=17)},
+    # The inbox's sweeper: dispatches left behind (a lost task, a broker outage), per ready tenant.
+    "connectors-dispatch-sweep": {"task": "connectors.dispatch_sweep_all", "schedule": 30},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:

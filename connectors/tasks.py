@@ -1,0 +1,29 @@
+"""Thin Celery entry points for the inbox (`connectors.inbox` does the work), on the `connectors` queue.
+
+`dispatch` runs inside one tenant's schema (the `_schema_name` header); a repeated task finds its
+dispatch row gone or locked and does nothing. Beat sends `dispatch_sweep_all`, which fans
+`dispatch_sweep` out to every ready tenant to resend dispatches left behind.
+"""
+
+from celery import shared_task
+
+from tenants.tasks import ready_tenants_send
+
+
+@shared_task(name="connectors.dispatch", acks_late=True)
+def dispatch(event_id: int) -> str:
+    from connectors.inbox import event_dispatch
+
+    return event_dispatch(event_id)
+
+
+@shared_task(name="connectors.dispatch_sweep_all")
+def dispatch_sweep_all() -> list[str]:
+    return ready_tenants_send(dispatch_sweep)
+
+
+@shared_task(name="connectors.dispatch_sweep")
+def dispatch_sweep() -> int:
+    from connectors.inbox import dispatch_sweep as sweep
+
+    return sweep()
