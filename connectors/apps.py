@@ -5,12 +5,14 @@ class ConnectorsConfig(AppConfig):
     name = "connectors"
 
     def ready(self) -> None:
-        """With `BATON_CONNECTOR_HTTP_URL` set, connector steps call it over HTTP in this process
-        (a worker, the web, a command) instead of the engine's in-process fake."""
-        from connectors.outbound import port_from_settings
+        """Connector steps in this process (a worker, the web, a command) call tenants'
+        connections; a name without one goes to the loopback partner at
+        `BATON_CONNECTOR_HTTP_URL`, or else to the engine's in-process fake."""
+        from connectors.outbound import ConnectionPort, port_from_settings
+        from workflows.engine import FakeConnector, connector_port, connector_port_set
 
-        port = port_from_settings()
-        if port is not None:
-            from workflows.engine import connector_port_set
-
-            connector_port_set(port)
+        current = connector_port()
+        base = current.fallback if isinstance(current, ConnectionPort) else current
+        if not isinstance(base, FakeConnector):  # a loopback partner from an earlier start: the setting decides again
+            base = FakeConnector()
+        connector_port_set(port_from_settings(fallback=base))

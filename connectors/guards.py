@@ -213,6 +213,48 @@ def rate_take(tenant: str, connection: str, limit: RateLimit) -> float:
     return float(wait)
 
 
+HEALTH_ERROR_CHARS = 300
+
+
+def health_record(tenant: str, connection: str, *, ok: bool, error: str = "") -> None:
+    """Count a call that reached (or tried to reach) the partner, for the connection's health."""
+    key = _key("health", tenant, connection)
+    now = f"{time.time():.3f}"
+    try:
+        with _redis().pipeline() as pipe:
+            pipe.hincrby(key, "calls", 1)
+            if ok:
+                pipe.hset(key, "last_success_at", now)
+            else:
+                pipe.hincrby(key, "failures", 1)
+                pipe.hset(key, mapping={"last_failure_at": now, "last_error": error[:HEALTH_ERROR_CHARS]})
+            pipe.expire(key, KEY_SECONDS * 4)
+            pipe.execute()
+    except redis.RedisError as error_:
+        log.warning("connection health not recorded", connection=connection, error=str(error_))
+
+
+@dataclass(frozen=True)
+class Health:
+    calls: int = 0
+    failures: int = 0
+    last_success_at: float | None = None
+    last_failure_at: float | None = None
+    last_error: str = ""
+
+
+def connection_health(tenant: str, connection: str) -> Health:
+    """Calls and failures (over the last four weeks of activity), the last success and failure."""
+    raw = {_text(key): _text(value) for key, value in _redis().hgetall(_key("health", tenant, connection)).items()}
+    return Health(
+        calls=int(raw.get("calls", 0)),
+        failures=int(raw.get("failures", 0)),
+        last_success_at=float(raw["last_success_at"]) if raw.get("last_success_at") else None,
+        last_failure_at=float(raw["last_failure_at"]) if raw.get("last_failure_at") else None,
+        last_error=raw.get("last_error", ""),
+    )
+
+
 def guards_forget() -> int:
     """Forget every connection's circuit and rate-limit state under this installation's key
     prefix (tests; an operator's "start afresh"). Returns how many keys went."""

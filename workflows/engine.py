@@ -359,11 +359,22 @@ def _callers() -> ThreadPoolExecutor:
         return _CALLERS[1]
 
 
+def _resolvable(run: Run, step: dict[str, Any]) -> bool:
+    try:
+        _connector_target(run, step)
+    except StepFailed:
+        return False
+    return True
+
+
 def connector_calls(calls: list[tuple[Run, dict[str, Any], str]]) -> dict[str, Call]:
     """Make the connector calls of a round's steps at once (run, step, idempotency key), so a
     round waits for its slowest partner rather than for the sum of them; keyed by idempotency
     key. A step whose payload does not resolve is left out (its step fails the ordinary way)."""
     schema, port = connection.schema_name, connector_port()
+    prepare = getattr(port, "prepare", None)
+    if prepare is not None:  # the port reads what it needs here, on this thread's database connection
+        prepare(schema, {_connector_target(run, step)[0] for run, step, _key in calls if _resolvable(run, step)})
 
     def call(bound: str, action: str, payload: dict[str, Any], key: str) -> Call:
         started_at, clock = timezone.now(), time.perf_counter()

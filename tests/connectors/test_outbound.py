@@ -8,11 +8,11 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django_tenants.utils import schema_context
 
-from connectors.outbound import HttpConnectorPort, OutboundCallFailed, port_from_settings
+from connectors.outbound import ConnectionPort, HttpConnectorPort, OutboundCallFailed, port_from_settings
 from tests.fake_partner import FakePartner, fake_partner
 from tests.processes import free_port
 from tests.workflows.runs_setup import definition_published, run_advanced, run_started, run_timeline
-from workflows.engine import ConnectorError, connector_port, connector_port_set
+from workflows.engine import ConnectorError, FakeConnector, connector_port, connector_port_set
 
 CALL = {"tenant": "t_acme", "connection": "acme-tms", "action": "tender_load", "payload": {"order": "SO-1", "pallets": 3}}
 
@@ -151,27 +151,31 @@ def test_a_url_off_this_machine_is_refused(url, reason):
         HttpConnectorPort(url)
 
 
-def test_the_setting_selects_the_port_and_refuses_other_hosts(settings):
+def test_the_setting_selects_the_fallback_and_refuses_other_hosts(settings):
+    in_process = FakeConnector()
     settings.BATON_CONNECTOR_HTTP_URL = ""
-    assert port_from_settings() is None
+    port = port_from_settings(fallback=in_process)
+    assert isinstance(port, ConnectionPort) and port.fallback is in_process
     settings.BATON_CONNECTOR_HTTP_URL = "http://127.0.0.1:8099/"
-    port = port_from_settings()
-    assert isinstance(port, HttpConnectorPort) and port.base_url == "http://127.0.0.1:8099"
+    port = port_from_settings(fallback=in_process)
+    assert isinstance(port.fallback, HttpConnectorPort) and port.fallback.base_url == "http://127.0.0.1:8099"
     settings.BATON_CONNECTOR_HTTP_URL = "http://192.168.1.20:8099"
     with pytest.raises(ImproperlyConfigured, match="only loopback hosts"):
-        port_from_settings()
+        port_from_settings(fallback=in_process)
 
 
-def test_app_start_installs_the_port_only_when_the_setting_is_set(settings):
+def test_app_start_installs_the_connection_port_over_the_fallback_once(settings):
     config = apps.get_app_config("connectors")
     previous = connector_port()
     try:
         settings.BATON_CONNECTOR_HTTP_URL = ""
         config.ready()
-        assert connector_port() is previous
+        config.ready()  # started twice: still one layer over the in-process fake
+        port = connector_port()
+        assert isinstance(port, ConnectionPort) and isinstance(port.fallback, FakeConnector)
         settings.BATON_CONNECTOR_HTTP_URL = "http://127.0.0.1:8099"
         config.ready()
-        assert isinstance(connector_port(), HttpConnectorPort)
+        assert isinstance(connector_port().fallback, HttpConnectorPort)
     finally:
         connector_port_set(previous)
 
