@@ -8,7 +8,9 @@ of them:
 
 - `canonical`: the body already is one (the events API's shape);
 - `easypost`: an EasyPost-style tracker event (`object: Event`, `result: Tracker`);
-- `mapping`: a per-connection declarative mapping of JSON paths (`$.data.id`) and literals.
+- `mapping`: a per-connection declarative mapping of JSON paths (`$.data.id`) and literals;
+- `x12`: X12 EDI (`connectors.edi`): each accepted set of a supported type becomes events (a 214's
+  milestones, a 990's answer, a 204's tender…); rejected sets are left to the 997.
 
 Input that cannot be mapped raises `NormalizationFailed` with the reason and a JSON pointer into
 the body, so the inbox can quarantine it where an operator can read why, fix and replay it.
@@ -23,7 +25,40 @@ from typing import Any
 
 from workflows.models import CORRELATION_KEYS
 
-MAPPERS = ("canonical", "easypost", "mapping")
+MAPPERS = ("canonical", "easypost", "mapping", "x12")
+
+# X12 214 shipment status codes (AT7-01) in Baton's tracking vocabulary (like EASYPOST_STATUSES,
+# until the logistics domain brings versioned mapping tables).
+X12_STATUSES = {
+    "X3": "arrived_at_pickup",
+    "AF": "picked_up",
+    "CP": "picked_up",
+    "X6": "in_transit",
+    "P1": "in_transit",
+    "X1": "arrived_at_delivery",
+    "AG": "delivery_delayed",
+    "SD": "delivery_delayed",
+    "OO": "out_for_delivery",
+    "D1": "delivered",
+    "CD": "delivered",
+    "A3": "return_to_sender",
+    "AP": "delivery_failed",
+    "CA": "cancelled",
+    "AH": "on_hold",
+}
+# Canonical event types of the other supported sets.
+X12_EVENT_TYPES = {
+    "204": "load.tendered",
+    "990": "edi.990",
+    "210": "invoice.received",
+    "856": "shipment.notice",
+    "940": "warehouse.order",
+    "945": "warehouse.shipped",
+    "943": "stock.transfer_shipped",
+    "944": "stock.transfer_received",
+    "997": "acknowledgement.received",
+    "999": "acknowledgement.received",
+}
 
 # EasyPost's tracker statuses in Baton's tracking vocabulary (the versioned mapping tables that
 # operators can see and edit arrive with the logistics domain).
@@ -77,6 +112,8 @@ def normalize(*, mapper: str, body: bytes, mapping: dict[str, Any] | None = None
     """The canonical events in `body` according to the connection's `mapper`."""
     if mapper not in MAPPERS:
         raise NormalizationFailed(f"unknown mapper '{mapper}'; the connection must use one of {', '.join(MAPPERS)}")
+    if mapper == "x12":
+        return _x12(body)
     document = json_body(body)
     if not isinstance(document, dict):
         raise NormalizationFailed("the body must be a JSON object", "")
@@ -211,3 +248,59 @@ def _pointer_of(source: Any) -> str:
     if isinstance(source, str) and source.startswith("$."):
         return "/" + "/".join(source[2:].split("."))
     return ""
+
+
+def _x12(body: bytes) -> list[CanonicalEvent]:
+    """Events from every accepted set of a supported type; NormalizationFailed naming the first
+    problem (and where) when not one set could be taken."""
+    from connectors.edi import parse
+    from connectors.edi.documents import ShipmentStatus, TenderResponse, to_jsonable
+
+    result = parse(body)
+    if not result.interchanges:
+        first = result.errors[0].describe() if result.errors else "no ISA segment"
+        raise NormalizationFailed(f"this is not an X12 interchange: {first}")
+    senders = {interchange.index: f"{interchange.sender_id}:{interchange.control_number}" for interchange in result.interchanges}
+    events: list[CanonicalEvent] = []
+    for parsed in result.sets:
+        if not parsed.accepted or parsed.document is None:
+            continue
+        source = f"x12:{senders.get(parsed.interchange, '')}:{parsed.group_control_number}:{parsed.control_number}"
+        document = parsed.document
+        if isinstance(document, ShipmentStatus):
+            for index, milestone in enumerate(document.milestones):
+                correlation = {
+                    key: value
+                    for key, value in (
+                        ("shipment", milestone.shipment_id or document.shipment_id),
+                        ("pro", milestone.pro_number or document.pro_number),
+                        ("bol", milestone.bill_of_lading or document.bill_of_lading),
+                        ("po", (milestone.purchase_orders or document.purchase_orders or [""])[0]),
+                    )
+                    if value
+                }
+                payload = {
+                    "code": X12_STATUSES.get(milestone.status_code, "unknown"),
+                    "raw_code": milestone.status_code,
+                    "raw_detail": milestone.status_reason,
+                    "occurred_at": milestone.occurred_at.isoformat() if milestone.occurred_at else None,
+                    "location": {"city": milestone.city, "state": milestone.state, "country": milestone.country},
+                    "position": {"lat": milestone.latitude, "lon": milestone.longitude} if milestone.latitude is not None else None,
+                    "carrier": milestone.scac or document.scac,
+                    "source": "x12 214",
+                }
+                events.append(CanonicalEvent("shipment.milestone", f"{source}:{index + 1}", correlation, payload))
+            continue
+        payload = {"set": parsed.code, **to_jsonable(document)}
+        shipment = getattr(document, "shipment_id", "")
+        correlation = {"shipment": shipment, "order": shipment} if shipment else {}
+        if isinstance(document, TenderResponse):
+            payload["order"] = shipment
+        events.append(CanonicalEvent(X12_EVENT_TYPES.get(parsed.code, f"edi.{parsed.code}"), source, correlation, payload))
+    if not events:
+        problems = [error for parsed in result.sets for error in parsed.errors] + result.errors
+        unsupported = [parsed.code for parsed in result.sets if not parsed.supported]
+        if problems:
+            raise NormalizationFailed(f"no transaction set could be taken: {problems[0].describe()}", problems[0].position.describe())
+        raise NormalizationFailed(f"no supported transaction set in the interchange (found {', '.join(unsupported) or 'none'})")
+    return events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -121,3 +122,32 @@ def test_a_body_that_is_not_a_json_object_says_why(body, reason):
 def test_an_unknown_mapper_is_named():
     with pytest.raises(NormalizationFailed, match="unknown mapper 'csv'"):
         normalize(mapper="csv", body=b"{}")
+
+
+# --- X12 --------------------------------------------------------------------------------------------
+
+
+def test_an_x12_214_becomes_one_milestone_per_status_and_a_990_its_answer():
+    from tests.connectors.edi.fixtures import RESPONSE_990, STATUS_214, envelope
+
+    milestones = normalize(mapper="x12", body=envelope(STATUS_214).encode())
+    assert [event.payload["code"] for event in milestones] == ["arrived_at_pickup", "arrived_at_delivery", "delivery_delayed"]
+    first = milestones[0]
+    assert first.event_type == "shipment.milestone" and first.event_id == "x12:SHIPPERCO:000000101:7001:0001:1"
+    assert first.correlation == {"shipment": "SHIP-1001", "pro": "PRO778899", "bol": "BOL-55", "po": "PO-1"}
+    assert first.payload["raw_code"] == "X3" and first.payload["location"]["city"] == "RUMFORD"
+    assert len({event.event_id for event in milestones}) == 3  # each milestone its own event id
+
+    (answer,) = normalize(mapper="x12", body=envelope(RESPONSE_990, functional_id="GF").encode())
+    assert (answer.event_type, answer.correlation["order"], answer.payload["accepted"]) == ("edi.990", "LOAD-42", False)
+
+
+def test_an_x12_interchange_with_nothing_to_take_says_what_and_where():
+    from tests.connectors.edi.fixtures import STATUS_214, envelope
+
+    broken = re.sub(r"SE\*\d+\*0001~", "SE*99*0001~", envelope(STATUS_214))
+    with pytest.raises(NormalizationFailed) as failed:
+        normalize(mapper="x12", body=broken.encode())
+    assert "no transaction set could be taken" in failed.value.reason and "segment" in failed.value.pointer
+    with pytest.raises(NormalizationFailed, match="not an X12 interchange"):
+        normalize(mapper="x12", body=b'{"event_type": "x"}')
