@@ -22,3 +22,8 @@ def users_filter(*, roles: Iterable[str], query: str = "") -> QuerySet[User]:
 
 def user_for_management(*, user_id: int, roles: Iterable[str]) -> User | None:
     return User.objects.filter(pk=user_id, role__in=list(roles), support_grant_id__isnull=True).first()
+
+
+def users_of_customer_account(customer_account_id: int) -> QuerySet[User]:
+    """The active people of one customer account (who hear about its webhooks and shipments)."""
+    return User.objects.filter(customer_account_id=customer_account_id, is_active=True, support_grant_id__isnull=True).order_by("email")

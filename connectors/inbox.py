@@ -256,8 +256,8 @@ def webhook_receive(*, connection_key: str, body: bytes, headers: Mapping[str, s
 _INSERT = """
 INSERT INTO connectors_inboundevent
     (connection_id, channel, external_id, content_type, headers, body, original_body, received_at, status, canonical, error,
-     error_pointer, replays)
-VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', %s, 'received', '[]'::jsonb, '', '', 0)
+     error_pointer, replays, acknowledgement)
+VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', %s, 'received', '[]'::jsonb, '', '', 0, '')
 ON CONFLICT (connection_id, external_id) WHERE external_id <> '' DO NOTHING
 RETURNING id
 """
@@ -323,7 +323,9 @@ def event_dispatch(event_id: int) -> str:
             event = dispatch.event
             connection = event.connection
             try:
-                canonical = normalize(mapper=connection.inbound_mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
+                # Telemetry excursions are written as Baton events whatever the connection's webhook mapper.
+                mapper = "canonical" if event.channel == "mqtt" else connection.inbound_mapper
+                canonical = normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
             except NormalizationFailed as failed:
                 _quarantine(event, failed.reason, failed.pointer)
                 dispatch.delete()

@@ -63,6 +63,7 @@ class InboundMapper(models.TextChoices):
     CANONICAL = "canonical", "Baton events (event_type, event_id, correlation, payload)"
     EASYPOST = "easypost", "EasyPost-style tracker events"
     MAPPING = "mapping", "A mapping of JSON paths"
+    X12 = "x12", "X12 EDI interchanges"
 
 
 class Connection(models.Model):
@@ -141,6 +142,7 @@ class InboundEvent(models.Model):
     error_pointer = models.CharField(max_length=300, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     replays = models.PositiveIntegerField(default=0)
+    acknowledgement = models.TextField(blank=True, help_text="The 997 answering an X12 interchange.")
 
     class Meta:
         ordering = ["-pk"]
@@ -167,3 +169,194 @@ class EventDispatch(models.Model):
 
     def __str__(self) -> str:
         return f"dispatch of {self.event_id}"
+
+
+# --- MQTT telemetry ---------------------------------------------------------------------------------
+
+
+class TelemetrySubscription(models.Model):
+    """One device family's stream on an MQTT connection: a topic filter (`+` and `#` wildcards)
+    and where each value sits in a message's JSON (`$.a.b` paths; an empty path: not sent). A
+    message may carry any of the values: a position-only or temperature-only message updates just
+    that, one with neither still counts as a ping. The counters say what the listener made of the
+    messages, so a device sending garbage shows up here with the reason."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="telemetry_subscriptions")
+    topic_filter = models.CharField(max_length=250, help_text="MQTT topic filter, e.g. fleet/+/telemetry.")
+    device_path = models.CharField(max_length=200, default="$.device_id", blank=True, help_text="The trailer's or device's id.")
+    device_topic_level = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Which level of the topic (0 first) names the trailer, when the message does not."
+    )
+    shipment_path = models.CharField(max_length=200, default="$.shipment", blank=True)
+    latitude_path = models.CharField(max_length=200, default="$.lat", blank=True)
+    longitude_path = models.CharField(max_length=200, default="$.lon", blank=True)
+    temperature_path = models.CharField(max_length=200, default="$.temperature", blank=True, help_text="Degrees Celsius.")
+    timestamp_path = models.CharField(
+        max_length=200, default="$.ts", blank=True, help_text="ISO 8601 or Unix seconds/milliseconds; absent: when it arrived."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    messages_total = models.PositiveBigIntegerField(default=0)
+    messages_rejected = models.PositiveBigIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    last_rejection = models.TextField(blank=True)
+    last_rejection_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["connection_id", "topic_filter"]
+        constraints = [models.UniqueConstraint(fields=["connection", "topic_filter"], name="telemetry_subscription_once")]
+
+    def __str__(self) -> str:
+        return self.topic_filter
+
+
+class TelemetryAssetKind(models.TextChoices):
+    TRAILER = "trailer", "Trailer or device"
+    SHIPMENT = "shipment", "Shipment"
+
+
+class TelemetryAsset(models.Model):
+    """The latest a subscription knows of one trailer (or of a shipment, when messages name only
+    the shipment): position, temperature, when each was measured, and the last `recent` readings
+    (at most `connectors.telemetry.services.RECENT_READINGS`). No further history is kept: the excursions it raised are
+    in the inbox."""
+
+    subscription = models.ForeignKey(TelemetrySubscription, on_delete=models.CASCADE, related_name="assets")
+    kind = models.CharField(max_length=10, choices=TelemetryAssetKind.choices)
+    key = models.CharField(max_length=120)
+    shipment_ref = models.CharField(max_length=120, blank=True)
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    position_at = models.DateTimeField(null=True, blank=True)
+    temperature = models.FloatField(null=True, blank=True)
+    temperature_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField()
+    last_topic = models.CharField(max_length=250, blank=True)
+    recent = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["kind", "key"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "kind", "key"], name="telemetry_asset_once")]
+        indexes = [models.Index(fields=["shipment_ref", "last_seen_at"], name="telemetry_asset_shipment")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
+
+
+class TelemetryRuleKind(models.TextChoices):
+    TEMPERATURE_RANGE = "temperature_range", "Temperature out of range"
+    NO_PING = "no_ping", "No message for N minutes"
+
+
+class TelemetryRule(models.Model):
+    """A threshold on a subscription's assets; with `asset_key` it applies to that trailer (or
+    shipment) alone and replaces the subscription-wide rule of the same kind for it."""
+
+    subscription = models.ForeignKey(TelemetrySubscription, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=20, choices=TelemetryRuleKind.choices)
+    asset_key = models.CharField(max_length=120, blank=True, help_text="Empty: every asset of the subscription.")
+    temperature_min = models.FloatField(null=True, blank=True)
+    temperature_max = models.FloatField(null=True, blank=True)
+    silence_minutes = models.PositiveIntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["subscription_id", "kind", "asset_key"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "kind", "asset_key"], name="telemetry_rule_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.asset_key or '*'}"
+
+
+class TelemetryExcursion(models.Model):
+    """One trip of a rule by an asset, from the reading that tripped it until one that cleared it.
+    At most one is open per asset and kind, so a rule raises its inbox event once per excursion,
+    however many readings stay out of range."""
+
+    asset = models.ForeignKey(TelemetryAsset, on_delete=models.CASCADE, related_name="excursions")
+    rule = models.ForeignKey(TelemetryRule, on_delete=models.SET_NULL, null=True, blank=True, related_name="excursions")
+    kind = models.CharField(max_length=20, choices=TelemetryRuleKind.choices)
+    started_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    inbound_event = models.ForeignKey(InboundEvent, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "kind"], condition=models.Q(cleared_at__isnull=True), name="telemetry_excursion_open_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.asset_id} from {self.started_at:%Y-%m-%d %H:%M}"
+
+
+# --- customer webhooks (events out) ---------------------------------------------------------------
+
+
+class WebhookEndpoint(models.Model):
+    """Where a customer (or, without one, the tenant itself) wants Baton's events: deliveries are
+    signed with Standard Webhooks using `secrets` (encrypted list, the current one first; the
+    previous keeps signing during a rotation) and retried for a day. An endpoint whose deliveries
+    keep failing is disabled (`disabled_reason`) and its owner told."""
+
+    customer_account = models.ForeignKey(
+        "logistics.CustomerAccount", null=True, blank=True, on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    url = models.CharField(max_length=500)
+    description = models.CharField(max_length=200, blank=True)
+    event_types = models.JSONField(default=list, help_text='Event types, "prefix.*" patterns, or ["*"] for all.')
+    secrets = models.TextField(blank=True)
+    secret_masks = models.JSONField(default=list, blank=True)
+    enabled = models.BooleanField(default=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    created_by_email = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"  # gave up after the retry schedule
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: delivered at most once on purpose (unique per endpoint and
+    event id), at least once in fact (the receiver dedupes on `webhook_id`, the same on every
+    attempt). `next_attempt_at` is when a worker may try (a claim moves it past the call's
+    timeout, so two workers never send it at once)."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    event_type = models.CharField(max_length=120)
+    event_id = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict)
+    webhook_id = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_response = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once")]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"), name="webhook_delivery_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} → {self.endpoint_id}"

@@ -27,3 +27,23 @@ def dispatch_sweep() -> int:
     from connectors.inbox import dispatch_sweep as sweep
 
     return sweep()
+
+
+@shared_task(name="connectors.deliver", acks_late=True)
+def deliver(delivery_id: int) -> str:
+    from connectors.deliveries import delivery_attempt
+
+    return delivery_attempt(delivery_id).status
+
+
+@shared_task(name="connectors.deliveries_due_all")
+def deliveries_due_all() -> list[str]:
+    return ready_tenants_send(deliveries_due)
+
+
+@shared_task(name="connectors.deliveries_due")
+def deliveries_due() -> int:
+    """Inside one tenant's schema: send the deliveries whose (re)try time has come."""
+    from connectors.deliveries import deliveries_due as due
+
+    return due()

@@ -300,14 +300,12 @@ def _decision(run: Run, step: dict[str, Any]) -> StepResult:
     return StepResult(output={"matched": "default", "next": step["default"]}, next_step=step["default"])
 
 
-def _notify(run: Run, step: dict[str, Any]) -> StepResult:
-    output = {
-        "channel": step["channel"],
-        "to_roles": step["to_roles"],
-        "template": step["template"],
-        "delivered": False,
-        "note": "recorded only: delivery arrives with the connectors app",
-    }
+def _notify(run: Run, step: dict[str, Any], idempotency_key: str) -> StepResult:
+    """Queue the notification (`workflows.notify`) and record what went into the queue."""
+    from workflows.notify import notify_queue
+
+    queued = notify_queue(run, step, idempotency_key)
+    output = {"channel": step["channel"], "to_roles": step["to_roles"], "template": step["template"], **queued}
     return StepResult(output=output, next_step=step.get("next"))
 
 
@@ -464,7 +462,7 @@ def _execute(run: Run, step: dict[str, Any], idempotency_key: str, call: Call | 
     if kind == "decision":
         return _decision(run, step)
     if kind == "notify":
-        return _notify(run, step)
+        return _notify(run, step, idempotency_key)
     if kind == "connector":
         return _connector(run, step, idempotency_key, call)
     if kind == "wait_until":

@@ -123,3 +123,11 @@ def approval_announce(approval_id: int) -> int:
     from workflows.approval_mail import approvals_announce
 
     return approvals_announce(approval_id)
+
+
+@shared_task(name="workflows.notify_email")
+def notify_email(run_id: int, step_id: str, key: str) -> int:
+    """Inside one tenant's schema: a `notify` step's email (`workflows.notify`), once per step key."""
+    from workflows.notify import notify_email_send
+
+    return notify_email_send(run_id, step_id, key)

@@ -36,6 +36,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # Exact names win over patterns: mail and housekeeping stay off the engine queue.
     "workflows.approval_announce": {"queue": "default"},
+    "workflows.notify_email": {"queue": "default"},
     "workflows.dispatch_purge": {"queue": "default"},
     "workflows.purge_runs": {"queue": "default"},
     "workflows.*": {"queue": "engine"},
@@ -54,6 +55,8 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-purge-runs": {"task": "workflows.dispatch_purge", "schedule": crontab(hour=3, minute=17)},
     # The inbox's sweeper: dispatches left behind (a lost task, a broker outage), per ready tenant.
     "connectors-dispatch-sweep": {"task": "connectors.dispatch_sweep_all", "schedule": 30},
+    # Customer webhook deliveries whose (re)try time has come, per ready tenant.
+    "connectors-deliveries-due": {"task": "connectors.deliveries_due_all", "schedule": 10},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
@@ -68,6 +71,9 @@ BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 100)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
+# The MQTT telemetry listener's client ids are <prefix>-<schema>-<connection id>: give each
+# installation sharing a broker its own prefix.
+BATON_MQTT_CLIENT_PREFIX = env_str("BATON_MQTT_CLIENT_PREFIX", "baton")
 # Per connection, shared by every process (connectors.guards): consecutive failures that open its
 # circuit, how long it stays open before a probe, and a rate limit (calls/s, 0: none; burst).
 BATON_CONNECTOR_CIRCUIT_FAILURES = env_int("BATON_CONNECTOR_CIRCUIT_FAILURES", 5)

@@ -1,8 +1,9 @@
 """`make run`: all of Baton on one machine, in one terminal.
 
 Embedded PostgreSQL/Redis when DATABASE_URL/REDIS_URL are unset, migrations, demo data, then the
-web server, a Celery worker and Celery beat with prefixed output, and a banner with the URLs and
-demo logins once the web answers /healthz. Ctrl-C (or SIGTERM) stops everything it started.
+web server, a Celery worker, Celery beat and the MQTT listener with prefixed output, and a banner
+with the URLs and demo logins once the web answers /healthz. Ctrl-C (or SIGTERM) stops everything
+it started.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def child_commands(port: int) -> dict[str, list[str]]:
         "web": [python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"],
         "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", "default,engine,connectors,documents", "-c", "2"],
         "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", "var/celerybeat-schedule"],
+        # Tenants' MQTT telemetry; with no broker up it retries quietly (one warning per connection).
+        "mqtt": [python, "manage.py", "mqtt_listen"],
     }
 
 
@@ -171,7 +174,7 @@ def banner(port: int, elapsed: float) -> str:
             f"  TOTP secret for the demo accounts marked TOTP: {demo['totp_secret']}",
             "  (add it to an authenticator app, or run `make totp` for the current code)",
         ]
-    lines += ["", "  Ctrl-C stops web, worker, beat and the embedded services.", "=" * 72, ""]
+    lines += ["", "  Ctrl-C stops web, worker, beat, mqtt and the embedded services.", "=" * 72, ""]
     return "\n".join(lines)
 
 

@@ -150,7 +150,7 @@ def test_a_decision_takes_the_first_matching_case(world, fake):
     assert run.status == "succeeded"
     assert run_timeline(world.acme, run) == [("check", "succeeded", 1), ("hold", "succeeded", 1)]
     assert run.context["check"] == {"matched": "large", "next": "hold"}
-    assert run.context["hold"]["template"] == "large-order" and run.context["hold"]["delivered"] is False
+    assert run.context["hold"]["template"] == "large-order" and run.context["hold"]["queued"] == {"email": True}
     assert fake.effects == []
 
 
