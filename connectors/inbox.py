@@ -35,7 +35,7 @@ from prometheus_client import Counter
 from config.encryption import secret_decrypt, secret_encrypt
 from connectors.auth import secret_mask
 from connectors.models import Connection, EventDispatch, InboundEvent, InboundScheme, InboundStatus
-from connectors.normalize import NormalizationFailed, normalize
+from connectors.normalize import NormalizationFailed, normalize, x12_acknowledgement
 from connectors.signatures import (
     EASYPOST,
     GITHUB,
@@ -325,6 +325,9 @@ def event_dispatch(event_id: int) -> str:
             try:
                 # Telemetry excursions are written as Baton events whatever the connection's webhook mapper.
                 mapper = "canonical" if event.channel == "mqtt" else connection.inbound_mapper
+                if mapper == "x12":  # every interchange is answered, whatever could be taken from it
+                    event.acknowledgement = x12_acknowledgement(event.body.encode())
+                    event.save(update_fields=["acknowledgement"])
                 canonical = normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
             except NormalizationFailed as failed:
                 _quarantine(event, failed.reason, failed.pointer)

@@ -304,3 +304,12 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
             raise NormalizationFailed(f"no transaction set could be taken: {problems[0].describe()}", problems[0].position.describe())
         raise NormalizationFailed(f"no supported transaction set in the interchange (found {', '.join(unsupported) or 'none'})")
     return events
+
+
+def x12_acknowledgement(body: bytes) -> str:
+    """The 997s answering every interchange in `body` (one per interchange with groups), as sent
+    back to the partner: every received set accepted or rejected, with the rejected segments and
+    elements. Empty when there is nothing to acknowledge."""
+    from connectors.edi import acknowledge, parse
+
+    return "".join(ack for ack in (acknowledge(interchange) for interchange in parse(body).interchanges) if ack)

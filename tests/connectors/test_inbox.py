@@ -254,3 +254,26 @@ def test_a_custom_scheme_is_checked_when_it_is_set(world):
         connection_inbound_configure(
             connection=connection, scheme="custom", actor=ADMIN, scheme_settings=copy.deepcopy({"signature_header": "", "algorithm": "md5"})
         )
+
+
+def test_an_x12_interchange_is_acknowledged_and_its_accepted_sets_delivered(world):
+    import re
+
+    from connectors.inbox import inbound_record
+    from tests.connectors.edi.fixtures import RESPONSE_990, envelope
+
+    connection, _secret = _connection(world.acme, mapper="x12")
+    rejected = re.sub(r"SE\*\d+\*0002~", "SE*99*0002~", envelope(RESPONSE_990, RESPONSE_990, functional_id="GF"))
+    with schema_context(world.acme.schema):
+        received = inbound_record(
+            connection=connection,
+            channel="api",
+            external_id="x12:SHIPPERCO:000000101",
+            body=rejected,
+            content_type="application/edi-x12",
+            headers={},
+        )
+        assert event_dispatch(received.event.pk) == "delivered"
+        event = InboundEvent.objects.get(pk=received.event.pk)
+    assert [item["event_type"] for item in event.canonical] == ["edi.990"]  # the second set was rejected: left to the 997
+    assert "ST*997*" in event.acknowledgement and "AK5*R" in event.acknowledgement and "AK5*A" in event.acknowledgement
