@@ -23,6 +23,7 @@ import json
 import ssl
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -32,6 +33,7 @@ from urllib3.exceptions import NameResolutionError
 from config.encryption import secret_decrypt, secret_encrypt
 from connectors.models import AuthMethod
 from connectors.safety import HostUnresolved, OutboundRefused, url_check
+from connectors.signatures import SigningSecret
 
 if TYPE_CHECKING:
     from connectors.models import Connection
@@ -68,6 +70,22 @@ def secret_mask(secret: str) -> str:
 
 def credentials_seal(secrets: dict[str, str]) -> str:
     return secret_encrypt(json.dumps(secrets, sort_keys=True)) if secrets else ""
+
+
+def signing_secrets_seal(secrets: list[SigningSecret]) -> str:
+    """Webhook signing secrets (the current one first, a previous one with its expiry) as one token."""
+    data = [{"value": item.value, "expires_at": item.expires_at.isoformat() if item.expires_at else None} for item in secrets]
+    return secret_encrypt(json.dumps(data)) if data else ""
+
+
+def signing_secrets_open(token: str) -> list[SigningSecret]:
+    """`signing_secrets_seal` undone; `SecretUnreadable` when no configured key opens it."""
+    if not token:
+        return []
+    return [
+        SigningSecret(item["value"], datetime.fromisoformat(item["expires_at"]) if item.get("expires_at") else None)
+        for item in json.loads(secret_decrypt(token))
+    ]
 
 
 def connection_secrets(connection: Connection) -> dict[str, str]:

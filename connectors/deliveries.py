@@ -33,8 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
-from config.encryption import secret_decrypt, secret_encrypt
-from connectors.auth import secret_mask
+from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
 from connectors.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint
 from connectors.safety import OutboundRefused, guarded_session, url_check
 from connectors.signatures import STANDARD_WEBHOOKS, SigningSecret, generate_secret, new_webhook_id
@@ -70,17 +69,11 @@ class Attempt:
 
 
 def _secrets_open(endpoint: WebhookEndpoint) -> list[SigningSecret]:
-    if not endpoint.secrets:
-        return []
-    return [
-        SigningSecret(item["value"], datetime.fromisoformat(item["expires_at"]) if item.get("expires_at") else None)
-        for item in json.loads(secret_decrypt(endpoint.secrets))
-    ]
+    return signing_secrets_open(endpoint.secrets)
 
 
 def _secrets_set(endpoint: WebhookEndpoint, secrets: list[SigningSecret]) -> None:
-    data = [{"value": item.value, "expires_at": item.expires_at.isoformat() if item.expires_at else None} for item in secrets]
-    endpoint.secrets = secret_encrypt(json.dumps(data)) if data else ""
+    endpoint.secrets = signing_secrets_seal(secrets)
     endpoint.secret_masks = [secret_mask(item.value) for item in secrets]
 
 

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -32,8 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
-from config.encryption import secret_decrypt, secret_encrypt
-from connectors.auth import secret_mask
+from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
 from connectors.models import Connection, EventDispatch, InboundEvent, InboundScheme, InboundStatus
 from connectors.normalize import NormalizationFailed, normalize, x12_acknowledgement
 from connectors.signatures import (
@@ -102,17 +101,7 @@ class Received:
 
 
 def _secrets_open(connection: Connection) -> list[SigningSecret]:
-    if not connection.inbound_secrets:
-        return []
-    return [
-        SigningSecret(item["value"], datetime.fromisoformat(item["expires_at"]) if item.get("expires_at") else None)
-        for item in json.loads(secret_decrypt(connection.inbound_secrets))
-    ]
-
-
-def _secrets_seal(secrets: list[SigningSecret]) -> str:
-    data = [{"value": secret.value, "expires_at": secret.expires_at.isoformat() if secret.expires_at else None} for secret in secrets]
-    return secret_encrypt(json.dumps(data)) if data else ""
+    return signing_secrets_open(connection.inbound_secrets)
 
 
 _SCHEMES: dict[str, StandardWebhooks | HmacScheme] = {
@@ -160,7 +149,7 @@ def connection_inbound_configure(
     with transaction.atomic():
         connection.inbound_scheme = scheme
         connection.inbound_scheme_settings = scheme_settings or {}
-        connection.inbound_secrets = _secrets_seal(current)
+        connection.inbound_secrets = signing_secrets_seal(current)
         connection.inbound_secret_masks = [secret_mask(item.value) for item in current]
         if mapper is not None:
             connection.inbound_mapper = mapper

@@ -4,6 +4,7 @@
 #   web        gunicorn (deploy/docker/gunicorn.conf.py) serving config.wsgi
 #   worker     a Celery worker on $CELERY_QUEUES (default: default,engine,connectors,documents)
 #   beat       the Celery scheduler (exactly one per installation)
+#   mqtt       python manage.py mqtt_listen: the MQTT telemetry listener (exactly one per installation)
 #   migrate    python manage.py baton_migrate (public, tenant template, every tenant)
 #   manage     python manage.py <args>, e.g. `manage provision_tenant ...`
 #   healthcheck  the Dockerfile's HEALTHCHECK: GET /healthz for web, nothing for the others
@@ -16,7 +17,7 @@ APP_DIR=/app
 [[ -d "$APP_DIR" ]] && cd "$APP_DIR"
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 healthcheck() {
@@ -52,7 +53,7 @@ command="${1:-web}"
 # container (pids are only unique inside it), on the /tmp emptyDir; the long-running kinds start
 # it empty, so a restarted container counts afresh, as a restarted process would.
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
-if [[ "$command" == web || "$command" == worker || "$command" == beat ]]; then
+if [[ "$command" == web || "$command" == worker || "$command" == beat || "$command" == mqtt ]]; then
   rm -rf "$PROMETHEUS_MULTIPROC_DIR"
 fi
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
@@ -74,6 +75,10 @@ case "$command" in
       --loglevel "${LOG_LEVEL:-INFO}" \
       --schedule "${CELERY_BEAT_SCHEDULE_FILE:-/tmp/celerybeat-schedule}" \
       "$@"
+    ;;
+  mqtt)
+    # Stops on SIGTERM (tini passes it on) after disconnecting from every broker.
+    exec python manage.py mqtt_listen "$@"
     ;;
   migrate)
     exec python manage.py baton_migrate "$@"

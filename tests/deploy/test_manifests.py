@@ -26,7 +26,7 @@ ENTRYPOINT = DOCKER / "entrypoint.sh"
 GUNICORN_CONF = DOCKER / "gunicorn.conf.py"
 NAMESPACE = "baton"
 # What the image's entrypoint must offer (the brief of the deployment, and deploy/README.md).
-PROCESS_COMMANDS = {"web", "worker", "beat", "migrate"}
+PROCESS_COMMANDS = {"web", "worker", "beat", "mqtt", "migrate"}
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_web_is_covered_by_service_ingress_and_disruption_budget():
     assert console_hosts and console_hosts <= hosts, "the console host needs an Ingress rule"
 
 
-def test_configmap_is_a_working_production_configuration():
+def test_configmap_is_a_working_production_configuration(tmp_path):
     """The ConfigMap plus real secrets passes production's checks, and its hosts serve the probes."""
     config = _one("ConfigMap", "baton-config")["data"]
     secrets = {
@@ -292,7 +292,10 @@ def test_configmap_is_a_working_production_configuration():
         "'tenant_allowed': validate_host('acme.' + settings.BATON_TENANT_DOMAIN_SUFFIX, settings.ALLOWED_HOSTS),"
         "'console_allowed': all(validate_host(h, settings.ALLOWED_HOSTS) for h in settings.BATON_CONSOLE_HOSTS)}))"
     )
-    result = _settings_subprocess({**{k: str(v) for k, v in config.items()}, **secrets}, code)
+    # In a pod the entrypoint makes the ConfigMap's PROMETHEUS_MULTIPROC_DIR; counters created at
+    # startup (connectors.outbound) need it to exist, and here nothing makes /tmp/prometheus.
+    multiprocess = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    result = _settings_subprocess({**{k: str(v) for k, v in config.items()}, **secrets, **multiprocess}, code)
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["ssl_redirect"] is True and loaded["proxy_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
@@ -347,12 +350,23 @@ def test_secret_template_holds_placeholders_only():
 # --- processes ----------------------------------------------------------------------------------
 
 
-def test_beat_is_a_single_replica_recreated():
-    beats = [d for d in DEPLOYMENTS if any(c.get("args", [None])[0] == "beat" for c in _containers(d))]
-    assert len(beats) == 1, "exactly one Deployment may run beat"
-    beat = beats[0]
-    assert beat["spec"]["replicas"] == 1
-    assert beat["spec"]["strategy"]["type"] == "Recreate"
+@pytest.mark.parametrize("command", ["beat", "mqtt"])
+def test_singletons_are_a_single_replica_recreated(command):
+    """Two beats send every periodic task twice; two MQTT listeners share client ids and kick each other off."""
+    singletons = [d for d in DEPLOYMENTS if any(c.get("args", [None])[0] == command for c in _containers(d))]
+    assert len(singletons) == 1, f"exactly one Deployment may run {command}"
+    singleton = singletons[0]
+    assert singleton["spec"]["replicas"] == 1
+    assert singleton["spec"]["strategy"]["type"] == "Recreate", "a rolling update would run two for a while"
+
+
+def test_mqtt_runs_the_listener_and_has_time_to_disconnect():
+    entrypoint = ENTRYPOINT.read_text(encoding="utf-8")
+    assert re.search(r"^\s*mqtt\)\s*\n(?:\s*#.*\n)*\s*exec python manage\.py mqtt_listen \"\$@\"", entrypoint, re.MULTILINE)
+    reset = re.search(r'^if \[\[ (.*) \]\]; then\n\s*rm -rf "\$PROMETHEUS_MULTIPROC_DIR"', entrypoint, re.MULTILINE)
+    assert reset and '"$command" == mqtt' in reset.group(1), "a restarted listener must count its metrics afresh"
+    (listener,) = [d for d in DEPLOYMENTS if any(c.get("args", [None])[0] == "mqtt" for c in _containers(d))]
+    assert listener["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 30
 
 
 def test_workers_consume_every_queue_the_code_routes_to():
