@@ -117,7 +117,7 @@ def metrics_token_accepted(authorization: str) -> bool:
 def metrics_exposition(*, engine_gauges: bool = True) -> bytes:
     """The Prometheus text of every process sharing `PROMETHEUS_MULTIPROC_DIR` (web, Celery worker
     children, beat: their counters are files there), or of this process alone when it is unset;
-    plus, for the web, the engine gauges read from the database at scrape time."""
+    plus, for the web, the engine and inbox gauges read from the database at scrape time."""
     multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     if multiprocess_dir:
         registry = CollectorRegistry()
@@ -126,10 +126,12 @@ def metrics_exposition(*, engine_gauges: bool = True) -> bytes:
     else:
         body = generate_latest(REGISTRY)
     if engine_gauges:
+        from connectors.metrics import InboxGaugesCollector
         from workflows.metrics import EngineGaugesCollector
 
         scrape = CollectorRegistry()  # per scrape: the gauges are read now, and only here
         scrape.register(EngineGaugesCollector())
+        scrape.register(InboxGaugesCollector())
         body += generate_latest(scrape)
     return body
 

@@ -1,16 +1,24 @@
 """The connection form: one set of fields per auth method (the page shows the chosen method's),
-mapped to and from `ConnectionInput`; secrets are never rendered back into their inputs."""
+mapped to and from `ConnectionInput`; secrets are never rendered back into their inputs. And the
+inbox's forms: a connection's inbound webhook settings, a secret rotation, the log's filters, a
+quarantined event's fixed body."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import date
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
-from connectors.models import AuthMethod, ConnectionKind, HealthMethod, Transport
+from connectors.inbox import signature_scheme
+from connectors.models import AuthMethod, Connection, ConnectionKind, HealthMethod, InboundMapper, InboundScheme, InboundStatus, Transport
+from connectors.selectors import INBOUND_CHANNELS, InboxFilters
 from connectors.services import KIND_DEFAULTS, ConnectionInput, ConnectionProblem
+from connectors.signatures import HmacScheme, standard_secret_key
 
 # Form field of each auth method's setting or secret (the service names them within the method).
 AUTH_FIELDS: dict[str, dict[str, str]] = {
@@ -221,3 +229,187 @@ def kind_initial(kind: str) -> dict[str, Any]:
         auth_settings=dict(defaults.auth_settings),
     )
     return form_initial(start) | {"oauth2_client_auth": CLIENT_AUTH[0], "hmac_algorithm": HMAC_ALGORITHMS[0]}
+
+
+# --- the inbox ------------------------------------------------------------------------------------
+
+
+def _json_object(text: str, example: str) -> dict[str, Any]:
+    """The text as a JSON object ({} when empty), or a ValidationError saying where it stops being one."""
+    text = text.strip()
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise forms.ValidationError(f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+    if not isinstance(value, dict):
+        raise forms.ValidationError(f"Write a JSON object, like {example}.")
+    return value
+
+
+def _code_area(rows: int) -> forms.Textarea:
+    return forms.Textarea(
+        attrs={"rows": rows, "class": "code-input", "spellcheck": "false", "autocapitalize": "off", "autocomplete": "off"}
+    )
+
+
+CUSTOM_SCHEME_FIELDS = tuple(field.name for field in dataclasses.fields(HmacScheme) if field.name != "name")
+CUSTOM_SCHEME_EXAMPLE = '{"signature_header": "X-Partner-Signature", "algorithm": "sha256", "encoding": "hex", "prefix": "sha256="}'
+MAPPING_EXAMPLE = '{"event_type": "shipment.milestone", "event_id": "$.id", "correlation": {"pro": "$.data.pro"}, "payload": "$.data"}'
+
+
+class InboundSettingsForm(forms.Form):
+    """How a connection takes webhooks: the signature scheme (a custom one as JSON), the mapper and
+    its mapping, and optionally the partner's own signing secret."""
+
+    use_required_attribute = False
+
+    scheme = forms.ChoiceField(
+        label="Signature scheme",
+        choices=[("", "No webhooks"), *InboundScheme.choices],
+        required=False,
+        help_text="How the partner signs what it sends. “No webhooks” closes the endpoint.",
+    )
+    scheme_settings = forms.CharField(
+        label="Custom scheme (JSON)",
+        required=False,
+        widget=_code_area(5),
+        help_text="For “Custom HMAC” only: " + ", ".join(CUSTOM_SCHEME_FIELDS) + ". signature_header is required.",
+    )
+    mapper = forms.ChoiceField(label="Turn bodies into events with", choices=InboundMapper.choices)
+    mapping = forms.CharField(
+        label="Mapping (JSON)",
+        required=False,
+        widget=_code_area(6),
+        help_text="For “A mapping of JSON paths”: event_type, event_id, correlation and payload, each a literal or a $.path into the body.",
+    )
+    secret = forms.CharField(
+        label="The partner's signing secret",
+        required=False,
+        max_length=4096,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}),
+        help_text="Only when the partner gives you the secret (Shopify, Stripe, GitHub apps…); it becomes the current one and the "
+        "previous one keeps working for 24 hours. Leave empty: Baton generates the secret and shows it once.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["scheme_settings"].widget.attrs["placeholder"] = CUSTOM_SCHEME_EXAMPLE
+        self.fields["mapping"].widget.attrs["placeholder"] = MAPPING_EXAMPLE
+
+    @classmethod
+    def for_connection(cls, connection: Connection) -> InboundSettingsForm:
+        return cls(
+            initial={
+                "scheme": connection.inbound_scheme,
+                "scheme_settings": json.dumps(connection.inbound_scheme_settings, indent=2) if connection.inbound_scheme_settings else "",
+                "mapper": connection.inbound_mapper,
+                "mapping": json.dumps(connection.inbound_mapping, indent=2) if connection.inbound_mapping else "",
+            }
+        )
+
+    def clean_scheme_settings(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data.get("scheme_settings", ""), '{"signature_header": "X-Signature"}')
+
+    def clean_mapping(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data.get("mapping", ""), '{"event_type": "order.received", "event_id": "$.id"}')
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        scheme = data.get("scheme", "")
+        if scheme == InboundScheme.CUSTOM and "scheme_settings" in data:
+            settings = data["scheme_settings"]
+            unknown = sorted(set(settings) - set(CUSTOM_SCHEME_FIELDS))
+            if unknown:
+                self.add_error(
+                    "scheme_settings", f"“{unknown[0]}” is not a field of a custom scheme; use {', '.join(CUSTOM_SCHEME_FIELDS)}."
+                )
+            else:
+                try:
+                    signature_scheme(scheme, settings)
+                except (ValueError, TypeError) as error:
+                    self.add_error("scheme_settings", str(error).removeprefix("webhook scheme 'custom': ").capitalize() + ".")
+        if data.get("mapper") == InboundMapper.MAPPING and "mapping" in data:
+            missing = [name for name in ("event_type", "event_id") if not data["mapping"].get(name)]
+            if missing:
+                self.add_error("mapping", f"The mapping needs {' and '.join(missing)}, e.g. {MAPPING_EXAMPLE}.")
+        secret = data.get("secret", "")
+        if secret and not scheme:
+            self.add_error("secret", "Choose a signature scheme first: without one the connection takes no webhooks.")
+        elif secret and scheme and not self.has_error("scheme_settings"):
+            try:
+                checked = signature_scheme(scheme, data.get("scheme_settings", {}))
+                checked.key(secret) if isinstance(checked, HmacScheme) else standard_secret_key(secret)
+            except ValueError as error:
+                self.add_error("secret", f"This secret cannot sign with this scheme: {error}.")
+        return data
+
+
+class InboundRotateForm(forms.Form):
+    overlap_hours = forms.IntegerField(
+        label="Keep the previous secret working for (hours)",
+        min_value=0,
+        max_value=168,
+        initial=24,
+        help_text="Time to give the partner the new secret. 0 stops the previous one at once.",
+    )
+
+
+class InboxFilterForm(forms.Form):
+    """The inbound event log's filters; an invalid value is left out rather than refused."""
+
+    q = forms.CharField(required=False, max_length=200)
+    connection = forms.CharField(required=False, max_length=80)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *InboundStatus.choices])
+    channel = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any channel")]
+        + [(name, name.upper() if name in ("api", "sftp", "mqtt") else name.capitalize()) for name in INBOUND_CHANNELS],
+    )
+    received_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    received_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def filters(self) -> InboxFilters:
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+
+        def kept(name: str) -> Any:
+            return None if name in self.errors else data.get(name)
+
+        received_from: date | None = kept("received_from")
+        received_to: date | None = kept("received_to")
+        return InboxFilters(
+            connection=kept("connection") or "",
+            status=kept("status") or "",
+            channel=kept("channel") or "",
+            received_from=received_from,
+            received_to=received_to,
+            query=kept("q") or "",
+        )
+
+
+class ReplayForm(forms.Form):
+    """A quarantined event sent through again: as it is, or with the operator's fixed body (which
+    must be JSON when the event is)."""
+
+    body = forms.CharField(label="Body", required=False, strip=False, max_length=settings.BATON_WEBHOOK_MAX_BYTES, widget=_code_area(16))
+
+    def __init__(self, *args: Any, json_body: bool, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.json_body = json_body
+
+    def clean_body(self) -> str | None:
+        body = self.cleaned_data.get("body", "")
+        if not body.strip():
+            return None
+        if self.json_body:
+            try:
+                json.loads(body)
+            except json.JSONDecodeError as error:
+                raise forms.ValidationError(
+                    f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}. Nothing was replayed."
+                ) from error
+        return body

@@ -113,10 +113,12 @@ _SCHEMES: dict[str, StandardWebhooks | HmacScheme] = {
 }
 
 
-def _scheme(connection: Connection) -> StandardWebhooks | HmacScheme:
-    if connection.inbound_scheme == InboundScheme.CUSTOM:
-        return HmacScheme(**{"name": "custom", **connection.inbound_scheme_settings})
-    return _SCHEMES[connection.inbound_scheme]
+def signature_scheme(scheme: str, scheme_settings: dict[str, Any]) -> StandardWebhooks | HmacScheme:
+    """The scheme webhooks are checked with (a custom one built from its fields: a bad definition
+    raises ValueError or TypeError)."""
+    if scheme == InboundScheme.CUSTOM:
+        return HmacScheme(**{**scheme_settings, "name": "custom"})
+    return _SCHEMES[scheme]
 
 
 def connection_inbound_configure(
@@ -138,7 +140,7 @@ def connection_inbound_configure(
     if scheme and scheme not in InboundScheme.values:
         raise InboxError(f"Unknown signature scheme '{scheme}'; use one of {', '.join(InboundScheme.values)}.")
     if scheme == InboundScheme.CUSTOM:
-        HmacScheme(**{"name": "custom", **(scheme_settings or {})})  # a bad definition raises ValueError with its problems
+        signature_scheme(scheme, scheme_settings or {})  # a bad definition raises ValueError with its problems
     current = _secrets_open(connection)
     fresh = ""
     if scheme and (rotate or not current or secret):
@@ -221,7 +223,9 @@ def webhook_receive(*, connection_key: str, body: bytes, headers: Mapping[str, s
                 "Unsupported content type",
                 f"The content type is '{media_type or 'missing'}'; send application/json.",
             )
-        verification = _scheme(connection).verify(body, headers, _secrets_open(connection))
+        verification = signature_scheme(connection.inbound_scheme, connection.inbound_scheme_settings).verify(
+            body, headers, _secrets_open(connection)
+        )
         if not verification:
             kind = "stale-timestamp" if verification.counted_as == "stale" else "bad-signature"
             raise WebhookRefused(401, kind, "Signature refused", verification.detail)

@@ -1,15 +1,18 @@
-"""Reads of a tenant's connections, for the pages and the API alike."""
+"""Reads of a tenant's connections and of their inbox, for the pages and the API alike."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from connectors.auth import AUTH_SECRETS
-from connectors.models import CircuitState, Connection
+from connectors.models import CircuitState, Connection, EventDispatch, InboundEvent, InboundStatus
 from connectors.services import ConnectionInput
+from governance.models import AuditEvent
+from workflows.models import CORRELATION_KEYS
 
 
 def connections_list(*, query: str = "", kind: str = "", status: str = "") -> QuerySet[Connection]:
@@ -94,3 +97,164 @@ def connection_input(connection: Connection) -> ConnectionInput:
 def connection_secret_masks(connection: Connection) -> dict[str, str]:
     """Each secret field of the connection's auth method: its mask, or "" when none is stored."""
     return {name: connection.credential_masks.get(name, "") for name in AUTH_SECRETS.get(connection.auth_method, ())}
+
+
+# --- the inbox ------------------------------------------------------------------------------------
+
+INBOUND_CHANNELS = ("webhook", "api", "upload", "sftp", "mqtt")
+REPLAYED = "inbound_event.replayed"
+
+
+@dataclass(frozen=True)
+class InboxFilters:
+    """What the inbound event log is narrowed to; every part is optional."""
+
+    connection: str = ""  # a connection key
+    status: str = ""
+    channel: str = ""
+    received_from: date | None = None
+    received_to: date | None = None
+    query: str = ""  # an external id, or a correlation value or event id found in what normalization produced
+
+    @property
+    def active(self) -> bool:
+        return bool(self.connection or self.status or self.channel or self.received_from or self.received_to or self.query)
+
+
+def _search(query: str) -> Q:
+    """The external id; a correlation value (a PRO, an order number…) or canonical event id among
+    what normalization produced; and, for events not handed on (no canonical yet), the body's text."""
+    found = Q(external_id=query)
+    for key in CORRELATION_KEYS:
+        found |= Q(canonical__contains=[{"correlation": {key: query}}])
+    found |= Q(canonical__contains=[{"event_id": query}])
+    found |= Q(status__in=(InboundStatus.QUARANTINED, InboundStatus.RECEIVED), body__contains=query)
+    if query.isdigit():
+        found |= Q(pk=int(query))
+    return found
+
+
+def inbound_events_list(filters: InboxFilters, *, with_status: bool = True) -> QuerySet[InboundEvent]:
+    """Inbound events narrowed by `filters`, newest first (`with_status=False` leaves the status
+    filter out, for counting by status)."""
+    events = InboundEvent.objects.select_related("connection")
+    if filters.connection:
+        events = events.filter(connection__key=filters.connection)
+    if filters.status and with_status:
+        events = events.filter(status=filters.status)
+    if filters.channel:
+        events = events.filter(channel=filters.channel)
+    if filters.received_from:
+        events = events.filter(received_at__date__gte=filters.received_from)
+    if filters.received_to:
+        events = events.filter(received_at__date__lte=filters.received_to)
+    if query := filters.query.strip():
+        events = events.filter(_search(query))
+    return events.order_by("-pk")
+
+
+def inbound_status_counts(filters: InboxFilters) -> dict[str, int]:
+    """How many events match the other filters, by status (every status present, 0 when none)."""
+    counted = inbound_events_list(filters, with_status=False).order_by().values("status").annotate(count=Count("pk"))
+    counts = {status: 0 for status in InboundStatus.values}
+    counts.update({row["status"]: row["count"] for row in counted})
+    return counts
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    """One page of a keyset-paginated list, newest first: `newer` and `older` are the cursors
+    (event ids) of the neighbouring pages, None at either end."""
+
+    events: list[InboundEvent]
+    newer: int | None
+    older: int | None
+
+
+def inbound_events_page(
+    events: QuerySet[InboundEvent], *, before: int | None = None, after: int | None = None, size: int = 25
+) -> InboxPage:
+    """The page of `events` (newest first) just older than `before`, or just newer than `after`,
+    or the newest; a keyset on the id, so deep pages cost what the first does."""
+    if after is not None:
+        rows = list(events.filter(pk__gt=after).order_by("pk")[: size + 1])
+        page = list(reversed(rows[:size]))
+        newer = page[0].pk if len(rows) > size else None
+        edge = page[-1].pk if page else after + 1
+        return InboxPage(page, newer, edge if events.filter(pk__lt=edge).exists() else None)
+    rows = list((events.filter(pk__lt=before) if before is not None else events)[: size + 1])
+    page = rows[:size]
+    older = page[-1].pk if len(rows) > size else None
+    if before is None:
+        return InboxPage(page, None, older)
+    edge = page[0].pk if page else before - 1
+    return InboxPage(page, edge if events.filter(pk__gt=edge).exists() else None, older)
+
+
+def inbound_event_get(*, event_id: int) -> InboundEvent | None:
+    return InboundEvent.objects.select_related("connection").filter(pk=event_id).first()
+
+
+def inbound_event_is_json(event: InboundEvent) -> bool:
+    """Whether a fixed body must be JSON: the event came as JSON, or its body is JSON."""
+    if "json" in event.content_type:
+        return True
+    try:
+        json.loads(event.body)
+    except ValueError:
+        return False
+    return True
+
+
+def inbound_fix_of(event: InboundEvent, body: str | None) -> str | None:
+    """The fixed body to replay with, or None when it is none or means the same JSON as the
+    stored body (a pretty-printed copy is no fix: the bytes that arrived are kept)."""
+    if body is None or not inbound_event_is_json(event):
+        return body
+    try:
+        return None if json.loads(body) == json.loads(event.body) else body
+    except ValueError:
+        return body
+
+
+def inbound_event_dispatch(event: InboundEvent) -> EventDispatch | None:
+    """The pending dispatch row of an event (None once it has been handed on or quarantined)."""
+    return EventDispatch.objects.filter(event=event).first()
+
+
+def inbound_event_replays(event: InboundEvent) -> QuerySet[AuditEvent]:
+    """The audit rows of the event's replays, oldest first."""
+    return AuditEvent.objects.filter(action=REPLAYED, target_type="connectors.inboundevent", target_id=str(event.pk)).order_by("pk")
+
+
+@dataclass(frozen=True)
+class QuarantineGroup:
+    connection_key: str
+    connection_name: str
+    reason: str
+    pointer: str
+    count: int
+
+
+def quarantine_groups(*, limit: int = 20) -> list[QuarantineGroup]:
+    """Quarantined events counted by connection and reason, the largest groups first."""
+    rows = (
+        InboundEvent.objects.filter(status=InboundStatus.QUARANTINED)
+        .order_by()
+        .values("connection__key", "connection__name", "error", "error_pointer")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "connection__key", "error")[:limit]
+    )
+    return [
+        QuarantineGroup(row["connection__key"], row["connection__name"], row["error"], row["error_pointer"], row["count"]) for row in rows
+    ]
+
+
+def inbound_events_recent(*, connection: Connection, limit: int = 5) -> list[InboundEvent]:
+    return list(InboundEvent.objects.filter(connection=connection).order_by("-pk")[:limit])
+
+
+def connections_taking_events() -> QuerySet[Connection]:
+    """Connections that take webhooks or have received events: the log's connection filter."""
+    received = Exists(InboundEvent.objects.filter(connection=OuterRef("pk")))
+    return Connection.objects.filter(Q(inbound_scheme__gt="") | Q(received)).order_by("name", "key")

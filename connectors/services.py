@@ -46,7 +46,7 @@ log = structlog.get_logger("baton.connectors")
 # The same rule as a workflow's connection bindings, which name connections by key.
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,79}$")
 KEY_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or digit (at most 80)"
-RESERVED_KEYS = frozenset({"new"})  # the pages' own addresses under /connections/
+RESERVED_KEYS = frozenset({"new", "inbox", "edi"})  # the pages' own addresses under /connections/
 # Which URL schemes and auth methods each transport takes.
 TRANSPORT_SCHEMES: dict[str, tuple[str, ...]] = {
     Transport.HTTPS: ("https", "http"),

@@ -1,12 +1,17 @@
 """The connections pages: the list with health, new (the kind first, then a form with that kind's
-defaults), the detail with its edit form, Test connection, disable and enable.
+defaults), the detail with its edit form, Test connection, disable and enable, and its inbound
+webhooks (endpoint, scheme, mapping, secret rotation).
 
 Tenant staff may look; tenant admins and planners (and support sessions) change connections and
 test them, since a test calls the partner with the stored credentials. Secrets are never rendered
-back: the detail shows masks, and an empty secret input keeps what is stored.
+back: the detail shows masks, and an empty secret input keeps what is stored. A webhook signing
+secret Baton generates is shown once, in the answer to the request that made it (never stored
+in the session, never on a later page).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -14,12 +19,14 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import tenant_role_required
-from connectors.forms import AUTH_FIELDS, ConnectionForm, form_initial, kind_initial
-from connectors.models import AuthMethod, Connection, ConnectionKind
+from connectors.forms import AUTH_FIELDS, ConnectionForm, InboundRotateForm, InboundSettingsForm, form_initial, kind_initial
+from connectors.inbox import InboxError, connection_inbound_configure
+from connectors.models import AuthMethod, Connection, ConnectionKind, InboundScheme
 from connectors.selectors import (
     connection_by_key,
     connection_health,
@@ -27,6 +34,7 @@ from connectors.selectors import (
     connection_secret_masks,
     connections_exist,
     connections_list,
+    inbound_events_recent,
 )
 from connectors.services import (
     KIND_DEFAULTS,
@@ -37,12 +45,13 @@ from connectors.services import (
     connection_test,
     connection_update,
 )
+from tenants.selectors import site_current
 
 EDITORS = (Role.TENANT_ADMIN, Role.PLANNER)
 PER_PAGE = 25
 
 
-def _can_edit(user) -> bool:
+def can_edit(user) -> bool:
     return user.role in EDITORS or bool(user.support_grant_id)
 
 
@@ -75,7 +84,7 @@ def connections(request):
         "kinds": ConnectionKind.choices,
         "filtered": bool(query or kind or status),
         "any": bool(rows) or connections_exist(),
-        "can_edit": _can_edit(request.user),
+        "can_edit": can_edit(request.user),
     }
     return render(request, "connectors/connections.html", context)
 
@@ -114,23 +123,33 @@ def connection_new(request):
 @tenant_role_required()
 def connection_detail(request, key: str):
     connection = _connection_or_404(key)
-    can_edit = _can_edit(request.user)
+    if request.method != "POST":
+        return _detail_page(request, connection)
+    if not can_edit(request.user):
+        raise PermissionDenied("Only tenant admins and planners can change connections.")
+    form = ConnectionForm(request.POST, editing=True, masks=connection_secret_masks(connection))
+    if form.is_valid():
+        try:
+            connection_update(connection=connection, data=form.connection_input(key=connection.key), actor=request.user)
+        except ConnectionInvalid as error:
+            form.add_problems(error.problems, form.cleaned_data["auth_method"])
+        else:
+            messages.success(request, f"{connection.name} saved.")
+            return redirect(reverse("connectors:connection", args=[connection.key]))
+    return _detail_page(request, connection, form=form, status=400)
+
+
+def _detail_page(
+    request,
+    connection: Connection,
+    *,
+    form: ConnectionForm | None = None,
+    inbound_form: InboundSettingsForm | None = None,
+    new_secret: str = "",
+    status: int = 200,
+):
     masks = connection_secret_masks(connection)
-    status = 200
-    if request.method == "POST":
-        if not can_edit:
-            raise PermissionDenied("Only tenant admins and planners can change connections.")
-        form = ConnectionForm(request.POST, editing=True, masks=masks)
-        if form.is_valid():
-            try:
-                connection_update(connection=connection, data=form.connection_input(key=connection.key), actor=request.user)
-            except ConnectionInvalid as error:
-                form.add_problems(error.problems, form.cleaned_data["auth_method"])
-            else:
-                messages.success(request, f"{connection.name} saved.")
-                return redirect(reverse("connectors:connection", args=[connection.key]))
-        status = 400
-    else:
+    if form is None:
         form = ConnectionForm(initial=form_initial(connection_input(connection)), editing=True, masks=masks)
     context = {
         "connection": connection,
@@ -138,10 +157,85 @@ def connection_detail(request, key: str):
         "secrets": [(_secret_label(connection.auth_method, name), mask) for name, mask in masks.items()],
         "auth_settings": [(name.replace("_", " ").capitalize(), value) for name, value in connection.auth_settings.items() if value],
         "form": form,
-        "can_edit": can_edit,
+        "can_edit": can_edit(request.user),
         "auth_methods": AuthMethod.values,
+        "inbound_form": inbound_form or InboundSettingsForm.for_connection(connection),
+        "inbound_open": inbound_form is not None,
+        "rotate_form": InboundRotateForm(),
+        "endpoint_url": site_current().base_url + reverse("hooks:webhook", args=[connection.key]),
+        "inbound_masks": connection.inbound_secret_masks,
+        "recent_events": inbound_events_recent(connection=connection),
+        "new_secret": new_secret,
     }
-    return render(request, "connectors/connection_detail.html", context, status=status)
+    response = render(request, "connectors/connection_detail.html", context, status=status)
+    if new_secret:
+        add_never_cache_headers(response)  # the one answer that carries the secret is kept by no cache
+    return response
+
+
+@require_POST
+@tenant_role_required(*EDITORS)
+def connection_inbound_view(request, key: str):
+    """Save the inbound settings; a secret Baton had to generate (the first one) is shown now, once."""
+    connection = _connection_or_404(key)
+    form = InboundSettingsForm(request.POST)
+    if not form.is_valid():
+        return _detail_page(request, connection, inbound_form=form, status=400)
+    data = form.cleaned_data
+    scheme = data["scheme"]
+    try:
+        fresh = connection_inbound_configure(
+            connection=connection,
+            scheme=scheme,
+            actor=request.user,
+            secret=data["secret"] or None,
+            scheme_settings=data["scheme_settings"] if scheme == InboundScheme.CUSTOM else {},
+            mapper=data["mapper"],
+            mapping=data["mapping"],
+        )
+    except (InboxError, ValueError) as error:
+        form.add_error(None, str(error))
+        return _detail_page(request, connection, inbound_form=form, status=400)
+    if fresh and not data["secret"]:
+        messages.success(request, "Inbound webhooks saved. Copy the signing secret below now: it is not shown again.")
+        return _detail_page(request, connection, new_secret=fresh)
+    if not scheme:
+        messages.success(request, f"{connection.name} takes no webhooks now: its endpoint answers 404.")
+    elif data["secret"]:
+        messages.success(request, f"Inbound webhooks saved with the partner's secret ({connection.inbound_secret_masks[0]}).")
+    else:
+        messages.success(request, "Inbound webhooks saved.")
+    return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
+
+
+@require_POST
+@tenant_role_required(*EDITORS)
+def connection_inbound_rotate_view(request, key: str):
+    """A new signing secret, shown in this answer only; the previous one verifies for the overlap."""
+    connection = _connection_or_404(key)
+    if not connection.inbound_scheme:
+        messages.error(request, f"{connection.name} takes no webhooks: choose a signature scheme first.")
+        return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
+    form = InboundRotateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The overlap is a whole number of hours from 0 to 168. Nothing changed.")
+        return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
+    hours = form.cleaned_data["overlap_hours"]
+    fresh = connection_inbound_configure(
+        connection=connection,
+        scheme=connection.inbound_scheme,
+        actor=request.user,
+        rotate=True,
+        overlap=timedelta(hours=hours),
+        scheme_settings=connection.inbound_scheme_settings,
+    )
+    kept = (
+        f"The previous secret keeps working for {hours} hour{'s' if hours != 1 else ''}."
+        if hours
+        else "The previous secret no longer works."
+    )
+    messages.success(request, f"Signing secret rotated. {kept} Copy the new one below now: it is not shown again.")
+    return _detail_page(request, connection, new_secret=fresh)
 
 
 @require_POST

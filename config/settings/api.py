@@ -26,6 +26,7 @@ SPECTACULAR_SETTINGS = {
         "IncidentStatusEnum": "workflows.models.IncidentStatus",
         "ApprovalStatusEnum": "workflows.models.ApprovalStatus",
         "ConnectionKindEnum": "connectors.models.ConnectionKind",
+        "InboundStatusEnum": "connectors.models.InboundStatus",
     },
 }
 # Requests per minute per API key (or per user), by the tenant's plan.

@@ -1,14 +1,16 @@
-"""Connections in the API. Secrets are write-only: requests send them in `auth`, answers show
-only `auth.secrets`, a mask per stored secret ("••••1234")."""
+"""Connections and their inbound events in the API. Secrets are write-only: requests send them in
+`auth`, answers show only `auth.secrets`, a mask per stored secret ("••••1234")."""
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from connectors.auth import AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
-from connectors.models import AuthMethod, CircuitState, Connection, ConnectionKind, HealthMethod, Transport
-from connectors.selectors import connection_health, connection_secret_masks
+from connectors.models import AuthMethod, CircuitState, Connection, ConnectionKind, HealthMethod, InboundEvent, InboundStatus, Transport
+from connectors.selectors import connection_health, connection_secret_masks, inbound_event_dispatch, inbound_event_replays
+from governance.models import AuditEvent
 
 
 class ConnectionProblemItemSerializer(serializers.Serializer):
@@ -155,3 +157,93 @@ class ConnectionTestResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     message = serializers.CharField(help_text="What happened, in words: “Reached https://… in 84 ms: HTTP 200”.")
     tested_at = serializers.DateTimeField()
+
+
+# --- the inbox ------------------------------------------------------------------------------------
+
+
+class CanonicalEventSerializer(serializers.Serializer):
+    event_type = serializers.CharField()
+    event_id = serializers.CharField()
+    correlation = serializers.DictField(child=serializers.CharField(), help_text="order, shipment, po, bol, pro.")
+    payload = serializers.DictField()
+    woken_runs = serializers.ListField(child=serializers.IntegerField(), help_text="Waiting runs this event woke.")
+    started_runs = serializers.ListField(child=serializers.IntegerField(), help_text="Runs this event's triggers started.")
+
+
+class InboundEventSerializer(serializers.ModelSerializer):
+    """An inbound event as the log lists it (the body and headers are in its detail)."""
+
+    connection = serializers.CharField(source="connection.key", read_only=True, help_text="The connection's key.")
+    status = serializers.ChoiceField(
+        choices=InboundStatus.choices,
+        read_only=True,
+        help_text="received: stored, waiting to be handed on; delivered: normalized and handed to workflows; "
+        "quarantined: could not be normalized, waits for an operator (see error and error_pointer).",
+    )
+    canonical = CanonicalEventSerializer(many=True, read_only=True, help_text="What normalization made of it (empty until delivered).")
+
+    class Meta:
+        model = InboundEvent
+        fields = [
+            "id",
+            "connection",
+            "channel",
+            "external_id",
+            "content_type",
+            "status",
+            "received_at",
+            "delivered_at",
+            "replays",
+            "error",
+            "error_pointer",
+            "canonical",
+        ]
+
+
+class InboundDispatchSerializer(serializers.Serializer):
+    created_at = serializers.DateTimeField(help_text="When the event was stored or last replayed.")
+    attempts = serializers.IntegerField(help_text="Failed attempts so far; quarantined after 5.")
+    last_error = serializers.CharField()
+
+
+class InboundReplayRecordSerializer(serializers.Serializer):
+    occurred_at = serializers.DateTimeField()
+    actor = serializers.CharField(source="actor_email")
+    fixed = serializers.SerializerMethodField(help_text="Whether the replay came with a fixed body.")
+
+    def get_fixed(self, audit: AuditEvent) -> bool:
+        return bool(audit.data.get("fixed"))
+
+
+class InboundEventDetailSerializer(InboundEventSerializer):
+    headers = serializers.DictField(
+        child=serializers.CharField(), read_only=True, help_text="The headers kept: what identifies and verifies it."
+    )
+    body = serializers.CharField(read_only=True, help_text="As received (or as last fixed), verified byte for byte.")
+    original_body = serializers.CharField(read_only=True, help_text="The body as it arrived, when an operator fixed it; else empty.")
+    dispatch = serializers.SerializerMethodField()
+    replay_history = serializers.SerializerMethodField()
+
+    class Meta(InboundEventSerializer.Meta):
+        fields = [*InboundEventSerializer.Meta.fields, "headers", "body", "original_body", "acknowledgement", "dispatch", "replay_history"]
+
+    @extend_schema_field(InboundDispatchSerializer(allow_null=True))
+    def get_dispatch(self, event: InboundEvent) -> dict[str, Any] | None:
+        """The pending hand-on (null once delivered or quarantined)."""
+        dispatch = inbound_event_dispatch(event)
+        return dict(InboundDispatchSerializer(dispatch).data) if dispatch else None
+
+    @extend_schema_field(InboundReplayRecordSerializer(many=True))
+    def get_replay_history(self, event: InboundEvent) -> list[dict[str, Any]]:
+        return [dict(item) for item in InboundReplayRecordSerializer(inbound_event_replays(event), many=True).data]
+
+
+class InboundReplaySerializer(serializers.Serializer):
+    body = serializers.CharField(
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        max_length=settings.BATON_WEBHOOK_MAX_BYTES,
+        help_text="A fixed body to replay with (JSON when the event is); left out, the event is replayed as it is. The original is kept.",
+    )

@@ -955,3 +955,121 @@ TENANT_ROUTES += [
         "write: api connection test", "/api/v1/connections/{id}/test", "api", connection_named, connection_state, {}, "connections:write"
     ),
 ]
+
+
+# ---------- the inbox: inbound events, quarantine, webhook settings (issue 4) ----------
+
+
+def connection_taking_webhooks(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A connection named by the marker that takes Standard Webhooks; the id is its key."""
+    from connectors.inbox import connection_inbound_configure
+    from connectors.models import Connection
+
+    key, marker = _connection_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        connection = Connection.objects.get(key=key)
+        connection_inbound_configure(connection=connection, scheme="standard_webhooks", actor=Actor.system("isolation"))
+    return key, marker
+
+
+def inbound_event_quarantined(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A quarantined event of a connection named by the marker, whose external id and body carry
+    the marker too; the id is the event's."""
+    from django.utils import timezone
+
+    from connectors.models import Connection, InboundEvent
+
+    key, marker = _connection_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        event = InboundEvent.objects.create(
+            connection=Connection.objects.get(key=key),
+            channel="webhook",
+            external_id=marker,
+            content_type="application/json",
+            headers={"webhook-id": marker},
+            body=json.dumps({"event_type": "shipment.milestone", "correlation": {"pro": marker}, "payload": {}}),
+            received_at=timezone.now(),
+            status="quarantined",
+            error="the event id must be a non-empty text",
+            error_pointer="/event_id",
+        )
+    return str(event.pk), marker
+
+
+def inbound_event_state(object_id: str, marker: str) -> Any:
+    """What a replay changes: the event's status, body and replay count, and whether it waits to be handed on."""
+    from connectors.models import EventDispatch, InboundEvent
+
+    row = InboundEvent.objects.filter(external_id=marker).values_list("status", "body", "original_body", "replays").first()
+    return row, EventDispatch.objects.filter(event__external_id=marker).exists()
+
+
+def connection_inbound_state(object_id: str, marker: str) -> Any:
+    """The connection's inbound settings, secrets sealed as stored."""
+    from connectors.models import Connection
+
+    fields = ("inbound_scheme", "inbound_scheme_settings", "inbound_secrets", "inbound_secret_masks", "inbound_mapper", "inbound_mapping")
+    return Connection.objects.filter(key=object_id).values_list(*fields).first()
+
+
+_FIXED_BODY = '{"event_type": "shipment.milestone", "event_id": "fixed-{id}", "correlation": {"pro": "PRO-{id}"}, "payload": {}}'
+
+TENANT_ROUTES += [
+    Route("inbox", "/connections/inbox/", "page", inbound_event_quarantined),
+    Route("inbox, quarantine", "/connections/inbox/?status=quarantined", "page", inbound_event_quarantined),
+    Route("inbox, search by event id", "/connections/inbox/?q={id}", "page", inbound_event_quarantined),
+    Route("inbox, a connection", "/connections/inbox/?connection=x&channel=webhook&received_from=2020-01-01", "page", tenant_name),
+    Route("inbound event detail", "/connections/inbox/{id}/", "page", inbound_event_quarantined),
+    Route("connection detail, inbound card", "/connections/{id}/", "page", connection_taking_webhooks),
+    Route("api inbound events list", "/api/v1/inbound-events", "api", inbound_event_quarantined, api_scope="connections:read"),
+    Route(
+        "api inbound events, quarantined",
+        "/api/v1/inbound-events?status=quarantined",
+        "api",
+        inbound_event_quarantined,
+        api_scope="connections:read",
+    ),
+    Route("api inbound event detail", "/api/v1/inbound-events/{id}", "api", inbound_event_quarantined, api_scope="connections:read"),
+    _write("write: inbound event replay", "/connections/inbox/{id}/replay/", "page", inbound_event_quarantined, inbound_event_state),
+    _write(
+        "write: inbound event fix and replay",
+        "/connections/inbox/{id}/replay/",
+        "page",
+        inbound_event_quarantined,
+        inbound_event_state,
+        {"fix": "1", "body": _FIXED_BODY},
+    ),
+    _write(
+        "write: inbox replay all shown",
+        "/connections/inbox/replay/",
+        "page",
+        inbound_event_quarantined,
+        inbound_event_state,
+        {"event": "{id}"},
+    ),
+    _write(
+        "write: connection inbound settings",
+        "/connections/{id}/inbound/",
+        "page",
+        connection_named,
+        connection_inbound_state,
+        {"scheme": "github", "mapper": "mapping", "mapping": '{"event_type": "order.received", "event_id": "$.id"}'},
+    ),
+    _write(
+        "write: connection inbound rotate",
+        "/connections/{id}/inbound/rotate/",
+        "page",
+        connection_taking_webhooks,
+        connection_inbound_state,
+        {"overlap_hours": "1"},
+    ),
+    _write(
+        "write: api inbound event replay",
+        "/api/v1/inbound-events/{id}/replay",
+        "api",
+        inbound_event_quarantined,
+        inbound_event_state,
+        {"body": _FIXED_BODY},
+        "connections:write",
+    ),
+]
