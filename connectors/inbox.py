@@ -33,6 +33,7 @@ from django.utils import timezone
 from prometheus_client import Counter
 
 from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
+from connectors.edi_transport import edi_acknowledgement_prepare
 from connectors.models import Connection, EventDispatch, InboundEvent, InboundScheme, InboundStatus
 from connectors.normalize import NormalizationFailed, normalize, x12_acknowledgement
 from connectors.signatures import (
@@ -321,6 +322,7 @@ def event_dispatch(event_id: int) -> str:
                 if mapper == "x12":  # every interchange is answered, whatever could be taken from it
                     event.acknowledgement = x12_acknowledgement(event.body.encode())
                     event.save(update_fields=["acknowledgement"])
+                    edi_acknowledgement_prepare(event)  # in the partner's settings and numbers, queued for its transport
                 canonical = normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
             except NormalizationFailed as failed:
                 _quarantine(event, failed.reason, failed.pointer)

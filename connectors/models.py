@@ -360,3 +360,100 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.endpoint_id}"
+
+
+# --- X12 EDI trading partners ---------------------------------------------------------------------
+
+
+class EdiUsage(models.TextChoices):
+    PRODUCTION = "P", "Production"
+    TEST = "T", "Test"
+
+
+class EdiPartner(models.Model):
+    """How one EDI partner connection's interchanges are addressed and carried: their ISA ids and
+    ours, GS application ids, version, delimiters and usage for what Baton writes to them, whether
+    they want 997s, and (SFTP) the folders polled and written. `sftp_host_key` is the server's
+    public key (OpenSSH format): empty until the first poll records it, then every connection must
+    present it."""
+
+    connection = models.OneToOneField(Connection, on_delete=models.CASCADE, related_name="edi_partner")
+    their_qualifier = models.CharField(max_length=2, default="ZZ")
+    their_id = models.CharField(max_length=15)
+    our_qualifier = models.CharField(max_length=2, default="ZZ")
+    our_id = models.CharField(max_length=15)
+    their_application_id = models.CharField(max_length=15, blank=True, help_text="GS02 they send; empty: their ISA id.")
+    our_application_id = models.CharField(max_length=15, blank=True, help_text="GS02 we send; empty: our ISA id.")
+    version = models.CharField(max_length=5, default="00401", help_text="ISA12, like 00401 or 00501.")
+    group_version = models.CharField(max_length=12, default="004010", help_text="GS08, like 004010.")
+    usage = models.CharField(max_length=1, choices=EdiUsage.choices, default=EdiUsage.PRODUCTION)
+    element_separator = models.CharField(max_length=1, default="*")
+    component_separator = models.CharField(max_length=1, default=">")
+    segment_terminator = models.CharField(max_length=1, default="~")
+    repetition_separator = models.CharField(max_length=1, default="^")
+    wants_997 = models.BooleanField(default=True, help_text="Answer every interchange with a 997.")
+    inbound_folder = models.CharField(max_length=300, default="inbound")
+    archive_folder = models.CharField(max_length=300, default="archive")
+    error_folder = models.CharField(max_length=300, default="error")
+    outbound_folder = models.CharField(max_length=300, default="outbound")
+    sftp_host_key = models.TextField(blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_poll_ok = models.BooleanField(null=True, blank=True)
+    last_poll_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connection__name"]
+
+    def __str__(self) -> str:
+        return f"{self.their_qualifier}:{self.their_id}"
+
+
+class EdiControlLevel(models.TextChoices):
+    INTERCHANGE = "ISA", "Interchange (ISA13)"
+    GROUP = "GS", "Functional group (GS06)"
+    SET = "ST", "Transaction set (ST02)"
+
+
+class EdiControlNumber(models.Model):
+    """The last control number Baton used towards a partner at one level; taken and moved on in
+    one statement under the row's lock, so two workers never write the same number."""
+
+    partner = models.ForeignKey(EdiPartner, on_delete=models.CASCADE, related_name="control_numbers")
+    level = models.CharField(max_length=3, choices=EdiControlLevel.choices)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["partner_id", "level"]
+        constraints = [models.UniqueConstraint(fields=["partner", "level"], name="edi_control_number_once")]
+
+    def __str__(self) -> str:
+        return f"{self.partner_id} {self.level} {self.last}"
+
+
+class EdiAcknowledgementStatus(models.TextChoices):
+    PENDING = "pending", "Waiting to be sent"
+    SENT = "sent", "Sent"
+
+
+class EdiAcknowledgement(models.Model):
+    """The 997 answering one inbound interchange event of an SFTP partner that wants them: written
+    with the partner's settings and control numbers when the event is dispatched, put in the
+    partner's outbound folder by the next poll (`file_name`, named by our ISA13)."""
+
+    event = models.OneToOneField(InboundEvent, on_delete=models.CASCADE, related_name="edi_acknowledgement")
+    partner = models.ForeignKey(EdiPartner, on_delete=models.CASCADE, related_name="acknowledgements")
+    interchange_control_number = models.CharField(max_length=9)
+    file_name = models.CharField(max_length=60)
+    text = models.TextField()
+    status = models.CharField(max_length=10, choices=EdiAcknowledgementStatus.choices, default=EdiAcknowledgementStatus.PENDING)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        indexes = [models.Index(fields=["partner", "status"], name="edi_ack_pending")]
+
+    def __str__(self) -> str:
+        return self.file_name

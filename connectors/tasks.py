@@ -47,3 +47,16 @@ def deliveries_due() -> int:
     from connectors.deliveries import deliveries_due as due
 
     return due()
+
+
+@shared_task(name="connectors.edi_poll_all")
+def edi_poll_all() -> list[str]:
+    return ready_tenants_send(edi_poll)
+
+
+@shared_task(name="connectors.edi_poll")
+def edi_poll() -> dict[str, str]:
+    """Inside one tenant's schema: take every SFTP partner's inbound files and write its pending 997s."""
+    from connectors.edi_transport import edi_poll_partners
+
+    return edi_poll_partners()

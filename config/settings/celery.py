@@ -57,6 +57,8 @@ CELERY_BEAT_SCHEDULE = {
     "connectors-dispatch-sweep": {"task": "connectors.dispatch_sweep_all", "schedule": 30},
     # Customer webhook deliveries whose (re)try time has come, per ready tenant.
     "connectors-deliveries-due": {"task": "connectors.deliveries_due_all", "schedule": 10},
+    # SFTP EDI partners: take inbound files, write pending 997s, per ready tenant.
+    "connectors-edi-poll": {"task": "connectors.edi_poll_all", "schedule": 60},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
