@@ -321,3 +321,47 @@ def delivery_replay(*, delivery: WebhookDelivery, actor: Any) -> WebhookDelivery
         audit_record(actor=actor, action="webhook_delivery.replayed", target=delivery, data={"attempts_before": delivery.attempts})
         transaction.on_commit(partial(deliveries_send, db.schema_name, [delivery.pk]))
     return delivery
+
+
+# --- operators' changes to an endpoint ---------------------------------------------------------------
+
+
+def _event_types_checked(event_types: Any) -> list[str]:
+    if not isinstance(event_types, list) or not event_types or not all(isinstance(item, str) and item.strip() for item in event_types):
+        raise EndpointInvalid('Subscribe to at least one event type (or "*" for all).', "event_types")
+    return sorted({item.strip() for item in event_types})
+
+
+def webhook_endpoint_update(
+    *, endpoint: WebhookEndpoint, actor: Any, event_types: list[str] | None = None, description: str | None = None
+) -> WebhookEndpoint:
+    """Change what the endpoint subscribes to or its description (the URL and customer stay: a new
+    receiver is a new endpoint, with its own secret). Deliveries already queued keep going."""
+    changed: dict[str, Any] = {}
+    if event_types is not None:
+        changed["event_types"] = _event_types_checked(event_types)
+    if description is not None:
+        changed["description"] = description.strip()
+    changed = {name: value for name, value in changed.items() if getattr(endpoint, name) != value}
+    if not changed:
+        return endpoint
+    with transaction.atomic():
+        for name, value in changed.items():
+            setattr(endpoint, name, value)
+        endpoint.save(update_fields=list(changed))
+        audit_record(actor=actor, action="webhook_endpoint.updated", target=endpoint, data=changed)
+    return endpoint
+
+
+def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, actor: Any, reason: str = "") -> WebhookEndpoint:
+    """Stop sending on an operator's word: nothing new is queued for it, and what is pending fails
+    at its next attempt (replayable once it is enabled again)."""
+    if not endpoint.enabled:
+        return endpoint
+    who = getattr(actor, "email", "") or "an operator"
+    with transaction.atomic():
+        endpoint.enabled, endpoint.disabled_at = False, timezone.now()
+        endpoint.disabled_reason = f"disabled by {who}" + (f": {reason.strip()}" if reason.strip() else "")
+        endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason"])
+        audit_record(actor=actor, action="webhook_endpoint.disabled", target=endpoint, reason=reason.strip(), data={"url": endpoint.url})
+    return endpoint

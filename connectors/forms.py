@@ -1,7 +1,8 @@
 """The connection form: one set of fields per auth method (the page shows the chosen method's),
 mapped to and from `ConnectionInput`; secrets are never rendered back into their inputs. And the
 inbox's forms: a connection's inbound webhook settings, a secret rotation, the log's filters, a
-quarantined event's fixed body."""
+quarantined event's fixed body. And customer webhook endpoints: new, edit, disable, the delivery
+log's filters."""
 
 from __future__ import annotations
 
@@ -15,10 +16,21 @@ from django.conf import settings
 
 from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
 from connectors.inbox import signature_scheme
-from connectors.models import AuthMethod, Connection, ConnectionKind, HealthMethod, InboundMapper, InboundScheme, InboundStatus, Transport
+from connectors.models import (
+    AuthMethod,
+    Connection,
+    ConnectionKind,
+    DeliveryStatus,
+    HealthMethod,
+    InboundMapper,
+    InboundScheme,
+    InboundStatus,
+    Transport,
+)
 from connectors.selectors import INBOUND_CHANNELS, InboxFilters
 from connectors.services import KIND_DEFAULTS, ConnectionInput, ConnectionProblem
 from connectors.signatures import HmacScheme, standard_secret_key
+from logistics.selectors import customer_accounts_all
 
 # Form field of each auth method's setting or secret (the service names them within the method).
 AUTH_FIELDS: dict[str, dict[str, str]] = {
@@ -413,3 +425,78 @@ class ReplayForm(forms.Form):
                     f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}. Nothing was replayed."
                 ) from error
         return body
+
+
+# --- customer webhook endpoints ---------------------------------------------------------------------
+
+EVENT_TYPES_HELP = (
+    "One a line (or separated by commas): an event type such as shipment.milestone, a pattern such as "
+    "shipment.* or notification.*, or * for every event."
+)
+
+
+class EventTypesField(forms.CharField):
+    """Event types typed one a line or comma-separated, as a sorted list without repeats."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "placeholder": "shipment.milestone\ninvoice.*"})
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return sorted({item.strip() for line in text.splitlines() for item in line.split(",") if item.strip()})
+
+    def prepare_value(self, value: Any) -> Any:
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def validate(self, value: Any) -> None:
+        if not value:
+            raise forms.ValidationError("Subscribe to at least one event type, or write * for every event.", code="required")
+        refused = [item for item in value if " " in item or len(item) > 120]
+        if refused:
+            raise forms.ValidationError(f"“{refused[0][:60]}” is not an event type: no spaces, at most 120 characters.")
+
+
+class WebhookEndpointEditForm(forms.Form):
+    event_types = EventTypesField(label="Event types", help_text=EVENT_TYPES_HELP)
+    description = forms.CharField(label="Description", required=False, max_length=200, help_text="Who receives it and why; optional.")
+
+
+class WebhookEndpointForm(WebhookEndpointEditForm):
+    url = forms.CharField(
+        label="URL",
+        max_length=500,
+        widget=forms.URLInput(attrs={"placeholder": "https://customer.example.com/baton-webhooks", "spellcheck": "false"}),
+        help_text="Where Baton POSTs each event, signed with Standard Webhooks. https:// (http:// only for a test receiver).",
+    )
+    customer_account = forms.ModelChoiceField(
+        label="For",
+        queryset=customer_accounts_all(),
+        required=False,
+        empty_label="This workspace (no customer)",
+        help_text="A customer's endpoint gets that customer's events only; without one, the workspace's own events.",
+    )
+    field_order = ["url", "customer_account", "event_types", "description"]
+
+
+class WebhookDisableForm(forms.Form):
+    reason = forms.CharField(label="Why", required=False, max_length=300, help_text="Kept with the endpoint and in the audit log.")
+
+
+class WebhookRotateForm(InboundRotateForm):
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["overlap_hours"].label = "Keep signing with the previous secret for (hours)"
+        self.fields["overlap_hours"].help_text = "Time for the receiver to switch to the new secret. 0 stops the previous one at once."
+
+
+class DeliveryFilterForm(forms.Form):
+    """The delivery log's filters; an invalid value is left out rather than refused."""
+
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeliveryStatus.choices])
+    event_type = forms.CharField(required=False, max_length=120)
+
+    def values(self) -> tuple[str, str]:
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return ("" if "status" in self.errors else data.get("status", "")), (
+            "" if "event_type" in self.errors else data.get("event_type", "")
+        )

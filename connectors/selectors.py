@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Generic, TypeVar
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery
 
 from connectors.auth import AUTH_SECRETS
-from connectors.models import CircuitState, Connection, EventDispatch, InboundEvent, InboundStatus
+from connectors.models import (
+    CircuitState,
+    Connection,
+    DeliveryStatus,
+    EventDispatch,
+    InboundEvent,
+    InboundStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from connectors.services import ConnectionInput
 from governance.models import AuditEvent
 from workflows.models import CORRELATION_KEYS
@@ -258,3 +268,102 @@ def connections_taking_events() -> QuerySet[Connection]:
     """Connections that take webhooks or have received events: the log's connection filter."""
     received = Exists(InboundEvent.objects.filter(connection=OuterRef("pk")))
     return Connection.objects.filter(Q(inbound_scheme__gt="") | Q(received)).order_by("name", "key")
+
+
+# --- customer webhooks: endpoints and their deliveries ---------------------------------------------
+
+Row = TypeVar("Row", bound=Model)
+
+
+@dataclass(frozen=True)
+class KeysetPage(Generic[Row]):
+    """One page of a list newest first, keyset on the id: `newer` and `older` are the neighbouring
+    pages' cursors, None at either end."""
+
+    rows: list[Row]
+    newer: int | None
+    older: int | None
+
+
+def keyset_page(rows: QuerySet[Row], *, before: int | None = None, after: int | None = None, size: int = 25) -> KeysetPage[Row]:
+    """The page of `rows` (newest first) just older than `before`, or just newer than `after`, or
+    the newest; deep pages cost what the first does."""
+    if after is not None:
+        ahead = list(rows.filter(pk__gt=after).order_by("pk")[: size + 1])
+        page = list(reversed(ahead[:size]))
+        edge = page[-1].pk if page else after + 1
+        return KeysetPage(page, page[0].pk if len(ahead) > size else None, edge if rows.filter(pk__lt=edge).exists() else None)
+    behind = list((rows.filter(pk__lt=before) if before is not None else rows)[: size + 1])
+    page = behind[:size]
+    older = page[-1].pk if len(behind) > size else None
+    if before is None:
+        return KeysetPage(page, None, older)
+    edge = page[0].pk if page else before - 1
+    return KeysetPage(page, edge if rows.filter(pk__gt=edge).exists() else None, older)
+
+
+def _last_attempted(field: str) -> Subquery:
+    attempted = WebhookDelivery.objects.filter(endpoint=OuterRef("pk"), attempts__gt=0).order_by("-pk")
+    return Subquery(attempted.values(field)[:1])
+
+
+def webhook_endpoints_list(*, query: str = "", customer_account: str = "", status: str = "") -> QuerySet[WebhookEndpoint]:
+    """Endpoints with their customer, counts of pending and failed deliveries and the newest
+    attempted delivery's result. `customer_account` is an account id or "workspace" (the tenant's
+    own); `status` is enabled, disabled or failing; `query` matches the URL or description."""
+    endpoints = WebhookEndpoint.objects.select_related("customer_account").annotate(
+        pending_count=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.PENDING)),
+        failed_count=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
+        last_status=_last_attempted("status"),
+        last_status_code=_last_attempted("last_status_code"),
+        last_error=_last_attempted("last_error"),
+    )
+    if query := query.strip():
+        endpoints = endpoints.filter(Q(url__icontains=query) | Q(description__icontains=query))
+    if customer_account == "workspace":
+        endpoints = endpoints.filter(customer_account__isnull=True)
+    elif customer_account.isdigit():
+        endpoints = endpoints.filter(customer_account_id=int(customer_account))
+    if status == "enabled":
+        endpoints = endpoints.filter(enabled=True)
+    elif status == "disabled":
+        endpoints = endpoints.filter(enabled=False)
+    elif status == "failing":
+        endpoints = endpoints.filter(enabled=True, failing_since__isnull=False)
+    return endpoints.order_by("-pk")
+
+
+def webhook_endpoints_exist() -> bool:
+    return WebhookEndpoint.objects.exists()
+
+
+def webhook_endpoint_get(*, endpoint_id: int) -> WebhookEndpoint | None:
+    """One endpoint of this workspace, with the list's counts and last result."""
+    return webhook_endpoints_list().filter(pk=endpoint_id).first()
+
+
+def webhook_deliveries_list(*, endpoint: WebhookEndpoint, status: str = "", event_type: str = "") -> QuerySet[WebhookDelivery]:
+    """The endpoint's deliveries newest first, narrowed by status and exact event type."""
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint)
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if event_type:
+        deliveries = deliveries.filter(event_type=event_type)
+    return deliveries.order_by("-pk")
+
+
+def webhook_delivery_counts(endpoint: WebhookEndpoint, *, event_type: str = "") -> dict[str, int]:
+    """The endpoint's deliveries by status (every status present, 0 when none)."""
+    counted = webhook_deliveries_list(endpoint=endpoint, event_type=event_type).order_by().values("status").annotate(count=Count("pk"))
+    counts = {status: 0 for status in DeliveryStatus.values}
+    counts.update({row["status"]: row["count"] for row in counted})
+    return counts
+
+
+def webhook_delivery_event_types(endpoint: WebhookEndpoint) -> list[str]:
+    """The event types the endpoint has deliveries of: the log's filter."""
+    return list(WebhookDelivery.objects.filter(endpoint=endpoint).order_by("event_type").values_list("event_type", flat=True).distinct())
+
+
+def webhook_delivery_get(*, delivery_id: int) -> WebhookDelivery | None:
+    return WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()

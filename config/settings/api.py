@@ -27,6 +27,7 @@ SPECTACULAR_SETTINGS = {
         "ApprovalStatusEnum": "workflows.models.ApprovalStatus",
         "ConnectionKindEnum": "connectors.models.ConnectionKind",
         "InboundStatusEnum": "connectors.models.InboundStatus",
+        "WebhookDeliveryStatusEnum": "connectors.models.DeliveryStatus",
     },
 }
 # Requests per minute per API key (or per user), by the tenant's plan.

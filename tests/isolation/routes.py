@@ -1073,3 +1073,232 @@ TENANT_ROUTES += [
         "connections:write",
     ),
 ]
+
+
+# ---------- customer webhooks: endpoints and their deliveries (issue 4) ----------
+
+
+def _webhook_endpoint_probe(tenant_world, *, enabled: bool = True) -> tuple[Any, str]:
+    """An endpoint of the tenant's first customer account whose URL and description carry the
+    marker, with a failed delivery whose event id is the marker (nothing listens at the URL)."""
+    from django.utils import timezone
+
+    from connectors.deliveries import webhook_endpoint_create, webhook_endpoint_disable
+    from connectors.models import WebhookDelivery
+
+    marker = _marker(tenant_world)
+    with schema_context(tenant_world.schema):
+        account = CustomerAccount.objects.order_by("code").first()
+        endpoint, _secret = webhook_endpoint_create(
+            url=f"http://127.0.0.1:9/{marker}",
+            event_types=["shipment.*"],
+            description=marker,
+            customer_account_id=account.pk if account else None,
+            actor=Actor.system("isolation"),
+        )
+        delivery = WebhookDelivery.objects.create(
+            endpoint=endpoint,
+            event_type="shipment.milestone",
+            event_id=marker,
+            payload={"pro": marker},
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            status="failed",
+            attempts=8,
+            last_status_code=500,
+            last_error="HTTP 500",
+            last_response=marker,
+            created_at=timezone.now(),
+        )
+        if not enabled:
+            webhook_endpoint_disable(endpoint=endpoint, actor=Actor.system("isolation"), reason=marker)
+    return (endpoint, delivery), marker
+
+
+def webhook_endpoint_customer(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is the endpoint's."""
+    (endpoint, _delivery), marker = _webhook_endpoint_probe(tenant_world)
+    return str(endpoint.pk), marker
+
+
+def webhook_endpoint_disabled(tenant_world, customer_account=None) -> tuple[str, str]:
+    (endpoint, _delivery), marker = _webhook_endpoint_probe(tenant_world, enabled=False)
+    return str(endpoint.pk), marker
+
+
+def webhook_delivery_failed(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is the failed delivery's."""
+    (_endpoint, delivery), marker = _webhook_endpoint_probe(tenant_world)
+    return str(delivery.pk), marker
+
+
+def webhook_url_free(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A token no endpoint's URL ends with yet (a create's target); nothing carries the marker."""
+    return uuid.uuid4().hex[:12], _marker(tenant_world)
+
+
+def webhook_endpoint_state(object_id: str, marker: str) -> Any:
+    """The endpoint whose URL ends with the marker (or, for a create, the id), secrets sealed as stored."""
+    from connectors.models import WebhookEndpoint
+
+    fields = ("url", "description", "event_types", "secrets", "secret_masks", "enabled", "disabled_reason")
+    return WebhookEndpoint.objects.filter(url__endswith=f"/{marker}").values_list(*fields).first() or (
+        WebhookEndpoint.objects.filter(url__endswith=f"/{object_id}").values_list(*fields).first()
+    )
+
+
+def webhook_delivery_state(object_id: str, marker: str) -> Any:
+    from connectors.models import WebhookDelivery
+
+    return WebhookDelivery.objects.filter(event_id=marker).values_list("status", "next_attempt_at").first()
+
+
+TENANT_ROUTES += [
+    Route("webhooks list", "/connections/webhooks/", "page", webhook_endpoint_customer),
+    Route("webhooks list, filtered", "/connections/webhooks/?status=enabled&q=127.0.0.1", "page", webhook_endpoint_customer),
+    Route("webhook new form, customer accounts", "/connections/webhooks/new/", "page", customer_account_named),
+    Route("webhook endpoint page", "/connections/webhooks/{id}/", "page", webhook_endpoint_customer),
+    Route("webhook endpoint page, failed deliveries", "/connections/webhooks/{id}/?status=failed", "page", webhook_endpoint_customer),
+    Route("api webhook endpoints list", "/api/v1/webhook-endpoints", "api", webhook_endpoint_customer, api_scope="connections:read"),
+    Route("api webhook endpoint detail", "/api/v1/webhook-endpoints/{id}", "api", webhook_endpoint_customer, api_scope="connections:read"),
+    Route(
+        "api webhook endpoint deliveries",
+        "/api/v1/webhook-endpoints/{id}/deliveries",
+        "api",
+        webhook_endpoint_customer,
+        api_scope="connections:read",
+    ),
+    _write(
+        "write: webhook endpoint create",
+        "/connections/webhooks/new/",
+        "page",
+        webhook_url_free,
+        webhook_endpoint_state,
+        {"url": "http://127.0.0.1:9/{id}", "event_types": "*"},
+    ),
+    _write(
+        "write: webhook endpoint edit",
+        "/connections/webhooks/{id}/",
+        "page",
+        webhook_endpoint_customer,
+        webhook_endpoint_state,
+        {"event_types": "*", "description": "probe"},
+    ),
+    _write(
+        "write: webhook endpoint rotate",
+        "/connections/webhooks/{id}/rotate/",
+        "page",
+        webhook_endpoint_customer,
+        webhook_endpoint_state,
+        {"overlap_hours": "1"},
+    ),
+    _write(
+        "write: webhook endpoint disable",
+        "/connections/webhooks/{id}/disable/",
+        "page",
+        webhook_endpoint_customer,
+        webhook_endpoint_state,
+        {"reason": "probe"},
+    ),
+    _write(
+        "write: webhook endpoint enable", "/connections/webhooks/{id}/enable/", "page", webhook_endpoint_disabled, webhook_endpoint_state
+    ),
+    _write(
+        "write: webhook delivery replay",
+        "/connections/webhooks/deliveries/{id}/replay/",
+        "page",
+        webhook_delivery_failed,
+        webhook_delivery_state,
+    ),
+    _write(
+        "write: webhook deliveries replay all failed shown",
+        "/connections/webhooks/deliveries/replay/",
+        "page",
+        webhook_delivery_failed,
+        webhook_delivery_state,
+        {"delivery": "{id}"},
+    ),
+    _write(
+        "write: api webhook endpoint create",
+        "/api/v1/webhook-endpoints",
+        "api",
+        webhook_url_free,
+        webhook_endpoint_state,
+        {"url": "http://127.0.0.1:9/{id}", "event_types": ["*"]},
+        "connections:write",
+    ),
+    Route(
+        "write: api webhook endpoint update",
+        "/api/v1/webhook-endpoints/{id}",
+        "api",
+        webhook_endpoint_customer,
+        api_scope="connections:write",
+        method="patch",
+        body={"event_types": ["*"], "description": "probe", "enabled": False},
+        state=webhook_endpoint_state,
+    ),
+    _write(
+        "write: api webhook endpoint rotate",
+        "/api/v1/webhook-endpoints/{id}/rotate",
+        "api",
+        webhook_endpoint_customer,
+        webhook_endpoint_state,
+        {"overlap_hours": 1},
+        "connections:write",
+    ),
+    _write(
+        "write: api webhook delivery replay",
+        "/api/v1/webhook-deliveries/{id}/replay",
+        "api",
+        webhook_delivery_failed,
+        webhook_delivery_state,
+        {},
+        "connections:write",
+    ),
+]
+# ---------- EDI partners: uploading interchanges (issue 4) ----------
+
+
+def edi_partner_named(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A connection named by the marker with EDI partner settings; the id is its key."""
+    from connectors.edi_transport import EdiPartnerInput, edi_partner_configure
+    from connectors.models import Connection
+
+    key, marker = _connection_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        data = EdiPartnerInput(their_qualifier="ZZ", their_id="ISOLATION", our_qualifier="ZZ", our_id="BATON")
+        edi_partner_configure(connection=Connection.objects.get(key=key), data=data, actor=Actor.system("isolation"))
+    return key, marker
+
+
+def edi_partner_received(object_id: str, marker: str) -> Any:
+    """The interchanges the partner connection keyed by the id has received."""
+    from connectors.models import InboundEvent
+
+    return list(InboundEvent.objects.filter(connection__key=object_id).values_list("external_id", "body"))
+
+
+_ISOLATION_X12 = (
+    "ISA*00*          *00*          *ZZ*ISOLATION      *ZZ*BATON          *260301*0930*U*00401*000000777*0*T*>~"
+    "GS*QM*ISOLATION*BATON*20260301*0930*1*X*004010~ST*214*0001~B10*PRO-{id}*SHIP-{id}*ABCD~SE*3*0001~GE*1*1~IEA*1*000000777~"
+)
+
+TENANT_ROUTES += [
+    Route("edi upload page", "/connections/{id}/edi/upload/", "page", edi_partner_named),
+    _write(
+        "write: edi upload",
+        "/connections/{id}/edi/upload/",
+        "page",
+        edi_partner_named,
+        edi_partner_received,
+        {"interchange": _ISOLATION_X12},
+    ),
+    _write(
+        "write: api edi interchange",
+        "/api/v1/connections/{id}/interchanges",
+        "api",
+        edi_partner_named,
+        edi_partner_received,
+        {"interchange": _ISOLATION_X12},
+        "connections:write",
+    ),
+]
