@@ -5,8 +5,8 @@ Secrets live only in `credentials`: one MultiFernet token (`config.encryption`, 
 SECRET_KEY) of a JSON object holding the auth method's secret fields. What pages, the API and logs
 show of them is `credential_masks` ("••••1234"), written when a secret is set. Everything else
 about the auth method (header names, user names, token URL, client id) is plain `auth_settings`.
-The health fields are filled by outbound calls; "Test connection" writes only the `last_test_*`
-fields.
+A connection's health (calls, failures, circuit) lives in Redis, where every worker's calls
+count it (`connectors.guards`); "Test connection" writes the `last_test_*` fields.
 """
 
 from django.db import models
@@ -89,13 +89,6 @@ class Connection(models.Model):
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.TextField(blank=True)
-
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
-    calls_total = models.PositiveBigIntegerField(default=0)
-    failures_total = models.PositiveBigIntegerField(default=0)
-    circuit_state = models.CharField(max_length=10, choices=CircuitState.choices, default=CircuitState.CLOSED)
-    circuit_opened_at = models.DateTimeField(null=True, blank=True)
 
     # Inbound: webhooks posted to /hooks/<key> are verified with `inbound_scheme` (empty: the
     # connection takes no webhooks) and turned into canonical events by `inbound_mapper`.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Generic, TypeVar
 
+import redis
 from django.db.models import Count, Exists, Model, OuterRef, Q, QuerySet, Subquery
 
 from connectors.auth import AUTH_SECRETS
@@ -22,6 +23,7 @@ from connectors.models import (
 )
 from connectors.services import ConnectionInput
 from governance.models import AuditEvent
+from tenants.db import connection as db
 from workflows.models import CORRELATION_KEYS
 
 
@@ -76,13 +78,26 @@ class ConnectionHealth:
 
 
 def connection_health(connection: Connection) -> ConnectionHealth:
+    """What connector steps' calls recorded for this connection (`connectors.guards`, in Redis,
+    shared by every worker)."""
+    from connectors.guards import CircuitPolicy, circuit_state
+    from connectors.guards import connection_health as calls_health
+
+    def moment(seconds: float | None) -> datetime | None:
+        return datetime.fromtimestamp(seconds, tz=UTC) if seconds is not None else None
+
+    schema = db.schema_name
+    try:
+        health, circuit = calls_health(schema, connection.key), circuit_state(schema, connection.key, CircuitPolicy())
+    except redis.RedisError:  # the page still works; the health says nothing until Redis is back
+        return ConnectionHealth(0, 0, None, None, CircuitState.CLOSED, None)
     return ConnectionHealth(
-        calls=connection.calls_total,
-        failures=connection.failures_total,
-        last_success_at=connection.last_success_at,
-        last_failure_at=connection.last_failure_at,
-        circuit_state=connection.circuit_state,
-        circuit_opened_at=connection.circuit_opened_at,
+        calls=health.calls,
+        failures=health.failures,
+        last_success_at=moment(health.last_success_at),
+        last_failure_at=moment(health.last_failure_at),
+        circuit_state=circuit.state,
+        circuit_opened_at=moment(circuit.opened_at),
     )
 
 

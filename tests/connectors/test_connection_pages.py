@@ -9,7 +9,6 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from django.utils import timezone
 from django_tenants.utils import schema_context
 from playwright.sync_api import sync_playwright
 
@@ -22,6 +21,21 @@ from tests.connectors.test_connections import API_KEY, CLIENT_ID, CLIENT_SECRET,
 from tests.processes import web_server
 
 in_db = pytest.mark.django_db  # not the browser test: its writes must be committed for the web server
+
+
+def calls_recorded(schema: str, key: str, *, calls: int, failures: int, circuit: str) -> None:
+    """What connector steps' calls would have left in Redis for the connection (`connectors.guards`):
+    `calls` with `failures` among them, the last one a success, and the circuit in `circuit`."""
+    from connectors.guards import CircuitPolicy, circuit_admit, circuit_record, health_record
+
+    for _ in range(failures):
+        health_record(schema, key, ok=False, error="HTTP 503")
+    for _ in range(calls - failures):
+        health_record(schema, key, ok=True)
+    policy = CircuitPolicy(failures_to_open=1, open_seconds=0 if circuit == "half_open" else 600)
+    circuit_record(schema, key, policy, ok=False, probe=False)
+    if circuit == "half_open":
+        circuit_admit(schema, key, policy)  # the open period is over: this call is the probe
 
 
 def _client(world, role="tenant_admin", tenant="acme"):
@@ -81,9 +95,7 @@ def test_the_list_shows_health_or_no_calls_yet_and_filters(world):
         admin = world.acme.users["tenant_admin"]
         quiet = connection_create(data=connection_input("acme-quiet", "https://quiet.example.com"), actor=admin)
         busy = connection_create(data=connection_input("acme-busy", "https://busy.example.com", kind="carrier"), actor=admin)
-        Connection.objects.filter(pk=busy.pk).update(
-            calls_total=200, failures_total=9, last_success_at=timezone.now(), circuit_state="open", circuit_opened_at=timezone.now()
-        )
+        calls_recorded(world.acme.schema, busy.key, calls=200, failures=9, circuit="open")
     body = _text(_client(world, "finance").get("/connections/"))
     assert quiet.name in body and busy.name in body
     assert "No calls yet" in body and "Not tested" in body
@@ -258,9 +270,7 @@ def test_a_planner_adds_an_oauth2_connection_in_the_browser_and_tests_it(world, 
 
     with schema_context(world.globex.schema):  # a connection that workflows have been calling
         busy = connection_create(data=connection_input("globex-carrier", "https://api.carrier.example.com", kind="carrier"), actor=planner)
-        Connection.objects.filter(pk=busy.pk).update(
-            calls_total=1240, failures_total=31, last_success_at=timezone.now(), circuit_state="half_open", circuit_opened_at=timezone.now()
-        )
+        calls_recorded(world.globex.schema, busy.key, calls=1240, failures=31, circuit="half_open")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
