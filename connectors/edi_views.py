@@ -8,7 +8,7 @@ Tenant staff may look; the connections' editors upload, through `connectors.edi_
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -20,10 +20,9 @@ from django.urls import reverse
 
 from accounts.permissions import tenant_role_required
 from connectors.edi import parse
-from connectors.edi_transport import EDI_MAX_BYTES, EdiPartnerInput, EdiRefused, edi_receive
-from connectors.models import Connection, EdiAcknowledgement, EdiPartner, EdiUsage, InboundEvent, InboundStatus
+from connectors.edi_transport import EDI_MAX_BYTES, EdiRefused, edi_receive
+from connectors.models import Connection, EdiAcknowledgement, EdiPartner, InboundEvent, InboundStatus
 from connectors.selectors import connection_by_key
-from connectors.services import ConnectionProblem
 from connectors.views import can_edit
 
 ERRORS_SHOWN = 100
@@ -60,53 +59,6 @@ class EdiUploadForm(forms.Form):
         else:
             raise forms.ValidationError("Choose an interchange file, or paste one.")
         return data
-
-
-def _code(label: str, max_length: int, help_text: str = "", *, required: bool = True, size: str = "") -> forms.CharField:
-    attrs = {"autocomplete": "off", "spellcheck": "false", **({"size": size} if size else {})}
-    return forms.CharField(label=label, max_length=max_length, help_text=help_text, required=required, widget=forms.TextInput(attrs=attrs))
-
-
-class EdiPartnerForm(forms.Form):
-    """A partner's settings (`EdiPartnerInput`): its ISA ids and ours, GS application ids, version,
-    delimiters, usage, 997s, SFTP folders. Problems from `edi_partner_configure` go back onto
-    their fields with `add_problems`."""
-
-    use_required_attribute = False
-
-    their_qualifier = _code("Their ISA qualifier", 2, "ISA05 they send, like ZZ, 01 or 12.", size="3")
-    their_id = _code("Their ISA id", 15, "ISA06 they send (up to 15 characters).")
-    our_qualifier = _code("Our ISA qualifier", 2, size="3")
-    our_id = _code("Our ISA id", 15, "ISA08 they address us with.")
-    their_application_id = _code("Their GS application id", 15, "GS02 they send; empty: their ISA id.", required=False)
-    our_application_id = _code("Our GS application id", 15, "GS03 they send us; empty: our ISA id.", required=False)
-    version = _code("Interchange version (ISA12)", 5, "00401 for 4010, 00501 for 5010.", size="6")
-    group_version = _code("Group version (GS08)", 12, "Like 004010 or 005010.", size="12")
-    usage = forms.ChoiceField(label="Usage (ISA15)", choices=EdiUsage.choices)
-    element_separator = _code("Element separator", 1, size="2")
-    component_separator = _code("Component separator", 1, size="2")
-    segment_terminator = _code("Segment terminator", 1, size="2")
-    repetition_separator = _code("Repetition separator", 1, "ISA11 from version 00402 on.", size="2")
-    wants_997 = forms.BooleanField(label="Answer every interchange with a 997", required=False)
-    inbound_folder = _code("Inbound folder", 300, "Where the partner drops files for Baton (SFTP).")
-    archive_folder = _code("Archive folder", 300, "Where taken files are moved.")
-    error_folder = _code("Error folder", 300, "Where files that could not be stored go, with a .reason.txt beside each.")
-    outbound_folder = _code("Outbound folder", 300, "Where Baton writes 997s for the partner.")
-
-    @classmethod
-    def for_partner(cls, partner: EdiPartner | None) -> EdiPartnerForm:
-        """The form for an existing partner's settings, or the defaults for a new one."""
-        defaults = EdiPartnerInput(their_qualifier="ZZ", their_id="", our_qualifier="ZZ", our_id="")
-        source: Any = partner if partner is not None else defaults
-        return cls(initial={item.name: getattr(source, item.name) for item in fields(EdiPartnerInput)})
-
-    def partner_input(self) -> EdiPartnerInput:
-        return EdiPartnerInput(**{item.name: self.cleaned_data[item.name] for item in fields(EdiPartnerInput)})
-
-    def add_problems(self, problems: list[ConnectionProblem]) -> None:
-        for problem in problems:
-            name = problem.pointer.lstrip("/")
-            self.add_error(name if name in self.fields else None, problem.reason)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from connectors.models import (
     CircuitState,
     Connection,
     DeliveryStatus,
+    EdiPartner,
     EventDispatch,
     InboundEvent,
     InboundStatus,
@@ -382,3 +383,8 @@ def webhook_delivery_event_types(endpoint: WebhookEndpoint) -> list[str]:
 
 def webhook_delivery_get(*, delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("endpoint").filter(pk=delivery_id).first()
+
+
+def edi_partner_of(connection: Connection) -> EdiPartner | None:
+    """The connection's EDI partner settings, if it has them."""
+    return EdiPartner.objects.filter(connection=connection).first()

@@ -25,4 +25,5 @@ urlpatterns = [
     path("<slug:key>/inbound/", views.connection_inbound_view, name="connection_inbound"),
     path("<slug:key>/inbound/rotate/", views.connection_inbound_rotate_view, name="connection_inbound_rotate"),
     path("<slug:key>/edi/upload/", edi_views.edi_upload, name="edi_upload"),
+    path("<slug:key>/edi/partner/", views.connection_edi_partner_view, name="connection_edi_partner"),
 ]

@@ -24,7 +24,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.permissions import tenant_role_required
-from connectors.forms import AUTH_FIELDS, ConnectionForm, InboundRotateForm, InboundSettingsForm, form_initial, kind_initial
+from connectors.edi_transport import EdiPartnerInvalid, edi_partner_configure
+from connectors.forms import AUTH_FIELDS, ConnectionForm, EdiPartnerForm, InboundRotateForm, InboundSettingsForm, form_initial, kind_initial
 from connectors.inbox import InboxError, connection_inbound_configure
 from connectors.models import AuthMethod, Connection, ConnectionKind, InboundScheme
 from connectors.selectors import (
@@ -34,6 +35,7 @@ from connectors.selectors import (
     connection_secret_masks,
     connections_exist,
     connections_list,
+    edi_partner_of,
     inbound_events_recent,
 )
 from connectors.services import (
@@ -145,6 +147,7 @@ def _detail_page(
     *,
     form: ConnectionForm | None = None,
     inbound_form: InboundSettingsForm | None = None,
+    partner_form: EdiPartnerForm | None = None,
     new_secret: str = "",
     status: int = 200,
 ):
@@ -166,6 +169,7 @@ def _detail_page(
         "inbound_masks": connection.inbound_secret_masks,
         "recent_events": inbound_events_recent(connection=connection),
         "new_secret": new_secret,
+        **_partner_context(connection, partner_form),
     }
     response = render(request, "connectors/connection_detail.html", context, status=status)
     if new_secret:
@@ -266,3 +270,30 @@ def connection_enable_view(request, key: str):
     connection_enable(connection=connection, actor=request.user)
     messages.success(request, f"{connection.name} is enabled.")
     return redirect(reverse("connectors:connection", args=[connection.key]))
+
+
+def _partner_context(connection: Connection, form: EdiPartnerForm | None) -> dict[str, object]:
+    """The EDI partner card, for EDI-partner connections only."""
+    if connection.kind != ConnectionKind.EDI_PARTNER:
+        return {}
+    partner = edi_partner_of(connection)
+    return {"edi_partner": partner, "partner_form": form or EdiPartnerForm.for_partner(partner), "partner_open": form is not None}
+
+
+@require_POST
+@tenant_role_required(*EDITORS)
+def connection_edi_partner_view(request, key: str):
+    """Save the connection's EDI partner settings (its inbound mapper becomes x12)."""
+    connection = _connection_or_404(key)
+    if connection.kind != ConnectionKind.EDI_PARTNER:
+        raise Http404("Only EDI-partner connections have partner settings.")
+    form = EdiPartnerForm(request.POST)
+    if form.is_valid():
+        try:
+            edi_partner_configure(connection=connection, data=form.partner_input(), actor=request.user)
+        except EdiPartnerInvalid as error:
+            form.add_problems(error.problems)
+        else:
+            messages.success(request, f"EDI partner settings of {connection.name} saved: interchanges can be sent or uploaded now.")
+            return redirect(reverse("connectors:connection", args=[connection.key]) + "#edi-partner")
+    return _detail_page(request, connection, partner_form=form, status=400)

@@ -20,6 +20,7 @@ from connectors import edi_views
 from connectors import urls as connectors_urls
 from connectors.api import edi as edi_api
 from connectors.edi_transport import EdiPartnerInvalid, edi_partner_configure
+from connectors.forms import EdiPartnerForm
 from connectors.inbox import event_dispatch
 from connectors.models import Connection, EdiPartner, InboundEvent
 from tests.conftest import host_client, signed_in_client
@@ -197,16 +198,16 @@ def test_the_upload_page_of_a_connection_that_is_no_edi_partner_is_not_found(wor
 def test_the_partner_form_round_trips_the_settings_and_takes_back_the_services_problems(world):
     with schema_context(world.acme.schema):
         partner = partner_made()
-        form = edi_views.EdiPartnerForm.for_partner(partner)
+        form = EdiPartnerForm.for_partner(partner)
         data = {name: value for name, value in form.initial.items() if value is not False}
-        bound = edi_views.EdiPartnerForm({**data, "our_id": "BATONPROD", "segment_terminator": "*"})
+        bound = EdiPartnerForm({**data, "our_id": "BATONPROD", "segment_terminator": "*"})
         assert bound.is_valid(), bound.errors
         with pytest.raises(EdiPartnerInvalid) as refused:
             edi_partner_configure(connection=partner.connection, data=bound.partner_input(), actor=world.acme.users["tenant_admin"])
         bound.add_problems(refused.value.problems)
         assert "separators must be distinct" in bound.non_field_errors()[0]
-        fixed = edi_views.EdiPartnerForm({**data, "our_id": "BATONPROD"})
+        fixed = EdiPartnerForm({**data, "our_id": "BATONPROD"})
         assert fixed.is_valid()
         edi_partner_configure(connection=partner.connection, data=fixed.partner_input(), actor=world.acme.users["tenant_admin"])
         assert EdiPartner.objects.get(pk=partner.pk).our_id == "BATONPROD"
-        assert edi_views.EdiPartnerForm.for_partner(None).initial["inbound_folder"] == "inbound"
+        assert EdiPartnerForm.for_partner(None).initial["inbound_folder"] == "inbound"

@@ -1302,3 +1302,48 @@ TENANT_ROUTES += [
         "connections:write",
     ),
 ]
+
+
+def edi_partner_connection(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An EDI-partner connection named by the marker, without partner settings yet; the id is its key."""
+    from connectors.models import Connection
+
+    key, marker = _connection_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        Connection.objects.filter(key=key).update(kind="edi_partner")
+    return key, marker
+
+
+def edi_partner_settings(object_id: str, marker: str) -> Any:
+    """The partner settings of the connection keyed by the id (none until someone sets them)."""
+    from connectors.models import EdiPartner
+
+    return list(EdiPartner.objects.filter(connection__key=object_id).values_list("their_id", "our_id"))
+
+
+TENANT_ROUTES += [
+    _write(
+        "write: edi partner settings",
+        "/connections/{id}/edi/partner/",
+        "page",
+        edi_partner_connection,
+        edi_partner_settings,
+        {
+            "their_qualifier": "ZZ",
+            "their_id": "PROBE",
+            "our_qualifier": "ZZ",
+            "our_id": "BATON",
+            "version": "00401",
+            "group_version": "004010",
+            "usage": "P",
+            "element_separator": "*",
+            "component_separator": ">",
+            "segment_terminator": "~",
+            "repetition_separator": "^",
+            "inbound_folder": "/in",
+            "archive_folder": "/archive",
+            "error_folder": "/error",
+            "outbound_folder": "/out",
+        },
+    ),
+]
