@@ -35,6 +35,7 @@ log = structlog.get_logger("baton.connectors")
 
 CLOSED, OPEN, HALF_OPEN, OPENED = "closed", "open", "half_open", "opened"
 KEY_SECONDS = 7 * 24 * 3600  # guard state of a connection nobody calls any more goes away
+HEALTH_ERROR_CHARS = 300
 
 
 class CircuitOpen(ConnectorError):
@@ -151,6 +152,32 @@ return {'1', tostring(wait)}
 )
 
 
+# Prefixes of the circuit scripts for `call_record`: the call counted in the health hash (KEYS[2]).
+_HEALTH_OK = """
+local t0 = redis.call('TIME')
+redis.call('HINCRBY', KEYS[2], 'calls', 1)
+redis.call('HSET', KEYS[2], 'last_success_at', tostring(tonumber(t0[1]) + tonumber(t0[2]) / 1000000))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+"""
+_HEALTH_FAILED = """
+local t0 = redis.call('TIME')
+redis.call('HINCRBY', KEYS[2], 'calls', 1)
+redis.call('HINCRBY', KEYS[2], 'failures', 1)
+redis.call('HSET', KEYS[2], 'last_failure_at', tostring(tonumber(t0[1]) + tonumber(t0[2]) / 1000000), 'last_error', ARGV[4])
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+"""
+
+
+# `_SUCCEEDED` for `call_record`'s arguments (the probe flag second, as `_FAILED` has it).
+_CALL_SUCCEEDED = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'open' and ARGV[2] == '0' then return 'open' end
+if state == 'half_open' and ARGV[2] == '0' then return 'half_open' end
+redis.call('DEL', KEYS[1])
+return 'closed'
+"""
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -159,13 +186,24 @@ def _script(source: str, keys: list[str], args: list[Any]) -> Any:
     return _redis().eval(source, len(keys), *keys, *args)
 
 
+# A circuit this process saw closed is taken as closed for this long without asking Redis (the
+# common case costs no round trip); another process opening it is noticed within this time, and
+# this process's own failure that opens it, at once.
+CLOSED_SEEN_SECONDS = 1.0
+_closed_seen: dict[tuple[str, str], float] = {}
+
+
 def circuit_admit(tenant: str, connection: str, policy: CircuitPolicy) -> bool:
     """Let a call through or raise CircuitOpen. True when the call is the half-open probe."""
+    if _closed_seen.get((tenant, connection), 0.0) > time.monotonic():
+        return False
     try:
         state, wait = _script(_ADMIT, [_key("circuit", tenant, connection)], [policy.open_seconds, policy.probe_seconds])
     except redis.RedisError as error:
         log.warning("circuit state unavailable; letting the call through", connection=connection, error=str(error))
         return False
+    if state == b"closed":
+        _closed_seen[(tenant, connection)] = time.monotonic() + CLOSED_SEEN_SECONDS
     if state == b"open":
         retry_after = float(wait)
         raise CircuitOpen(f"{connection} is failing: calls are paused for another {retry_after:.0f} s (circuit open)", retry_after)
@@ -184,7 +222,28 @@ def circuit_record(tenant: str, connection: str, policy: CircuitPolicy, *, ok: b
     except redis.RedisError as error:
         log.warning("circuit state not recorded", connection=connection, error=str(error))
         return CLOSED
-    return state.decode()
+    return _seen(tenant, connection, state.decode())
+
+
+def _seen(tenant: str, connection: str, state: str) -> str:
+    if state != CLOSED:
+        _closed_seen.pop((tenant, connection), None)
+    return state
+
+
+def call_record(tenant: str, connection: str, policy: CircuitPolicy, *, circuit_ok: bool, probe: bool, error: str = "") -> str:
+    """A call that reached (or tried to reach) the partner: its circuit (`circuit_ok`: the
+    partner is well, as after a 4xx) and its health (`error`: the call failed) in one round trip.
+    Returns the circuit's state as `circuit_record` does."""
+    keys = [_key("circuit", tenant, connection), _key("health", tenant, connection)]
+    health = _HEALTH_FAILED if error else _HEALTH_OK
+    arguments = [policy.failures_to_open, "1" if probe else "0", KEY_SECONDS, error[:HEALTH_ERROR_CHARS], KEY_SECONDS * 4]
+    try:
+        state = _script(health + (_CALL_SUCCEEDED if circuit_ok else _FAILED), keys, arguments)
+    except redis.RedisError as error_:
+        log.warning("call outcome not recorded", connection=connection, error=str(error_))
+        return CLOSED
+    return _seen(tenant, connection, state.decode())
 
 
 def circuit_state(tenant: str, connection: str, policy: CircuitPolicy) -> CircuitState:
@@ -213,27 +272,6 @@ def rate_take(tenant: str, connection: str, limit: RateLimit) -> float:
     return float(wait)
 
 
-HEALTH_ERROR_CHARS = 300
-
-
-def health_record(tenant: str, connection: str, *, ok: bool, error: str = "") -> None:
-    """Count a call that reached (or tried to reach) the partner, for the connection's health."""
-    key = _key("health", tenant, connection)
-    now = f"{time.time():.3f}"
-    try:
-        with _redis().pipeline() as pipe:
-            pipe.hincrby(key, "calls", 1)
-            if ok:
-                pipe.hset(key, "last_success_at", now)
-            else:
-                pipe.hincrby(key, "failures", 1)
-                pipe.hset(key, mapping={"last_failure_at": now, "last_error": error[:HEALTH_ERROR_CHARS]})
-            pipe.expire(key, KEY_SECONDS * 4)
-            pipe.execute()
-    except redis.RedisError as error_:
-        log.warning("connection health not recorded", connection=connection, error=str(error_))
-
-
 @dataclass(frozen=True)
 class Health:
     calls: int = 0
@@ -258,6 +296,7 @@ def connection_health(tenant: str, connection: str) -> Health:
 def guards_forget() -> int:
     """Forget every connection's circuit and rate-limit state under this installation's key
     prefix (tests; an operator's "start afresh"). Returns how many keys went."""
+    _closed_seen.clear()
     client = _redis()
     keys = list(client.scan_iter(match=f"{_keys_prefix()}:*", count=1000))
     return int(client.delete(*keys)) if keys else 0

@@ -34,7 +34,7 @@ from prometheus_client import Counter
 
 from config.encryption import SecretUnreadable
 from connectors.auth import TokenError, authorized_send
-from connectors.guards import OPENED, CircuitPolicy, RateLimit, circuit_admit, circuit_record, health_record, rate_wait
+from connectors.guards import OPENED, CircuitPolicy, RateLimit, call_record, circuit_admit, circuit_record, rate_wait
 from connectors.models import Connection
 from connectors.safety import OutboundRefused, guarded_session
 from workflows.engine import ConnectorError
@@ -126,10 +126,14 @@ def _outcome(
     tenant: str, connection: str, circuit: CircuitPolicy, *, ok: bool, probe: bool, called: bool, error: ConnectorError | None = None
 ) -> None:
     OUTBOUND_CALLS.labels(error.kind if error else "ok").inc()
-    if (called or probe) and circuit_record(tenant, connection, circuit, ok=ok, probe=probe) == OPENED:
-        CIRCUITS_OPENED.inc()
     if called:
-        health_record(tenant, connection, ok=error is None, error=str(error) if error else "")
+        state = call_record(tenant, connection, circuit, circuit_ok=ok, probe=probe, error=str(error) if error else "")
+    elif probe:
+        state = circuit_record(tenant, connection, circuit, ok=ok, probe=probe)
+    else:
+        return
+    if state == OPENED:
+        CIRCUITS_OPENED.inc()
 
 
 def answer_result(response: requests.Response, where: str) -> dict[str, Any]:

@@ -26,13 +26,13 @@ in_db = pytest.mark.django_db  # not the browser test: its writes must be commit
 def calls_recorded(schema: str, key: str, *, calls: int, failures: int, circuit: str) -> None:
     """What connector steps' calls would have left in Redis for the connection (`connectors.guards`):
     `calls` with `failures` among them, the last one a success, and the circuit in `circuit`."""
-    from connectors.guards import CircuitPolicy, circuit_admit, circuit_record, health_record
+    from connectors.guards import CircuitPolicy, call_record, circuit_admit, circuit_record
 
-    for _ in range(failures):
-        health_record(schema, key, ok=False, error="HTTP 503")
-    for _ in range(calls - failures):
-        health_record(schema, key, ok=True)
     policy = CircuitPolicy(failures_to_open=1, open_seconds=0 if circuit == "half_open" else 600)
+    for _ in range(failures):
+        call_record(schema, key, policy, circuit_ok=True, probe=False, error="HTTP 503")
+    for _ in range(calls - failures):
+        call_record(schema, key, policy, circuit_ok=True, probe=False)
     circuit_record(schema, key, policy, ok=False, probe=False)
     if circuit == "half_open":
         circuit_admit(schema, key, policy)  # the open period is over: this call is the probe
