@@ -108,6 +108,7 @@ def webhook_endpoint_create(
         _secrets_set(endpoint, [SigningSecret(secret)])
         endpoint.save()
         audit_record(actor=actor, action="webhook_endpoint.created", target=endpoint, data={"url": url, "event_types": types})
+        endpoints_forget()
     return endpoint, secret
 
 
@@ -120,6 +121,7 @@ def webhook_endpoint_rotate(*, endpoint: WebhookEndpoint, actor: Any, overlap: t
         _secrets_set(endpoint, [SigningSecret(secret), *kept])
         endpoint.save(update_fields=["secrets", "secret_masks"])
         audit_record(actor=actor, action="webhook_endpoint.secret_rotated", target=endpoint, data={"secrets": endpoint.secret_masks})
+        endpoints_forget()
     return secret
 
 
@@ -128,6 +130,7 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: Any) -> Webhook
         endpoint.enabled, endpoint.disabled_at, endpoint.disabled_reason, endpoint.failing_since = True, None, "", None
         endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason", "failing_since"])
         audit_record(actor=actor, action="webhook_endpoint.enabled", target=endpoint)
+        endpoints_forget()
     return endpoint
 
 
@@ -138,14 +141,33 @@ def _subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
     return any(pattern == "*" or fnmatch.fnmatchcase(event_type, pattern) for pattern in endpoint.event_types)
 
 
+# Enabled endpoints per (schema, customer), kept this long per process: publishing (a notify step
+# in every run) then costs no query; a new or changed endpoint is seen by other processes within
+# this time (this process forgets at once).
+ENDPOINTS_CACHE_SECONDS = 5.0
+_endpoints_seen: dict[tuple[str, int | None], tuple[float, list[WebhookEndpoint]]] = {}
+
+
+def _enabled_endpoints(customer_account_id: int | None) -> list[WebhookEndpoint]:
+    key, now = (db.schema_name, customer_account_id), time.monotonic()
+    seen = _endpoints_seen.get(key)
+    if seen is None or seen[0] < now:
+        seen = (now + ENDPOINTS_CACHE_SECONDS, list(WebhookEndpoint.objects.filter(enabled=True, customer_account_id=customer_account_id)))
+        _endpoints_seen[key] = seen
+    return seen[1]
+
+
+def endpoints_forget() -> None:
+    """After an endpoint changed in this process: publish reads them afresh."""
+    _endpoints_seen.clear()
+
+
 def webhook_publish(*, event_type: str, event_id: str, payload: dict[str, Any], customer_account_id: int | None) -> list[int]:
     """Queue the event for the customer's subscribed, enabled endpoints (the tenant's own, without
     a customer); returns the new deliveries' ids. Runs in the caller's transaction."""
-    endpoints = [
-        endpoint
-        for endpoint in WebhookEndpoint.objects.filter(enabled=True, customer_account_id=customer_account_id)
-        if _subscribed(endpoint, event_type)
-    ]
+    endpoints = [endpoint for endpoint in _enabled_endpoints(customer_account_id) if _subscribed(endpoint, event_type)]
+    if not endpoints:
+        return []
     now = timezone.now()
     created = WebhookDelivery.objects.bulk_create(
         [
@@ -196,7 +218,7 @@ def deliveries_due(*, limit: int = 500) -> int:
 def _claim(delivery_id: int) -> WebhookDelivery | None:
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))  # not the endpoint every delivery shares
             .select_related("endpoint")
             .filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
             .first()
@@ -282,6 +304,7 @@ def _endpoint_disable(endpoint: WebhookEndpoint, now: datetime, last_error: str)
     endpoint.disabled_reason = f"every delivery failed since {endpoint.failing_since:%Y-%m-%d %H:%M} UTC (the last: {last_error})"
     endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason"])
     audit_record(actor=Actor.system("webhook-deliveries"), action="webhook_endpoint.disabled", target=endpoint, data={"url": endpoint.url})
+    endpoints_forget()
     transaction.on_commit(partial(_owner_tell, endpoint.pk))
 
 
@@ -350,6 +373,7 @@ def webhook_endpoint_update(
             setattr(endpoint, name, value)
         endpoint.save(update_fields=list(changed))
         audit_record(actor=actor, action="webhook_endpoint.updated", target=endpoint, data=changed)
+        endpoints_forget()
     return endpoint
 
 
@@ -364,4 +388,5 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, actor: Any, reason: s
         endpoint.disabled_reason = f"disabled by {who}" + (f": {reason.strip()}" if reason.strip() else "")
         endpoint.save(update_fields=["enabled", "disabled_at", "disabled_reason"])
         audit_record(actor=actor, action="webhook_endpoint.disabled", target=endpoint, reason=reason.strip(), data={"url": endpoint.url})
+        endpoints_forget()
     return endpoint

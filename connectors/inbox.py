@@ -306,8 +306,11 @@ def event_dispatch(event_id: int) -> str:
 
     try:
         with transaction.atomic():
+            # OF self: lock the dispatch row only. Without it the join locks the connection row every
+            # event shares too, so concurrent dispatches (and webhooks' inserts, which key-share
+            # lock it) make each other skip.
             dispatch = (
-                EventDispatch.objects.select_for_update(skip_locked=True)
+                EventDispatch.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("event__connection")
                 .filter(event_id=event_id)
                 .first()

@@ -131,8 +131,10 @@ def _connector_guards_reset():
     yield
     import redis
 
+    from connectors.deliveries import endpoints_forget
     from connectors.guards import guards_forget
 
+    endpoints_forget()  # endpoints a rolled-back test made are gone
     with contextlib.suppress(redis.RedisError):  # a test that stopped Redis: nothing to forget
         guards_forget()
 

@@ -50,7 +50,7 @@ class OperationRefused(Exception):
 
 
 def _locked(run: Run) -> Run:
-    return Run.objects.select_for_update().select_related("definition_version", "definition").get(pk=run.pk)
+    return Run.objects.select_for_update(of=("self",)).select_related("definition_version", "definition").get(pk=run.pk)
 
 
 def _wake_after_commit() -> None:
