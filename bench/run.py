@@ -11,6 +11,9 @@ BENCHES = [
     ["bench.engine"],
     # No services needed: reads, validates and normalizes 10 MB of generated 214s.
     ["bench.edi"],
+    # Signed webhooks through gunicorn into the inbox against a bare HMAC-and-insert view; runs its own
+    # redis-server (stopped for 30 s mid-load); BENCH_INGEST_EVENTS (default 100,000) sets the outage phase.
+    ["bench.ingest"],
 ]
 
 
