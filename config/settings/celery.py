@@ -71,9 +71,8 @@ if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
 # call (a loopback fake partner for tests and bench until real connectors land; empty: the
 # in-process fake).
 BATON_ENGINE_LEASE_SECONDS = env_int("BATON_ENGINE_LEASE_SECONDS", 60)
-# Runs one `workflows.advance` claims and advances together (one transaction per round of steps);
-# 200 rather than 100 gave the 2-core bench machine 552 against 426 runs/s (fewer rounds, commits
-# and wake-ups per run), at the same latency.
+# Runs one `workflows.advance` claims and advances together (one transaction per round of steps):
+# the larger the batch, the fewer rounds, commits and wake-ups per run (bench/results/engine.json).
 BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 200)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
