@@ -1,5 +1,7 @@
 """API errors as RFC 9457 problem+json."""
 
+from typing import Any
+
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -52,3 +54,14 @@ def _detail_text(data) -> str:
     if isinstance(data, list):
         return " ".join(map(str, data))
     return str(data)
+
+
+def serializer_error_pointers(errors: Any, pointer: str = "") -> list[tuple[str, str]]:
+    """Every error of a DRF serializer as (JSON pointer, message), nested fields and list items included."""
+    if isinstance(errors, dict):
+        return [pair for name, inner in errors.items() for pair in serializer_error_pointers(inner, f"{pointer}/{name}")]
+    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
+        return [(pointer, str(message)) for message in errors]
+    if isinstance(errors, list):
+        return [pair for index, inner in enumerate(errors) for pair in serializer_error_pointers(inner, f"{pointer}/{index}")]
+    return [(pointer, str(errors))]

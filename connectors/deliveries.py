@@ -335,10 +335,17 @@ def _owner_tell(endpoint_id: int) -> None:
         log.exception("endpoint owner not told", endpoint=endpoint_id)
 
 
+class ReplayRefused(Exception):
+    """The delivery's endpoint is disabled: a replay would fail at once."""
+
+
 def delivery_replay(*, delivery: WebhookDelivery, actor: Any) -> WebhookDelivery:
-    """Send a delivery again now (a failed one, or a delivered one the receiver lost), audited."""
+    """Send a delivery again now (a failed one, or a delivered one the receiver lost), audited.
+    Raises ReplayRefused while its endpoint is disabled."""
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).select_related("endpoint").get(pk=delivery.pk)
+        if not delivery.endpoint.enabled:
+            raise ReplayRefused(f"Webhook endpoint {delivery.endpoint_id} is disabled.")
         delivery.status, delivery.next_attempt_at = DeliveryStatus.PENDING, timezone.now()
         delivery.save(update_fields=["status", "next_attempt_at"])
         audit_record(actor=actor, action="webhook_delivery.replayed", target=delivery, data={"attempts_before": delivery.attempts})

@@ -30,9 +30,9 @@ from connectors.selectors import (
     inbound_event_is_json,
     inbound_event_replays,
     inbound_events_list,
-    inbound_events_page,
     inbound_fix_of,
     inbound_status_counts,
+    keyset_page,
     quarantine_groups,
 )
 from connectors.views import EDITORS, can_edit
@@ -52,7 +52,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     form = InboxFilterForm(request.GET)
     filters = form.filters()
     events = inbound_events_list(filters)
-    page = inbound_events_page(events, before=_cursor(request.GET.get("before")), after=_cursor(request.GET.get("after")), size=PER_PAGE)
+    page = keyset_page(events, before=_cursor(request.GET.get("before")), after=_cursor(request.GET.get("after")), size=PER_PAGE)
     counts = inbound_status_counts(filters)
     shown = {name: request.GET[name] for name in FILTER_NAMES if request.GET.get(name)}
     kept = {name: value for name, value in shown.items() if name != "status"}
@@ -61,7 +61,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "form": form,
         "filters": filters,
         "page": page,
-        "rows": [_row(event) for event in page.events],
+        "rows": [_row(event) for event in page.rows],
         "counts": counts,
         "total": sum(counts.values()),
         "status_links": [
@@ -72,7 +72,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "connections": connections_taking_events(),
         "groups": quarantine_groups() if quarantine_view and counts[InboundStatus.QUARANTINED] else [],
         "quarantine_view": quarantine_view,
-        "replayable": [event.pk for event in page.events if event.status == InboundStatus.QUARANTINED],
+        "replayable": [event.pk for event in page.rows if event.status == InboundStatus.QUARANTINED],
         "can_edit": can_edit(request.user),
         "filtered": filters.active,
         "others_filtered": bool(filters.connection or filters.channel or filters.received_from or filters.received_to or filters.query),

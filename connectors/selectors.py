@@ -187,36 +187,6 @@ def inbound_status_counts(filters: InboxFilters) -> dict[str, int]:
     return counts
 
 
-@dataclass(frozen=True)
-class InboxPage:
-    """One page of a keyset-paginated list, newest first: `newer` and `older` are the cursors
-    (event ids) of the neighbouring pages, None at either end."""
-
-    events: list[InboundEvent]
-    newer: int | None
-    older: int | None
-
-
-def inbound_events_page(
-    events: QuerySet[InboundEvent], *, before: int | None = None, after: int | None = None, size: int = 25
-) -> InboxPage:
-    """The page of `events` (newest first) just older than `before`, or just newer than `after`,
-    or the newest; a keyset on the id, so deep pages cost what the first does."""
-    if after is not None:
-        rows = list(events.filter(pk__gt=after).order_by("pk")[: size + 1])
-        page = list(reversed(rows[:size]))
-        newer = page[0].pk if len(rows) > size else None
-        edge = page[-1].pk if page else after + 1
-        return InboxPage(page, newer, edge if events.filter(pk__lt=edge).exists() else None)
-    rows = list((events.filter(pk__lt=before) if before is not None else events)[: size + 1])
-    page = rows[:size]
-    older = page[-1].pk if len(rows) > size else None
-    if before is None:
-        return InboxPage(page, None, older)
-    edge = page[0].pk if page else before - 1
-    return InboxPage(page, edge if events.filter(pk__gt=edge).exists() else None, older)
-
-
 def inbound_event_get(*, event_id: int) -> InboundEvent | None:
     return InboundEvent.objects.select_related("connection").filter(pk=event_id).first()
 

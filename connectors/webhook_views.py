@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import tenant_role_required
 from connectors.deliveries import (
     EndpointInvalid,
+    ReplayRefused,
     delivery_replay,
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -234,11 +236,7 @@ def webhook_endpoint_disable_view(request: HttpRequest, endpoint_id: int) -> Htt
     return redirect(_endpoint_url(endpoint))
 
 
-def _replay_refusal(endpoint: WebhookEndpoint) -> str:
-    """Why a delivery of this endpoint cannot be replayed now ("" when it can)."""
-    if not endpoint.enabled:
-        return "The endpoint is disabled: enable it first, or the replay fails at once. Nothing was replayed."
-    return ""
+REPLAY_REFUSED = "The endpoint is disabled: enable it first, or the replay fails at once. Nothing was replayed."
 
 
 @require_POST
@@ -248,10 +246,11 @@ def webhook_delivery_replay_view(request: HttpRequest, delivery_id: int) -> Http
     if delivery is None:
         raise Http404(f"There is no webhook delivery {delivery_id} in this workspace.")
     filters = _kept_filters(request.POST.get("filters", ""))
-    if refusal := _replay_refusal(delivery.endpoint):
-        messages.error(request, refusal)
-    else:
+    try:
         delivery_replay(delivery=delivery, actor=request.user)
+    except ReplayRefused:
+        messages.error(request, REPLAY_REFUSED)
+    else:
         messages.success(request, f"Delivery {delivery.pk} ({delivery.event_type}) is being sent again.")
     return redirect(_endpoint_url(delivery.endpoint, filters))
 
@@ -268,12 +267,14 @@ def webhook_replay_failed_view(request: HttpRequest) -> HttpResponse:
         raise Http404("None of these webhook deliveries is in this workspace.")
     endpoint = shown[0].endpoint
     filters = _kept_filters(request.POST.get("filters", ""))
-    if refusal := _replay_refusal(endpoint):
-        messages.error(request, refusal)
-        return redirect(_endpoint_url(endpoint, filters))
     failed = [delivery for delivery in shown if delivery.endpoint_id == endpoint.pk and delivery.status == DeliveryStatus.FAILED]
-    for delivery in failed:
-        delivery_replay(delivery=delivery, actor=request.user)
+    try:
+        with transaction.atomic():  # one endpoint: all of them go again, or none
+            for delivery in failed:
+                delivery_replay(delivery=delivery, actor=request.user)
+    except ReplayRefused:
+        messages.error(request, REPLAY_REFUSED)
+        return redirect(_endpoint_url(endpoint, filters))
     skipped = len(ids) - len(failed)
     if failed:
         note = f" {skipped} {'was' if skipped == 1 else 'were'} no longer failed and left alone." if skipped else ""

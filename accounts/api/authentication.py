@@ -1,6 +1,7 @@
 """`Authorization: Api-Key <prefix.secret>` for machines; keys are per schema, hashed at rest."""
 
 import hmac
+from typing import Any
 
 from rest_framework import authentication, exceptions
 
@@ -45,3 +46,13 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:  # type: ignore[override]
         return self.keyword
+
+
+def request_actor(request: Any) -> Any:
+    """Who a request acts as, for services and the audit log: an API key as such, a person as themselves."""
+    from governance.services import Actor
+
+    user = request.user
+    if isinstance(user, ApiKeyPrincipal):
+        return Actor(email=user.email, kind="api_key")
+    return user

@@ -14,7 +14,8 @@ from rest_framework import exceptions, generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.authentication import ApiKeyPrincipal
+from accounts.api.authentication import request_actor
+from config.problems import serializer_error_pointers
 from connectors.api.permissions import CanRead, CanWrite
 from connectors.api.serializers import (
     ConnectionCreateSerializer,
@@ -51,7 +52,6 @@ from connectors.services import (
     connection_test,
     connection_update,
 )
-from governance.services import Actor
 
 
 class ConnectionRequestInvalid(exceptions.APIException):
@@ -71,20 +71,7 @@ class ConnectionRequestInvalid(exceptions.APIException):
 
 
 def _serializer_problems(errors: Any, pointer: str = "") -> list[ConnectionProblem]:
-    if isinstance(errors, dict):
-        return [problem for name, inner in errors.items() for problem in _serializer_problems(inner, f"{pointer}/{name}")]
-    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
-        return [ConnectionProblem(pointer, str(message)) for message in errors]
-    if isinstance(errors, list):
-        return [problem for index, inner in enumerate(errors) for problem in _serializer_problems(inner, f"{pointer}/{index}")]
-    return [ConnectionProblem(pointer, str(errors))]
-
-
-def _actor(request) -> Any:
-    user = request.user
-    if isinstance(user, ApiKeyPrincipal):
-        return Actor(email=user.email, kind="api_key")
-    return user
+    return [ConnectionProblem(at, reason) for at, reason in serializer_error_pointers(errors, pointer)]
 
 
 def _connection_or_404(key: str) -> Connection:
@@ -166,7 +153,7 @@ class ConnectionListCreate(generics.ListAPIView):
             auth_settings=dict(defaults.auth_settings),
         )
         try:
-            connection = connection_create(data=_merged(start, body), actor=_actor(request))
+            connection = connection_create(data=_merged(start, body), actor=request_actor(request))
         except ConnectionInvalid as error:
             raise ConnectionRequestInvalid(error.problems) from error
         headers = {"Location": f"/api/v1/connections/{connection.key}"}
@@ -190,7 +177,7 @@ class ConnectionDetail(APIView):
         if not form.is_valid():
             raise ConnectionRequestInvalid(_serializer_problems(form.errors))
         body = form.validated_data
-        actor = _actor(request)
+        actor = request_actor(request)
         if set(body) - {"enabled"}:
             try:
                 connection = connection_update(connection=connection, data=_merged(connection_input(connection), body), actor=actor)
@@ -214,7 +201,7 @@ class ConnectionTest(APIView):
         responses={200: ConnectionTestResultSerializer, 403: _PROBLEMS[403], 404: _PROBLEMS[404]},
     )
     def post(self, request, key: str):
-        result = connection_test(connection=_connection_or_404(key), actor=_actor(request))
+        result = connection_test(connection=_connection_or_404(key), actor=request_actor(request))
         return Response(ConnectionTestResultSerializer(result).data)
 
 
@@ -349,7 +336,7 @@ class InboundEventReplay(APIView):
                 problem = ConnectionProblem("/body", f"is not JSON: {error.msg} at line {error.lineno}, column {error.colno}")
                 raise ConnectionRequestInvalid([problem]) from error
         try:
-            event = inbound_replay(event=event, actor=_actor(request), body=inbound_fix_of(event, body))
+            event = inbound_replay(event=event, actor=request_actor(request), body=inbound_fix_of(event, body))
         except InboxError as error:
             raise InboundEventNotQuarantined(str(error)) from error
         return Response(InboundEventDetailSerializer(event).data, status=status.HTTP_202_ACCEPTED)

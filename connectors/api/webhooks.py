@@ -13,12 +13,14 @@ from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.authentication import request_actor
 from connectors.api.permissions import CanRead, CanWrite
 from connectors.api.serializers import ConnectionProblemSerializer
-from connectors.api.views import ConnectionRequestInvalid, _actor, _serializer_problems
+from connectors.api.views import ConnectionRequestInvalid, _serializer_problems
 from connectors.deliveries import (
     DEFAULT_SECRET_OVERLAP,
     EndpointInvalid,
+    ReplayRefused,
     delivery_replay,
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -228,7 +230,7 @@ class WebhookEndpointListCreate(generics.ListAPIView):
                 event_types=body["event_types"],
                 description=body["description"],
                 customer_account_id=body.get("customer_account"),
-                actor=_actor(request),
+                actor=request_actor(request),
             )
         except EndpointInvalid as error:
             raise _invalid(error) from error
@@ -258,7 +260,7 @@ class WebhookEndpointDetail(APIView):
     def patch(self, request, endpoint_id: int):
         endpoint = _endpoint_or_404(endpoint_id)
         body = _valid(WebhookEndpointUpdateSerializer(data=request.data))
-        actor = _actor(request)
+        actor = request_actor(request)
         try:
             webhook_endpoint_update(
                 endpoint=endpoint, event_types=body.get("event_types"), description=body.get("description"), actor=actor
@@ -285,7 +287,7 @@ class WebhookEndpointRotate(APIView):
     def post(self, request, endpoint_id: int):
         endpoint = _endpoint_or_404(endpoint_id)
         body = _valid(WebhookRotateSerializer(data=request.data))
-        secret = webhook_endpoint_rotate(endpoint=endpoint, actor=_actor(request), overlap=timedelta(hours=body["overlap_hours"]))
+        secret = webhook_endpoint_rotate(endpoint=endpoint, actor=request_actor(request), overlap=timedelta(hours=body["overlap_hours"]))
         response = Response(WebhookEndpointSecretSerializer(_endpoint_or_404(endpoint.pk), context={"secret": secret}).data)
         response["Cache-Control"] = "no-store"
         return response
@@ -342,9 +344,10 @@ class WebhookDeliveryReplay(APIView):
         delivery = webhook_delivery_get(delivery_id=delivery_id)
         if delivery is None:
             raise exceptions.NotFound(f"There is no webhook delivery {delivery_id} in this workspace.")
-        if not delivery.endpoint.enabled:
+        try:
+            delivery = delivery_replay(delivery=delivery, actor=request_actor(request))
+        except ReplayRefused as refused:
             raise DeliveryNotReplayable(
                 f"Webhook endpoint {delivery.endpoint_id} is disabled: enable it first (PATCH enabled: true), or the replay fails at once."
-            )
-        delivery = delivery_replay(delivery=delivery, actor=_actor(request))
+            ) from refused
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

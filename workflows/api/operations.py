@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.authentication import ApiKeyPrincipal
+from accounts.api.authentication import ApiKeyPrincipal, request_actor
 from workflows.api.permissions import CanApprove, CanOperate, CanSendEvents
 from workflows.api.serializers import (
     ApprovalDecisionSerializer,
@@ -38,7 +38,7 @@ from workflows.api.serializers import (
     RunDetailSerializer,
     RunOperationSerializer,
 )
-from workflows.api.views import UnprocessableRequest, _actor, _run_or_404, _serializer_problems, run_detail_response
+from workflows.api.views import UnprocessableRequest, _run_or_404, _serializer_problems, run_detail_response
 from workflows.models import Approval, ApprovalStatus, Incident, Run
 from workflows.operations import (
     OperationRefused,
@@ -110,7 +110,7 @@ def _run_operate(request: Request, run_id: int, service: Callable[..., Run]) -> 
     run = _run_or_404(run_id)
     reason = _valid(RunOperationSerializer, request.data).validated_data["reason"]
     try:
-        service(run=run, actor=_actor(request), reason=reason)
+        service(run=run, actor=request_actor(request), reason=reason)
     except OperationRefused as refusal:
         raise _refused(refusal) from refusal
     return run_detail_response(run_id)
@@ -232,7 +232,11 @@ class IncidentRetry(APIView):
         data = _valid(IncidentRetrySerializer, request.data).validated_data
         try:
             run = incident_retry(
-                incident=incident, actor=_actor(request), input=data.get("input"), context=data.get("context"), comment=data["comment"]
+                incident=incident,
+                actor=request_actor(request),
+                input=data.get("input"),
+                context=data.get("context"),
+                comment=data["comment"],
             )
         except OperationRefused as refusal:
             raise _refused(refusal) from refusal
@@ -260,7 +264,7 @@ class IncidentRestart(APIView):
         incident = _incident_or_404(incident_id)
         comment = _valid(IncidentRestartSerializer, request.data).validated_data["comment"]
         try:
-            run = incident_restart(incident=incident, actor=_actor(request), comment=comment)
+            run = incident_restart(incident=incident, actor=request_actor(request), comment=comment)
         except OperationRefused as refusal:
             raise _refused(refusal) from refusal
         return run_detail_response(run.pk)
@@ -292,7 +296,7 @@ class IncidentsRetry(APIView):
     def post(self, request):
         form = _valid(IncidentsRetrySerializer, request.data)
         data = form.validated_data
-        outcome = incidents_retry(filter=form.incident_filter(), actor=_actor(request), comment=data["comment"], limit=data["limit"])
+        outcome = incidents_retry(filter=form.incident_filter(), actor=request_actor(request), comment=data["comment"], limit=data["limit"])
         skipped = [{"incident": incident_id, "reason": reason} for incident_id, reason in sorted(outcome.skipped.items())]
         return Response(IncidentsRetriedSerializer({"retried": outcome.retried, "skipped": skipped}).data)
 
@@ -380,7 +384,7 @@ class ApprovalDecision(APIView):
             raise exceptions.PermissionDenied("This approval is assigned to other roles.")
         try:
             decided = approval_decide(
-                approval=approval, decision=data["decision"], actor=_actor(request), comment=data["comment"], via="api"
+                approval=approval, decision=data["decision"], actor=request_actor(request), comment=data["comment"], via="api"
             )
         except OperationRefused as refusal:
             raise _refused(refusal) from refusal
@@ -428,7 +432,7 @@ class EventIngest(APIView):
             payload=data["payload"],
             correlation=data["correlation"],
             event_id=data["event_id"],
-            actor=_actor(request),
+            actor=request_actor(request),
         )
         body = {
             "event_id": data["event_id"],

@@ -11,9 +11,8 @@ from rest_framework import exceptions, generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.authentication import ApiKeyPrincipal
-from config.problems import PROBLEM_BASE
-from governance.services import Actor
+from accounts.api.authentication import request_actor
+from config.problems import PROBLEM_BASE, serializer_error_pointers
 from workflows.api.permissions import CanRead, CanStartRuns, CanWrite
 from workflows.api.serializers import (
     DefinitionCloneSerializer,
@@ -90,21 +89,8 @@ def _partner_id(request) -> int | None:
     return getattr(getattr(request, "tenant", None), "partner_id", None)
 
 
-def _actor(request) -> Any:
-    user = request.user
-    if isinstance(user, ApiKeyPrincipal):
-        return Actor(email=user.email, kind="api_key")
-    return user
-
-
 def _serializer_problems(errors: Any, pointer: str = "") -> list[DefinitionProblem]:
-    if isinstance(errors, dict):
-        return [problem for name, inner in errors.items() for problem in _serializer_problems(inner, f"{pointer}/{name}")]
-    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
-        return [DefinitionProblem(pointer, str(message)) for message in errors]
-    if isinstance(errors, list):
-        return [problem for index, inner in enumerate(errors) for problem in _serializer_problems(inner, f"{pointer}/{index}")]
-    return [DefinitionProblem(pointer, str(errors))]
+    return [DefinitionProblem(at, reason) for at, reason in serializer_error_pointers(errors, pointer)]
 
 
 _PROBLEM_RESPONSES = {
@@ -192,7 +178,7 @@ class DefinitionListCreate(generics.ListAPIView):
                 name=data["name"],
                 parameters=data["parameters"],
                 connection_bindings=data["connection_bindings"],
-                actor=_actor(request),
+                actor=request_actor(request),
             )
         except DefinitionInvalid as error:
             raise UnprocessableRequest(error.problems) from error
@@ -259,7 +245,7 @@ class DefinitionVersionList(generics.ListAPIView):
                 parameters=data.get("parameters"),
                 connection_bindings=requested,
                 comment=data["comment"],
-                actor=_actor(request),
+                actor=request_actor(request),
             )
         except DefinitionInvalid as error:
             raise UnprocessableRequest(error.problems) from error
@@ -350,7 +336,7 @@ class ProcessRunStart(APIView):
                 request_hash=_request_hash(request.data),
                 correlation=data["correlation"],
                 trigger="api",
-                actor=_actor(request),
+                actor=request_actor(request),
             )
         except DefinitionNotPublished as error:
             raise exceptions.NotFound(error.message) from error
@@ -459,7 +445,7 @@ class ProcessRunBatchStart(APIView):
             indexes.append(index)
         try:
             started = runs_start_many(
-                definition=definition, version=definition.published_version, requests=requests, trigger="api", actor=_actor(request)
+                definition=definition, version=definition.published_version, requests=requests, trigger="api", actor=request_actor(request)
             )
         except DefinitionNotPublished as error:
             raise exceptions.NotFound(error.message) from error
