@@ -116,8 +116,9 @@ def metrics_token_accepted(authorization: str) -> bool:
 
 def metrics_exposition(*, engine_gauges: bool = True) -> bytes:
     """The Prometheus text of every process sharing `PROMETHEUS_MULTIPROC_DIR` (web, Celery worker
-    children, beat: their counters are files there), or of this process alone when it is unset;
-    plus, for the web, the engine and inbox gauges read from the database at scrape time."""
+    children, beat, the MQTT listener: their counters are files there), or of this process alone
+    when it is unset; plus, for the web, the engine and inbox gauges read from the database and
+    the circuits' states from Redis, at scrape time."""
     multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
     if multiprocess_dir:
         registry = CollectorRegistry()
@@ -126,12 +127,13 @@ def metrics_exposition(*, engine_gauges: bool = True) -> bytes:
     else:
         body = generate_latest(REGISTRY)
     if engine_gauges:
-        from connectors.metrics import InboxGaugesCollector
+        from connectors.metrics import CircuitGaugesCollector, InboxGaugesCollector
         from workflows.metrics import EngineGaugesCollector
 
         scrape = CollectorRegistry()  # per scrape: the gauges are read now, and only here
         scrape.register(EngineGaugesCollector())
         scrape.register(InboxGaugesCollector())
+        scrape.register(CircuitGaugesCollector())
         body += generate_latest(scrape)
     return body
 
@@ -164,10 +166,10 @@ class _WorkerMetricsHandler(BaseHTTPRequestHandler):
 
 
 def worker_metrics_serve(listen: str) -> ThreadingHTTPServer:
-    """Serve `GET /metrics` (same bearer token) from a Celery worker's main process on
-    `listen` (`host:port`), in a daemon thread: where worker containers do not share a
-    multiprocess directory with a web process (one per pod in Kubernetes), each is scraped here.
-    Counters only; the engine gauges are the web's."""
+    """Serve `GET /metrics` (same bearer token) from a Celery worker's main process or the MQTT
+    listener (`mqtt_listen`) on `listen` (`host:port`), in a daemon thread: where their containers
+    do not share a multiprocess directory with a web process (one per pod in Kubernetes), each is
+    scraped here. Counters only; the scrape-time gauges are the web's."""
     host, _, port = listen.rpartition(":")
     server = ThreadingHTTPServer((host or "0.0.0.0", int(port)), _WorkerMetricsHandler)  # noqa: S104 - scraped from other pods
     server.daemon_threads = True

@@ -42,7 +42,12 @@ from tenants.db import connection as db
 
 log = structlog.get_logger("baton.connectors")
 
-DELIVERIES = Counter("baton_webhook_deliveries_total", "Customer webhook delivery attempts, by result", ["result"])
+DELIVERIES = Counter(
+    "baton_webhook_deliveries_total", "Customer webhook delivery attempts, by result (delivered, retrying, failed)", ["result"]
+)
+ENDPOINTS_DISABLED = Counter(
+    "baton_webhook_endpoints_disabled_total", "Customer webhook endpoints disabled for failing every delivery for a day"
+)
 
 # Seconds after the previous attempt (Standard Webhooks' recommended schedule): ~27 h in all.
 RETRY_SCHEDULE = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
@@ -306,6 +311,7 @@ def _endpoint_disable(endpoint: WebhookEndpoint, now: datetime, last_error: str)
     audit_record(actor=Actor.system("webhook-deliveries"), action="webhook_endpoint.disabled", target=endpoint, data={"url": endpoint.url})
     endpoints_forget()
     transaction.on_commit(partial(_owner_tell, endpoint.pk))
+    transaction.on_commit(ENDPOINTS_DISABLED.inc)
 
 
 def _owner_tell(endpoint_id: int) -> None:

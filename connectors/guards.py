@@ -15,6 +15,10 @@ no longer than `max_wait` gets its turn reserved and sleeps; a longer wait is re
 
 Both read the time from Redis, so every process sees one clock. When Redis cannot be reached
 both let calls through (logged): a broken guard must not stop the business.
+
+The circuits that are not closed are also indexed in one sorted set, kept by the same scripts (no
+extra round trip), so `/metrics` counts open and half-open circuits without visiting every
+connection (`circuits_count`).
 """
 
 from __future__ import annotations
@@ -92,8 +96,16 @@ def _key(kind: str, tenant: str, connection: str) -> str:
     return f"{_keys_prefix()}:{kind}:{tenant}:{connection}"
 
 
+def _circuits_not_closed_key() -> str:
+    """The index of circuits that are open or half-open: a sorted set of their keys (score: when
+    each last opened), kept by the circuit scripts so metrics read only those circuits."""
+    return f"{_keys_prefix()}:circuits-not-closed"
+
+
 # Each script runs atomically in Redis; times are Redis's own (TIME), in seconds as text (a Lua
-# number returned to the client would be truncated to an integer).
+# number returned to the client would be truncated to an integer). The circuit scripts take the
+# circuit's key first and the index of circuits not closed last (`KEYS[#KEYS]`): opening adds the
+# circuit there, closing an open or half-open one removes it, in the same script.
 _NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
 
 _ADMIT = (
@@ -120,6 +132,7 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 if state == 'open' and ARGV[2] == '0' then return state end
 if ARGV[2] == '1' or state == 'half_open' or failures >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', tostring(now), 'probe_until', '0')
+  redis.call('ZADD', KEYS[#KEYS], now, KEYS[1])
   return 'opened'
 end
 redis.call('HSET', KEYS[1], 'state', 'closed')
@@ -127,11 +140,13 @@ return 'closed'
 """
 )
 
+# Takes `_FAILED`'s arguments (the probe flag second), so `call_record` can prefix either.
 _SUCCEEDED = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'open' and ARGV[1] == '0' then return 'open' end
-if state == 'half_open' and ARGV[1] == '0' then return 'half_open' end
+if state == 'open' and ARGV[2] == '0' then return 'open' end
+if state == 'half_open' and ARGV[2] == '0' then return 'half_open' end
 redis.call('DEL', KEYS[1])
+if state == 'open' or state == 'half_open' then redis.call('ZREM', KEYS[#KEYS], KEYS[1]) end
 return 'closed'
 """
 
@@ -165,16 +180,6 @@ redis.call('HINCRBY', KEYS[2], 'calls', 1)
 redis.call('HINCRBY', KEYS[2], 'failures', 1)
 redis.call('HSET', KEYS[2], 'last_failure_at', tostring(tonumber(t0[1]) + tonumber(t0[2]) / 1000000), 'last_error', ARGV[4])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-"""
-
-
-# `_SUCCEEDED` for `call_record`'s arguments (the probe flag second, as `_FAILED` has it).
-_CALL_SUCCEEDED = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'open' and ARGV[2] == '0' then return 'open' end
-if state == 'half_open' and ARGV[2] == '0' then return 'half_open' end
-redis.call('DEL', KEYS[1])
-return 'closed'
 """
 
 
@@ -213,12 +218,9 @@ def circuit_admit(tenant: str, connection: str, policy: CircuitPolicy) -> bool:
 def circuit_record(tenant: str, connection: str, policy: CircuitPolicy, *, ok: bool, probe: bool) -> str:
     """Count the call's outcome; returns the circuit's state after it, `opened` when this
     failure opened it (or reopened it after a probe)."""
-    key = _key("circuit", tenant, connection)
+    keys = [_key("circuit", tenant, connection), _circuits_not_closed_key()]
     try:
-        if ok:
-            state = _script(_SUCCEEDED, [key], ["1" if probe else "0"])
-        else:
-            state = _script(_FAILED, [key], [policy.failures_to_open, "1" if probe else "0", KEY_SECONDS])
+        state = _script(_SUCCEEDED if ok else _FAILED, keys, [policy.failures_to_open, "1" if probe else "0", KEY_SECONDS])
     except redis.RedisError as error:
         log.warning("circuit state not recorded", connection=connection, error=str(error))
         return CLOSED
@@ -235,11 +237,11 @@ def call_record(tenant: str, connection: str, policy: CircuitPolicy, *, circuit_
     """A call that reached (or tried to reach) the partner: its circuit (`circuit_ok`: the
     partner is well, as after a 4xx) and its health (`error`: the call failed) in one round trip.
     Returns the circuit's state as `circuit_record` does."""
-    keys = [_key("circuit", tenant, connection), _key("health", tenant, connection)]
+    keys = [_key("circuit", tenant, connection), _key("health", tenant, connection), _circuits_not_closed_key()]
     health = _HEALTH_FAILED if error else _HEALTH_OK
     arguments = [policy.failures_to_open, "1" if probe else "0", KEY_SECONDS, error[:HEALTH_ERROR_CHARS], KEY_SECONDS * 4]
     try:
-        state = _script(health + (_CALL_SUCCEEDED if circuit_ok else _FAILED), keys, arguments)
+        state = _script(health + (_SUCCEEDED if circuit_ok else _FAILED), keys, arguments)
     except redis.RedisError as error_:
         log.warning("call outcome not recorded", connection=connection, error=str(error_))
         return CLOSED
@@ -254,6 +256,30 @@ def circuit_state(tenant: str, connection: str, policy: CircuitPolicy) -> Circui
     opened_at = float(raw["opened_at"]) if raw.get("opened_at") else None
     retry_at = opened_at + policy.open_seconds if opened_at is not None and raw.get("state") == OPEN else None
     return CircuitState(raw.get("state", CLOSED), int(raw.get("failures", 0)), opened_at, retry_at)
+
+
+# Counts the circuits in the index by state, dropping the ones that closed by expiring (their key
+# gone); atomic, so a circuit that opens meanwhile is never dropped. Looks at ARGV[1] at the most,
+# so a scrape never holds Redis for long, whatever an outage opened.
+_NOT_CLOSED_COUNT = """
+local open, half_open = 0, 0
+for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)) do
+  local state = redis.call('HGET', key, 'state')
+  if state == 'open' then open = open + 1
+  elseif state == 'half_open' then half_open = half_open + 1
+  else redis.call('ZREM', KEYS[1], key) end
+end
+return {open, half_open}
+"""
+CIRCUITS_COUNTED_MAX = 10_000
+
+
+def circuits_count() -> dict[str, int]:
+    """Circuits open and half-open over every tenant and connection (at most
+    CIRCUITS_COUNTED_MAX), for `/metrics`: read from the index the circuit scripts keep, so it
+    costs the circuits not closed, not the connections. Raises redis.RedisError without Redis."""
+    opened, half_open = _script(_NOT_CLOSED_COUNT, [_circuits_not_closed_key()], [CIRCUITS_COUNTED_MAX])
+    return {OPEN: int(opened), HALF_OPEN: int(half_open)}
 
 
 def rate_take(tenant: str, connection: str, limit: RateLimit) -> float:

@@ -188,11 +188,11 @@ def _easypost(document: dict[str, Any]) -> CanonicalEvent:
     )
 
 
-_MISSING = object()
+MISSING = object()  # what `path_read` gives for a path the document does not have
 
 
 def path_read(document: Any, path: str) -> Any:
-    """`$.a.b.0.c` in the document (dictionary keys and list indexes only), or _MISSING."""
+    """`$.a.b.0.c` in the document (dictionary keys and list indexes only), or MISSING."""
     value = document
     for part in path[2:].split(".") if path != "$" else []:
         if isinstance(value, dict) and part in value:
@@ -200,7 +200,7 @@ def path_read(document: Any, path: str) -> Any:
         elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
             value = value[int(part)]
         else:
-            return _MISSING
+            return MISSING
     return value
 
 
@@ -212,7 +212,7 @@ def _resolve(source: Any, document: Any, pointer: str) -> Any:
         return [_resolve(value, document, f"{pointer}/{index}") for index, value in enumerate(source)]
     if isinstance(source, str) and (source == "$" or source.startswith("$.")):
         value = path_read(document, source)
-        return None if value is _MISSING else value
+        return None if value is MISSING else value
     return source
 
 

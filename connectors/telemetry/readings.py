@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connectors.normalize import MISSING, path_read
+
 PAYLOAD_MAX_BYTES = 64 * 1024
 FUTURE_TOLERANCE = timedelta(minutes=5)  # device clocks drift; a reading further ahead is refused
 IDENTITY_MAX_CHARS = 120
 _MILLISECONDS_FROM = 10**11  # a Unix time above this is in milliseconds (year 5138 in seconds)
-_ABSENT = object()
 
 
 class ReadingRejected(Exception):
@@ -67,21 +68,14 @@ def path_problem(path: str) -> str:
 
 
 def _read(document: Any, path: str) -> Any:
-    if not path:
-        return _ABSENT
-    value = document
-    for part in path[2:].split(".") if path != "$" else []:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _ABSENT
-    return None if value is None else value
+    """The value at `path` (the inbox mappings' reader), None when the path is empty or the
+    message has nothing there: every value of a reading is optional."""
+    value = path_read(document, path) if path else MISSING
+    return None if value is MISSING else value
 
 
 def _identity(value: Any, path: str, what: str) -> str:
-    if value is _ABSENT or value is None:
+    if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
         raise ReadingRejected(f"{what} at {path} must be a non-empty text or number")
@@ -92,7 +86,7 @@ def _identity(value: Any, path: str, what: str) -> str:
 
 
 def _number(value: Any, path: str, what: str, low: float, high: float) -> float | None:
-    if value is _ABSENT or value is None:
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ReadingRejected(f"{what} at {path} must be a number, not {json.dumps(value)[:40]}")
@@ -103,7 +97,7 @@ def _number(value: Any, path: str, what: str, low: float, high: float) -> float 
 
 
 def _measured_at(value: Any, path: str, received_at: datetime) -> datetime:
-    if value is _ABSENT or value is None:
+    if value is None:
         return received_at
     try:
         if isinstance(value, bool):

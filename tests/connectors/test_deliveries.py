@@ -11,8 +11,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 from django_tenants.utils import schema_context
+from prometheus_client import REGISTRY
 
-from connectors import deliveries
 from connectors.deliveries import (
     RETRY_SCHEDULE,
     EndpointInvalid,
@@ -31,6 +31,11 @@ from tests.fake_partner import fake_partner
 pytestmark = pytest.mark.django_db
 
 OWNER = Actor(email="ops@acme.test", kind="user")
+
+
+def counted(name: str, **labels: str) -> float:
+    """A counter's value in this process (what `/metrics` adds up across processes)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture
@@ -72,10 +77,12 @@ def test_an_attempt_posts_the_event_signed_so_the_receiver_can_verify_it(world, 
         (delivery_id,) = webhook_publish(
             event_type="shipment.milestone", event_id="evt-2", payload={"code": "in_transit"}, customer_account_id=_customer(world.acme)
         )
+        delivered = counted("baton_webhook_deliveries_total", result="delivered")
         assert delivery_attempt(delivery_id).status == "delivered"
         delivery = WebhookDelivery.objects.get(pk=delivery_id)
         assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
         assert delivery_attempt(delivery_id).status == "not_due"  # a repeated task sends nothing
+        assert counted("baton_webhook_deliveries_total", result="delivered") == delivered + 1  # the not-due one is no attempt
     (request,) = receiver.requests
     raw = json.dumps(request.body, separators=(",", ":")).encode()
     assert request.body == {
@@ -97,13 +104,17 @@ def test_a_failed_attempt_is_retried_on_the_schedule_then_given_up(world, receiv
             event_type="shipment.milestone", event_id="evt-3", payload={}, customer_account_id=_customer(world.acme)
         )
         before = timezone.now()
+        retrying, failed = (counted("baton_webhook_deliveries_total", result=result) for result in ("retrying", "failed"))
         assert delivery_attempt(delivery_id).status == "retrying"
+        assert counted("baton_webhook_deliveries_total", result="retrying") == retrying + 1
         delivery = WebhookDelivery.objects.get(pk=delivery_id)
         assert delivery.last_status_code == 503 and delivery.next_attempt_at >= before + timedelta(seconds=RETRY_SCHEDULE[0])
         assert delivery_attempt(delivery_id).status == "not_due"  # not before its time
         WebhookDelivery.objects.filter(pk=delivery_id).update(next_attempt_at=timezone.now(), attempts=len(RETRY_SCHEDULE))
         assert delivery_attempt(delivery_id).status == "failed"
         assert WebhookDelivery.objects.get(pk=delivery_id).status == "failed"
+        assert counted("baton_webhook_deliveries_total", result="failed") == failed + 1
+        assert counted("baton_webhook_deliveries_total", result="retrying") == retrying + 1
 
 
 def test_an_endpoint_failing_for_a_day_is_disabled_audited_and_its_owner_told(world, receiver, django_capture_on_commit_callbacks):
@@ -114,10 +125,12 @@ def test_an_endpoint_failing_for_a_day_is_disabled_audited_and_its_owner_told(wo
         (delivery_id,) = webhook_publish(
             event_type="shipment.milestone", event_id="evt-4", payload={}, customer_account_id=_customer(world.acme)
         )
+        disabled = counted("baton_webhook_endpoints_disabled_total")
         with django_capture_on_commit_callbacks(execute=True):
             delivery_attempt(delivery_id)
         endpoint.refresh_from_db()
         assert not endpoint.enabled and "HTTP 500" in endpoint.disabled_reason
+        assert counted("baton_webhook_endpoints_disabled_total") == disabled + 1
         assert AuditEvent.objects.filter(action="webhook_endpoint.disabled", target_id=str(endpoint.pk)).exists()
         assert (
             webhook_publish(event_type="shipment.milestone", event_id="evt-5", payload={}, customer_account_id=_customer(world.acme)) == []
@@ -171,4 +184,3 @@ def test_one_tenants_events_never_reach_another_tenants_endpoints(world, receive
         assert webhook_publish(event_type="shipment.milestone", event_id="evt-8", payload={}, customer_account_id=None) == []
     with schema_context(world.acme.schema):
         assert WebhookDelivery.objects.count() == 0
-    assert deliveries.DELIVERIES is not None

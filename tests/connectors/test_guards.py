@@ -163,3 +163,75 @@ def test_a_connector_step_retries_no_sooner_than_the_partner_said(world):
     with schema_context(world.acme.schema):
         timer = Timer.objects.get(run=run, kind="retry")
     assert timer.due_at >= before + timedelta(seconds=600)
+
+
+# --- circuit gauges (`/metrics`) ---------------------------------------------------------------------
+
+
+def test_circuits_are_counted_open_then_half_open_then_gone_when_the_probe_closes_them(conn):
+    before = guards.circuits_count()
+    _fail(conn, 3)
+    assert guards.circuits_count() == {"open": before["open"] + 1, "half_open": before["half_open"]}
+    time.sleep(0.55)
+    assert circuit_admit("t_guard", conn, POLICY) is True  # the probe
+    assert guards.circuits_count() == {"open": before["open"], "half_open": before["half_open"] + 1}
+    assert circuit_record("t_guard", conn, POLICY, ok=True, probe=True) == "closed"
+    assert guards.circuits_count() == before
+
+
+def test_a_circuit_that_fails_below_the_threshold_or_closes_by_expiring_is_not_counted(conn):
+    before = guards.circuits_count()
+    _fail(conn, 2)  # failures counted, circuit still closed
+    assert guards.circuits_count() == before
+    _fail(conn, 1)
+    assert guards.circuits_count()["open"] == before["open"] + 1
+    guards._redis().delete(guards._key("circuit", "t_guard", conn))  # what KEY_SECONDS of quiet does
+    assert guards.circuits_count() == before
+    assert guards._redis().zcard(guards._circuits_not_closed_key()) == before["open"] + before["half_open"]  # the index forgot it
+
+
+def test_recording_a_call_stays_one_redis_round_trip_when_it_opens_or_closes_the_circuit(conn, monkeypatch):
+    client = guards._redis()
+    sent: list[str] = []
+
+    class Counting:
+        def eval(self, *arguments):
+            sent.append("eval")
+            return client.eval(*arguments)
+
+    before = guards.circuits_count()
+    monkeypatch.setattr(guards, "_redis", lambda: Counting())
+    outcomes = [guards.call_record("t_guard", conn, POLICY, circuit_ok=False, probe=False, error="HTTP 503") for _ in range(3)]
+    assert outcomes[-1] == "opened" and len(sent) == 3
+    assert guards.call_record("t_guard", conn, POLICY, circuit_ok=True, probe=True) == "closed" and len(sent) == 4
+    monkeypatch.undo()
+    assert guards.circuits_count() == before
+
+
+@pytest.mark.django_db
+def test_metrics_count_circuits_by_state_only_never_by_tenant_or_connection(world, conn):
+    from tests.workflows.test_metrics import gauge, scrape
+
+    before = guards.circuits_count()
+    _fail(conn, 3)
+    for _ in range(3):
+        circuit_record(world.acme.schema, f"{conn}-acme", POLICY, ok=False, probe=False)
+    samples, families = scrape(world.acme.host)  # from a tenant's host too: totals, not that tenant's
+    assert gauge(samples, "baton_connector_circuits_up") == 1
+    assert gauge(samples, "baton_connector_circuits", state="open") == before["open"] + 2
+    assert gauge(samples, "baton_connector_circuits", state="half_open") == before["half_open"]
+    circuits = [sample for family in families if family.name.startswith("baton_connector_circuits") for sample in family.samples]
+    assert {tuple(sample.labels) for sample in circuits} <= {(), ("state",)}
+    assert {sample.labels["state"] for sample in circuits if sample.labels} == {"open", "half_open"}
+
+
+@pytest.mark.django_db
+def test_metrics_without_redis_say_the_circuits_are_unknown_not_closed(world, monkeypatch):
+    from tests.workflows.test_metrics import gauge, scrape
+
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    monkeypatch.setattr(guards, "_redis", lambda: dead)
+    samples, families = scrape()
+    assert gauge(samples, "baton_connector_circuits_up") == 0
+    assert "baton_connector_circuits" not in {family.name for family in families}
+    assert gauge(samples, "baton_inbox_gauges_up") == 1  # the other gauges are read on their own

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +26,7 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.inbox import event_dispatch
 from connectors.models import Connection, InboundEvent, TelemetryAsset, TelemetryExcursion, TelemetrySubscription
@@ -33,6 +36,7 @@ from connectors.telemetry.selectors import telemetry_latest
 from connectors.telemetry.services import TelemetryInvalid, telemetry_message_apply, telemetry_rule_set, telemetry_subscription_create
 from governance.services import Actor
 from tests.processes import ROOT, free_port, suite_env
+from tests.workflows.test_metrics import gauge, scrape
 
 ADMIN = Actor.system("tests-telemetry")
 WAIT_SECONDS = 15
@@ -380,22 +384,53 @@ def test_a_broker_on_an_address_the_outbound_guard_refuses_is_never_connected(wo
     assert link.listening_since is None
 
 
-def test_mqtt_listen_applies_messages_and_stops_cleanly_on_sigterm(world, broker, committed, made, tmp_path):
+def _metrics_read(url: str, token: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def test_mqtt_listen_applies_messages_serves_its_counters_and_stops_cleanly_on_sigterm(
+    world, broker, committed, made, tmp_path, monkeypatch
+):
+    """Its counters show on its own `/metrics` (BATON_MQTT_METRICS_LISTEN, as in Kubernetes) and,
+    through a shared PROMETHEUS_MULTIPROC_DIR (as under `make run`), on the web's."""
     root = topic_root()
     connection, subscription = subscribed_connection(made, world.acme, broker, f"{root}/t")
-    output = tmp_path / "listener.log"
+    output, shared = tmp_path / "listener.log", tmp_path / "prometheus"
+    shared.mkdir()
+    listen, token = f"127.0.0.1:{free_port()}", "mqtt-scrape-token"
+    env = suite_env(LOG_FORMAT="console", BATON_MQTT_METRICS_LISTEN=listen, BATON_METRICS_TOKEN=token, PROMETHEUS_MULTIPROC_DIR=str(shared))
     with open(output, "w") as sink:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "mqtt_listen", "--refresh", "0.5", "--client-prefix", f"test-{uuid.uuid4().hex[:8]}"],
             cwd=ROOT,
-            env=suite_env(LOG_FORMAT="console"),
+            env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
     try:
         wait_for(lambda: "mqtt subscribed" in output.read_text(), "the listener to subscribe", timeout=30)
+        url = f"http://{listen}/metrics"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=5)
+        assert refused.value.code == 401
+        applied = ("baton_telemetry_messages_total", (("result", "applied"),))
+        assert _metrics_read(url, token).get(applied, 0) == 0
+
         publish(broker, f"{root}/t", {"device_id": "TR-5", "temperature": 7.0})
         wait_for(lambda: asset_of(world.acme.schema, subscription, "TR-5"), "the reading")
+        assert wait_for(lambda: _metrics_read(url, token).get(applied), "the counter on the listener's /metrics") == 1
+
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+        samples, _families = scrape()
+        assert gauge(samples, "baton_telemetry_messages_total", result="applied") == 1
+
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
     finally:
