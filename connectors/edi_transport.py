@@ -1,14 +1,21 @@
 """X12 EDI trading partners: their settings, our control numbers towards them, and the ways their
 interchanges arrive and their 997s leave.
 
-Every interchange – uploaded on a page, posted to the API or taken from the partner's SFTP inbound
-folder – goes into the durable inbox through `edi_receive` with the external id
-`x12:<sender id>:<ISA13>`, so a resent interchange is a duplicate of the first, and input without an
-ISA is still stored (then quarantined with the reason by the dispatch). The inbox's dispatch answers
-it with a 997; for a partner that wants them, `edi_acknowledgement_prepare` (called by the dispatch,
-in its transaction) writes that 997 again with the partner's settings and control numbers from the
+Every file – uploaded on a page, posted to the API or taken from the partner's SFTP inbound folder –
+goes into the durable inbox through `edi_receive`: each interchange in it as its own event with the
+external id `x12:<sender id>:<ISA13>`, so a resent interchange is a duplicate of the first, and any
+text between or after the interchanges as an event of its own; input without an ISA is still stored.
+The inbox's dispatch answers each interchange with a 997 and calls `edi_acknowledgement_prepare` (in
+its transaction), which first refuses – quarantined, no 997 – text outside any interchange and an
+interchange whose ISA sender or receiver is not the partner's configured ids; for a partner that
+wants 997s it then writes the 997 again with the partner's settings and control numbers from the
 database (`EdiControlNumbers`) and, for SFTP partners, queues it as an `EdiAcknowledgement` for the
 next poll to put in their outbound folder.
+
+SFTP partners log in with the user of the connection's auth settings and the password or the SSH
+private key sealed with its credentials (`edi_partner_configure` takes the key: shown afterwards as
+its type and fingerprint only); the server's host key is pinned – pasted on the partner card, or the
+one presented at the first poll – and every later session must present it.
 
 SFTP polling (`edi_poll`) claims each inbound file by renaming it to a working name first (an SFTP
 rename of a file another poller took fails), stores it, then moves it to the archive folder, or to
@@ -27,7 +34,7 @@ import uuid
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncssh
@@ -35,25 +42,25 @@ import structlog
 from django.db import transaction
 from django.utils import timezone
 
-from connectors.auth import connection_secrets
-from connectors.edi import PartnerSettings, acknowledge, parse, read
+from config.encryption import SecretUnreadable
+from connectors.auth import MASK, connection_secrets, credentials_seal
+from connectors.edi import FilePart, Interchange, PartnerSettings, acknowledge, parse, read, split
 from connectors.models import (
     Connection,
     EdiAcknowledgement,
     EdiAcknowledgementStatus,
     EdiControlLevel,
+    EdiControlNumber,
     EdiPartner,
     InboundEvent,
     InboundMapper,
     Transport,
 )
+from connectors.normalize import NormalizationFailed
 from connectors.safety import HostUnresolved, OutboundRefused, host_check
-from connectors.services import ConnectionProblem
+from connectors.services import TRANSPORT_SECRETS, ConnectionProblem
 from governance.services import audit_record
 from tenants.db import connection as db
-
-if TYPE_CHECKING:
-    from connectors.inbox import Received
 
 log = structlog.get_logger("baton.connectors.edi")
 
@@ -65,6 +72,8 @@ WORKING_PREFIX = ".baton-"  # inbound files being taken: ".baton-<unix time>-<to
 WORKING_STALE_SECONDS = 15 * 60  # a working file this old was left by a poller that died: take it again
 _WORKING = re.compile(r"^\.baton-(\d+)-[0-9a-f]+\.(.+)$")
 _FOLDER = re.compile(r"^[A-Za-z0-9._/-]{1,300}$")
+SSH_KEY_MAX_CHARS = 16_000  # an RSA 16384-bit private key in PEM is under 13,000 characters
+FILE_HEADER_PART = "X-Baton-File-Part"  # on each event stored from a file of several parts: "2 of 3"
 
 T = TypeVar("T")
 
@@ -88,9 +97,15 @@ class EdiPartnerInvalid(Exception):
 # --- partner settings and control numbers ---------------------------------------------------------
 
 
+class EdiInterchangeRefused(NormalizationFailed):
+    """What the dispatch quarantines without a 997: an interchange from or to someone other than the
+    partner's configured ids, or text outside any interchange of a file."""
+
+
 @dataclass
 class EdiPartnerInput:
-    """A partner's settings as written by the setup page."""
+    """A partner's settings as written by the setup page. The fields after `outbound_folder` are
+    changes rather than settings: empty (or None) leaves what is stored."""
 
     their_qualifier: str
     their_id: str
@@ -110,6 +125,35 @@ class EdiPartnerInput:
     archive_folder: str = "archive"
     error_folder: str = "error"
     outbound_folder: str = "outbound"
+    sftp_host_key: str = ""  # the SFTP server's public key (OpenSSH, or a known_hosts line) to pin
+    private_key: str = ""  # an SSH private key to log in with (SFTP), sealed with the credentials
+    passphrase: str = ""  # the passphrase of `private_key`, when it is encrypted
+    private_key_remove: bool = False
+    next_interchange_control_number: int | None = None  # ISA13 of the next interchange Baton writes to them
+    next_group_control_number: int | None = None  # GS06 of the next functional group
+
+
+# The settings stored on `EdiPartner` as given.
+PARTNER_FIELDS = (
+    "their_qualifier",
+    "their_id",
+    "our_qualifier",
+    "our_id",
+    "their_application_id",
+    "our_application_id",
+    "version",
+    "group_version",
+    "usage",
+    "element_separator",
+    "component_separator",
+    "segment_terminator",
+    "repetition_separator",
+    "wants_997",
+    "inbound_folder",
+    "archive_folder",
+    "error_folder",
+    "outbound_folder",
+)
 
 
 def partner_settings(partner: EdiPartner) -> PartnerSettings:
@@ -132,6 +176,85 @@ def partner_settings(partner: EdiPartner) -> PartnerSettings:
     )
 
 
+# --- SSH keys -----------------------------------------------------------------------------------------
+
+
+class SshKeyInvalid(ValueError):
+    """A pasted SSH key that cannot be used; `pointer` names the input at fault."""
+
+    def __init__(self, pointer: str, reason: str):
+        super().__init__(reason)
+        self.pointer, self.reason = pointer, reason
+
+
+def ssh_key_label(key: asyncssh.SSHKey) -> str:
+    """What may be shown of a key: its type and SHA-256 fingerprint, as `ssh-keygen -l` prints them."""
+    return f"{key.get_algorithm()} {key.get_fingerprint()}"
+
+
+def ssh_host_key_label(text: str) -> str:
+    """The label of a pinned host key (OpenSSH public key text); "" when there is none or it is unreadable."""
+    try:
+        return ssh_key_label(asyncssh.import_public_key(text)) if text.strip() else ""
+    except (asyncssh.KeyImportError, ValueError):
+        return ""
+
+
+def ssh_private_key_read(text: str, passphrase: str = "") -> asyncssh.SSHKey:
+    """The private key in `text` (OpenSSH, PEM, PKCS#8 or PuTTY), opened with `passphrase` when it
+    is encrypted; SshKeyInvalid saying what is wrong with which input."""
+    text = text.strip()
+    if len(text) > SSH_KEY_MAX_CHARS:
+        raise SshKeyInvalid("/private_key", f"is longer than {SSH_KEY_MAX_CHARS} characters: paste one private key")
+    try:
+        return asyncssh.import_private_key(text)
+    except asyncssh.KeyImportError as error:
+        if "Passphrase must be specified" not in str(error):
+            try:
+                asyncssh.import_public_key(text)
+            except (asyncssh.KeyImportError, ValueError):
+                raise SshKeyInvalid(
+                    "/private_key", "is not an SSH private key: paste the whole key file, from its -----BEGIN line to its -----END line"
+                ) from error
+            raise SshKeyInvalid("/private_key", "is a public key: paste the private key (the key file without .pub)") from error
+    if not passphrase:
+        raise SshKeyInvalid("/passphrase", "is required: this private key is encrypted, enter the passphrase that opens it")
+    try:
+        return asyncssh.import_private_key(text, passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
+        if "bcrypt" in str(error):
+            raise SshKeyInvalid(
+                "/private_key",
+                "is encrypted in OpenSSH's own format, which this Baton cannot open (no bcrypt support): remove the passphrase "
+                "(ssh-keygen -p -N '' -f KEYFILE) and paste the key again; Baton encrypts it at rest",
+            ) from error
+        raise SshKeyInvalid("/passphrase", "does not open this private key: check it and type it again") from error
+
+
+def ssh_host_key_read(text: str) -> asyncssh.SSHKey:
+    """The public key in `text`: an OpenSSH public key ("ssh-ed25519 AAAA…") or a known_hosts line
+    ("host ssh-ed25519 AAAA…"); SshKeyInvalid otherwise."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if len(lines) != 1:
+        raise SshKeyInvalid("/sftp_host_key", "paste one key, on one line: the server's public host key or its known_hosts line")
+    line = lines[0]
+    for candidate in (line, line.split(None, 1)[-1]):  # the second without a known_hosts line's host names
+        try:
+            return asyncssh.import_public_key(candidate)
+        except (asyncssh.KeyImportError, ValueError):
+            continue
+    private = "PRIVATE KEY" in text
+    raise SshKeyInvalid(
+        "/sftp_host_key",
+        "is a private key: paste the server's public host key, never a private one"
+        if private
+        else "is not an SSH public key: paste a line like “ssh-ed25519 AAAA…” (ssh-keyscan prints it) or the server's known_hosts line",
+    )
+
+
+# --- partner settings ---------------------------------------------------------------------------------
+
+
 def _partner_problems(data: EdiPartnerInput) -> list[ConnectionProblem]:
     problems = []
     for name in ("their_application_id", "our_application_id"):
@@ -146,12 +269,117 @@ def _partner_problems(data: EdiPartnerInput) -> list[ConnectionProblem]:
     folders = [data.inbound_folder, data.archive_folder, data.error_folder, data.outbound_folder]
     if len({folder.strip("/") for folder in folders}) != len(folders):
         problems.append(ConnectionProblem("/archive_folder", "the inbound, archive, error and outbound folders must all differ"))
+    for name in ("next_interchange_control_number", "next_group_control_number"):
+        number = getattr(data, name)
+        if number is not None and not 1 <= number <= CONTROL_NUMBER_MAX:
+            problems.append(ConnectionProblem(f"/{name}", f"must be a number from 1 to {CONTROL_NUMBER_MAX:,}"))
     return problems
+
+
+def _key_problems(connection: Connection, data: EdiPartnerInput) -> tuple[list[ConnectionProblem], asyncssh.SSHKey | None, str]:
+    """Problems with the pasted keys, the private key to store (if any) and the host key to pin
+    (its OpenSSH text, "" to keep what is pinned)."""
+    problems = []
+    private_key = None
+    if data.private_key.strip():
+        if data.private_key_remove:
+            problems.append(ConnectionProblem("/private_key", "choose one: remove the stored private key, or paste a new one"))
+        elif connection.transport != Transport.SFTP:
+            problems.append(
+                ConnectionProblem("/private_key", "only SFTP partners log in with a key: this connection's transport is not SFTP")
+            )
+        else:
+            try:
+                private_key = ssh_private_key_read(data.private_key, data.passphrase)
+            except SshKeyInvalid as invalid:
+                problems.append(ConnectionProblem(invalid.pointer, invalid.reason))
+    elif data.passphrase:
+        problems.append(ConnectionProblem("/passphrase", "goes with a private key: paste the key it opens too"))
+    host_key = ""
+    if data.sftp_host_key.strip():
+        try:
+            host_key = ssh_host_key_read(data.sftp_host_key).export_public_key().decode().strip()
+        except SshKeyInvalid as invalid:
+            problems.append(ConnectionProblem(invalid.pointer, invalid.reason))
+    return problems, private_key, host_key
+
+
+def _private_key_store(connection: Connection, data: EdiPartnerInput, key: asyncssh.SSHKey | None) -> str:
+    """Seal a new private key (and its passphrase) with the connection's credentials, or remove the
+    stored one; the mask shown is the key's type and fingerprint. Returns what changed, for the audit."""
+    if key is None and not (data.private_key_remove and "private_key" in connection.credential_masks):
+        return ""
+    locked = Connection.objects.select_for_update().get(pk=connection.pk)
+    try:
+        secrets = connection_secrets(locked)
+    except SecretUnreadable as error:
+        pointer = "/private_key" if key is not None else "/private_key_remove"
+        raise EdiPartnerInvalid(
+            [
+                ConnectionProblem(
+                    pointer, "the connection's stored credentials cannot be decrypted with the configured keys: enter them again first"
+                )
+            ]
+        ) from error
+    masks = {name: mask for name, mask in locked.credential_masks.items() if name not in TRANSPORT_SECRETS}
+    secrets = {name: value for name, value in secrets.items() if name not in TRANSPORT_SECRETS}
+    if key is not None:
+        secrets["private_key"], masks["private_key"] = data.private_key.strip(), ssh_key_label(key)
+        if _key_encrypted(data.private_key):
+            secrets["passphrase"], masks["passphrase"] = data.passphrase, MASK
+        change = f"set: {ssh_key_label(key)}"
+    else:
+        change = "removed"
+    connection.credentials, connection.credential_masks = credentials_seal(secrets), masks
+    connection.save(update_fields=["credentials", "credential_masks", "updated_at"])
+    return change
+
+
+def _key_encrypted(text: str) -> bool:
+    """Whether the private key in `text` needs a passphrase to be opened."""
+    try:
+        asyncssh.import_private_key(text.strip())
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError):
+        return True
+    return False
+
+
+def _control_numbers_continue(partner: EdiPartner, data: EdiPartnerInput) -> dict[str, int]:
+    """Move the partner's interchange and group counters so the next number handed out is the one
+    asked for (a partner migrating from another system continues its sequence); never back to or
+    below a number already used. Returns the numbers set, by level."""
+    asked = {
+        EdiControlLevel.INTERCHANGE: (data.next_interchange_control_number, "next_interchange_control_number", "interchange (ISA13)"),
+        EdiControlLevel.GROUP: (data.next_group_control_number, "next_group_control_number", "group (GS06)"),
+    }
+    problems, moved = [], {}
+    for level, (number, name, what) in asked.items():
+        if number is None:
+            continue
+        EdiControlNumber.objects.bulk_create([EdiControlNumber(partner=partner, level=level, last=0)], ignore_conflicts=True)
+        counter = EdiControlNumber.objects.select_for_update().get(partner=partner, level=level)
+        if number <= counter.last:
+            problems.append(
+                ConnectionProblem(
+                    f"/{name}",
+                    f"{number:09d} was used already: the last {what} control number Baton wrote to this partner is "
+                    f"{counter.last:09d}, so the next can be {counter.last + 1:09d} or higher",
+                )
+            )
+        elif number != counter.last + 1:
+            counter.last = number - 1
+            counter.save(update_fields=["last"])
+            moved[name] = number
+    if problems:
+        raise EdiPartnerInvalid(problems)
+    return moved
 
 
 def edi_partner_configure(*, connection: Connection, data: EdiPartnerInput, actor: Any) -> EdiPartner:
     """Create or change the connection's partner settings; the connection's inbound mapper becomes
-    x12, so what it receives is read as interchanges. Audited."""
+    x12, so what it receives is read as interchanges. Also, as asked: pin the SFTP server's host key,
+    set or remove the SSH private key (sealed with the credentials, never shown again: its type and
+    fingerprint are), continue the control numbers from given ones. Audited, without secrets."""
     problems = _partner_problems(data)
     try:
         PartnerSettings(
@@ -170,22 +398,35 @@ def edi_partner_configure(*, connection: Connection, data: EdiPartnerInput, acto
         )
     except ValueError as error:
         problems.append(ConnectionProblem("", str(error).split(": ", 1)[-1]))
+    key_problems, private_key, host_key = _key_problems(connection, data)
+    problems += key_problems
     if problems:
         raise EdiPartnerInvalid(problems)
     with transaction.atomic():
         partner = EdiPartner.objects.select_for_update().filter(connection=connection).first() or EdiPartner(connection=connection)
         created = partner.pk is None
-        for name, value in vars(data).items():
+        for name in PARTNER_FIELDS:
+            value = getattr(data, name)
             setattr(partner, name, value.strip() if isinstance(value, str) and name.endswith(("_id", "_folder")) else value)
+        pinned = bool(host_key) and host_key != partner.sftp_host_key
+        if pinned:
+            partner.sftp_host_key = host_key
         partner.save()
+        moved = _control_numbers_continue(partner, data)
+        key_change = _private_key_store(connection, data, private_key)
         if connection.inbound_mapper != InboundMapper.X12:
             connection.inbound_mapper = InboundMapper.X12
             connection.save(update_fields=["inbound_mapper", "updated_at"])
+        changes = {
+            **moved,
+            **({"sftp_host_key": ssh_host_key_label(host_key)} if pinned else {}),
+            **({"private_key": key_change} if key_change else {}),
+        }
         audit_record(
             actor=actor,
             action="connection.edi_partner_created" if created else "connection.edi_partner_updated",
             target=connection,
-            data={name: value for name, value in vars(data).items()},
+            data={**{name: getattr(data, name) for name in PARTNER_FIELDS}, **changes},
         )
     return partner
 
@@ -252,42 +493,143 @@ def interchange_text(data: bytes | str) -> str:
     return text
 
 
-def interchange_external_id(text: str) -> str:
-    """`x12:<sender id>:<ISA13>` of the first interchange; the content's hash when there is no ISA."""
-    interchanges = read(text).interchanges
-    if interchanges and interchanges[0].control_number:
-        first = interchanges[0]
-        return f"x12:{first.sender_id}:{first.control_number}"[:200]
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+@dataclass(frozen=True)
+class StoredPart:
+    """One part of a received file as stored: an interchange, or text outside any (`outside`),
+    which the dispatch quarantines with the reason."""
+
+    event: InboundEvent
+    duplicate: bool
+    outside: bool
 
 
-def edi_receive(*, connection: Connection, data: bytes | str, channel: str) -> Received:
-    """Store an interchange file in the inbox (a known interchange returns the first event);
-    EdiRefused when it cannot be stored at all. Unreadable X12 is stored and quarantined by the
-    dispatch with the reason."""
+@dataclass(frozen=True)
+class FileReceived:
+    """What became of a received file: one inbound event per interchange, and one per piece of
+    text outside them, in file order."""
+
+    parts: list[StoredPart]
+
+    @property
+    def event(self) -> InboundEvent:
+        return self.parts[0].event
+
+    @property
+    def duplicate(self) -> bool:
+        """Every part was received before: the file changed nothing."""
+        return all(part.duplicate for part in self.parts)
+
+    @property
+    def interchanges(self) -> list[StoredPart]:
+        return [part for part in self.parts if not part.outside]
+
+    @property
+    def outside(self) -> list[StoredPart]:
+        return [part for part in self.parts if part.outside]
+
+
+def _interchange_id(interchange: Interchange | None) -> str:
+    """`x12:<sender id>:<ISA13>`, or "" when the ISA gives no control number."""
+    if interchange is None or not interchange.control_number:
+        return ""
+    return f"x12:{interchange.sender_id}:{interchange.control_number}"[:200]
+
+
+def _file_parts(text: str, file_name: str) -> list[tuple[str, str, dict[str, str], bool]]:
+    """(body, external id, headers, outside) of each event the file becomes. A file holding one
+    interchange and nothing else is kept whole, byte for byte; a file of several parts is cut at
+    the interchanges' bounds and each part says where it was in the file."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    named = {"X-Baton-File": file_name[:200]} if file_name else {}
+    parts: list[FilePart] = split(text)
+    if len(parts) <= 1:
+        interchange = parts[0].interchange if parts else None
+        return [(text, _interchange_id(interchange) or f"sha256:{digest}", named, interchange is None)]
+    stored = []
+    for number, part in enumerate(parts, 1):
+        headers = {**named, FILE_HEADER_PART: f"{number} of {len(parts)}", "X-Baton-File-Bytes": f"{part.start}-{part.end}"}
+        headers["X-Baton-File-Sha256"] = digest
+        external_id = _interchange_id(part.interchange) or f"sha256:{digest}:{part.start}"
+        stored.append((part.text, external_id, headers, part.outside))
+    return stored
+
+
+def edi_receive(*, connection: Connection, data: bytes | str, channel: str, file_name: str = "") -> FileReceived:
+    """Store a file's interchanges in the inbox, each as its own event keyed `x12:<sender>:<ISA13>`
+    (a known interchange returns its first event), and any text between or after them as an event
+    of its own (quarantined by the dispatch, saying where it was); all parts or none. EdiRefused
+    when the file cannot be stored at all. Unreadable X12 is stored and quarantined by the dispatch
+    with the reason."""
     from connectors.inbox import inbound_record  # the inbox calls back into this module when it dispatches
 
     text = interchange_text(data)
-    return inbound_record(
-        connection=connection,
-        channel=channel,
-        external_id=interchange_external_id(text),
-        body=text,
-        content_type=EDI_CONTENT_TYPE,
-        headers={},
-    )
+    stored = []
+    with transaction.atomic():
+        for body, external_id, headers, outside in _file_parts(text, file_name):
+            received = inbound_record(
+                connection=connection, channel=channel, external_id=external_id, body=body, content_type=EDI_CONTENT_TYPE, headers=headers
+            )
+            stored.append(StoredPart(received.event, received.duplicate, outside))
+    return FileReceived(stored)
 
 
 # --- acknowledging ------------------------------------------------------------------------------------
 
 
+def _outside_refusal(event: InboundEvent) -> EdiInterchangeRefused:
+    """Why a part of a file that holds no interchange is quarantined: where it was, what it says."""
+    excerpt = " ".join(event.body.split())[:60]
+    where = f"part {event.headers.get(FILE_HEADER_PART, '?')} of the file"
+    if event.headers.get("X-Baton-File-Bytes"):
+        where += f", bytes {event.headers['X-Baton-File-Bytes']}"
+    return EdiInterchangeRefused(
+        f"text outside any interchange ({where}): {excerpt!r}. The interchanges around it were stored and answered on their own; "
+        "if this is an interchange, fix it and replay"
+    )
+
+
+def _party_refusal(partner: EdiPartner, interchanges: list[Interchange]) -> EdiInterchangeRefused | None:
+    """Why interchanges are not the partner's to us – their ISA05/06 are not the partner's ids, or
+    ISA07/08 not ours for the partner – or None. An ISA too broken to name anyone is left to the
+    reader's own errors."""
+    name = partner.connection.name
+    for interchange in interchanges:
+        if len(interchange.header.elements) <= 8:
+            continue
+        expected = (
+            (5, interchange.sender_qualifier, partner.their_qualifier, f"partner {name} sends with qualifier"),
+            (6, interchange.sender_id, partner.their_id, f"partner {name} sends as"),
+            (7, interchange.receiver_qualifier, partner.our_qualifier, f"partner {name} addresses us with qualifier"),
+            (8, interchange.receiver_id, partner.our_id, f"partner {name} addresses us as"),
+        )
+        wrong = [(element, found, wanted, says) for element, found, wanted, says in expected if found != wanted]
+        if wrong:
+            reason = "; ".join(f"ISA{element:02d} is '{found}' but {says} '{wanted}'" for element, found, wanted, says in wrong)
+            position = interchange.header.position(interchange.index, element=wrong[0][0])
+            return EdiInterchangeRefused(f"{reason}: no 997 was sent", position.describe())
+    return None
+
+
 def edi_acknowledgement_prepare(event: InboundEvent) -> None:
-    """Called by the inbox's dispatch, in its transaction, once it stored the 997 in
-    `event.acknowledgement`: for a partner that wants 997s the 997 is written again with the
-    partner's ids, delimiters and database control numbers (the stored one is replaced, so what
-    the event shows is what the partner gets), and an SFTP partner's is queued for its outbound
-    folder. A replayed event keeps the first answer: the partner has it or will."""
+    """Called by the inbox's dispatch for an X12 event, in its transaction, once it stored the 997
+    in `event.acknowledgement` and before it normalizes the body.
+
+    It refuses (raises EdiInterchangeRefused, a NormalizationFailed: the dispatch quarantines the
+    event with the reason) text that was outside any interchange of a file, and an interchange not
+    from the partner's ISA ids to ours; then no 997 is kept or sent, since the sender is not a party
+    we know. Otherwise, for a partner that wants 997s, the 997 is written again with the partner's
+    ids, delimiters and database control numbers (the stored one is replaced, so what the event
+    shows is what the partner gets), and an SFTP partner's is queued for its outbound folder. A
+    replayed event keeps the first answer: the partner has it or will."""
+    interchanges = read(event.body).interchanges if "ISA" in event.body else []
+    refusal = _outside_refusal(event) if not interchanges and FILE_HEADER_PART in (event.headers or {}) else None
     partner = EdiPartner.objects.select_related("connection").filter(connection_id=event.connection_id).first()
+    if refusal is None and partner is not None:
+        refusal = _party_refusal(partner, interchanges)
+    if refusal is not None:
+        event.acknowledgement = ""
+        event.save(update_fields=["acknowledgement"])
+        raise refusal
     if partner is None or not partner.wants_997 or not event.acknowledgement:
         return
     queued = EdiAcknowledgement.objects.filter(event=event).first()
@@ -489,7 +831,7 @@ def _take_file(sftp: _Sftp, connection: Connection, partner: EdiPartner, name: s
         return
     data = sftp.read(working)
     try:
-        received = edi_receive(connection=connection, data=data, channel="sftp")
+        received = edi_receive(connection=connection, data=data, channel="sftp", file_name=original)
     except EdiRefused as refused:
         sftp.makedirs(partner.error_folder)
         target = _free_name(sftp, partner.error_folder, original)

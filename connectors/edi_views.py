@@ -1,15 +1,16 @@
-"""EDI pages: uploading an interchange for a partner connection and seeing what became of it (the
-inbound event, its status, every error with its position, the 997 once dispatched), and the form
-for a partner's settings.
+"""EDI pages: uploading interchanges for a partner connection and seeing what became of them (an
+inbound event per interchange in the file, its status, every error with its position, the 997 once
+dispatched). The partner's settings form is on the connection page (`connectors.views`).
 
 Tenant staff may look; the connections' editors upload, through `connectors.edi_transport.edi_receive`
-(channel `upload`), the same path as the API and SFTP polling, so a resent file is a duplicate.
+(channel `upload`), the same path as the API and SFTP polling, so a resent interchange is a duplicate.
+Reads are `connectors.edi_selectors`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -19,22 +20,20 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from accounts.permissions import tenant_role_required
-from connectors.edi import parse
-from connectors.edi_transport import EDI_MAX_BYTES, EdiRefused, edi_receive
-from connectors.models import Connection, EdiAcknowledgement, EdiPartner, InboundEvent, InboundStatus
-from connectors.selectors import connection_by_key
+from connectors.edi_selectors import edi_partner_by_key, edi_upload_results, edi_uploads_recent
+from connectors.edi_transport import EDI_MAX_BYTES, EdiRefused, FileReceived, edi_receive
+from connectors.models import Connection, EdiPartner
 from connectors.views import can_edit
-
-ERRORS_SHOWN = 100
-RECENT_UPLOADS = 10
 
 
 class EdiUploadForm(forms.Form):
-    """One interchange: a file, or pasted text."""
+    """Interchanges: a file (one or several back to back), or pasted text."""
 
     use_required_attribute = False
 
-    file = forms.FileField(label="Interchange file", required=False, help_text="An X12 file (.edi, .x12, .txt), at most 20 MiB.")
+    file = forms.FileField(
+        label="Interchange file", required=False, help_text="An X12 file (.edi, .x12, .txt) of one or more interchanges, at most 20 MiB."
+    )
     interchange = forms.CharField(
         label="Or paste the interchange",
         required=False,
@@ -53,49 +52,45 @@ class EdiUploadForm(forms.Form):
             elif not upload.size:
                 self.add_error("file", "The file is empty.")
             else:
-                data["data"] = upload.read()
+                data["data"], data["file_name"] = upload.read(), upload.name
         elif pasted.strip():
-            data["data"] = pasted
+            data["data"], data["file_name"] = pasted, ""
         else:
             raise forms.ValidationError("Choose an interchange file, or paste one.")
         return data
 
 
-@dataclass(frozen=True)
-class ErrorRow:
-    where: str
-    code: str
-    message: str
-
-
 def _partner_or_404(key: str) -> tuple[Connection, EdiPartner]:
-    connection = connection_by_key(key=key)
-    partner = EdiPartner.objects.filter(connection=connection).first() if connection is not None else None
-    if connection is None or partner is None:
+    found = edi_partner_by_key(key=key)
+    if found is None:
         raise Http404(f"There is no EDI partner connection '{key}' in this workspace.")
-    return connection, partner
+    return found
 
 
-def _result(connection: Connection, event_id: str) -> dict[str, Any] | None:
-    """What became of an event of this connection: status, errors with positions, the 997."""
-    event = InboundEvent.objects.filter(connection=connection, pk=int(event_id)).first() if event_id.isdigit() else None
-    if event is None:
-        return None
-    errors = parse(event.body).errors
-    rows = [ErrorRow(error.position.describe(), error.code, error.message) for error in errors[:ERRORS_SHOWN]]
-    return {
-        "event": event,
-        "waiting": event.status == InboundStatus.RECEIVED,
-        "errors": rows,
-        "errors_total": len(errors),
-        "milestones": len(event.canonical),
-        "outbox": EdiAcknowledgement.objects.filter(event=event).first(),
-    }
+def _stored_message(received: FileReceived) -> tuple[int, str]:
+    """The message level and words for what an upload stored."""
+    if received.duplicate:
+        events = ", ".join(str(part.event.pk) for part in received.parts)
+        return (
+            messages.INFO,
+            f"{'These interchanges were' if len(received.parts) > 1 else 'This interchange was'} received before, as event{'s' if len(received.parts) > 1 else ''} {events}: nothing was stored again.",
+        )
+    if len(received.parts) == 1:
+        return messages.SUCCESS, f"Stored as event {received.event.pk}: it is read and answered in a moment."
+    interchanges, outside = received.interchanges, received.outside
+    words = f"The file holds {len(interchanges)} interchange{'s' if len(interchanges) != 1 else ''}: stored as event{'s' if len(interchanges) != 1 else ''} {', '.join(str(part.event.pk) for part in interchanges)}"
+    again = [part for part in received.parts if part.duplicate]
+    if again:
+        words += f" ({', '.join(str(part.event.pk) for part in again)} received before)"
+    if outside:
+        words += f"; the text outside them is event{'s' if len(outside) != 1 else ''} {', '.join(str(part.event.pk) for part in outside)}, quarantined"
+    return messages.SUCCESS, words + ". Each is read and answered on its own in a moment."
 
 
 @tenant_role_required()
 def edi_upload(request: HttpRequest, key: str) -> HttpResponse:
-    """GET: the upload form, the result of `?event=<id>`, the recent uploads. POST (editors): store the interchange."""
+    """GET: the upload form, the result of `?event=<id>` (repeated for a file of several
+    interchanges), the recent uploads. POST (editors): store the file's interchanges."""
     connection, partner = _partner_or_404(key)
     editor = can_edit(request.user)
     form = EdiUploadForm()
@@ -106,22 +101,25 @@ def edi_upload(request: HttpRequest, key: str) -> HttpResponse:
         form = EdiUploadForm(request.POST, request.FILES)
         if form.is_valid():
             try:
-                received = edi_receive(connection=connection, data=form.cleaned_data["data"], channel="upload")
+                received = edi_receive(
+                    connection=connection, data=form.cleaned_data["data"], channel="upload", file_name=form.cleaned_data["file_name"]
+                )
             except EdiRefused as refused:
                 form.add_error(None, str(refused))
             else:
-                if received.duplicate:
-                    messages.info(request, f"This interchange was received before, as event {received.event.pk}: nothing was stored again.")
-                else:
-                    messages.success(request, f"Stored as event {received.event.pk}: it is read and answered in a moment.")
-                return redirect(reverse("connectors:edi_upload", args=[connection.key]) + f"?event={received.event.pk}")
+                level, words = _stored_message(received)
+                messages.add_message(request, level, words)
+                query = urlencode([("event", part.event.pk) for part in received.parts])
+                return redirect(reverse("connectors:edi_upload", args=[connection.key]) + f"?{query}")
         status = 400
+    results = edi_upload_results(connection=connection, event_ids=request.GET.getlist("event"))
     context = {
         "connection": connection,
         "partner": partner,
         "form": form,
         "can_upload": editor,
-        "result": _result(connection, request.GET.get("event", "")),
-        "recent": InboundEvent.objects.filter(connection=connection, channel="upload").order_by("-pk")[:RECENT_UPLOADS],
+        "results": results,
+        "waiting": any(result.waiting for result in results),
+        "recent": edi_uploads_recent(connection=connection),
     }
     return render(request, "connectors/edi_upload.html", context, status=status)

@@ -15,7 +15,7 @@ from django import forms
 from django.conf import settings
 
 from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
-from connectors.edi_transport import EdiPartnerInput
+from connectors.edi_transport import CONTROL_NUMBER_MAX, PARTNER_FIELDS, SSH_KEY_MAX_CHARS, EdiPartnerInput
 from connectors.inbox import signature_scheme
 from connectors.models import (
     AuthMethod,
@@ -513,10 +513,29 @@ def _code(label: str, max_length: int, help_text: str = "", *, required: bool = 
     return forms.CharField(label=label, max_length=max_length, help_text=help_text, required=required, widget=forms.TextInput(attrs=attrs))
 
 
+class _SecretTextarea(forms.Textarea):
+    """A textarea that never renders a value back (a private key), as PasswordInput(render_value=False) does."""
+
+    def format_value(self, value: Any) -> str | None:
+        return None
+
+
+def _control_number(label: str, help_text: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        label=label,
+        required=False,
+        min_value=1,
+        max_value=CONTROL_NUMBER_MAX,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )
+
+
 class EdiPartnerForm(forms.Form):
     """A partner's settings (`EdiPartnerInput`): its ISA ids and ours, GS application ids, version,
-    delimiters, usage, 997s, SFTP folders. Problems from `edi_partner_configure` go back onto
-    their fields with `add_problems`."""
+    delimiters, usage, 997s, SFTP folders, the SFTP server's host key and our SSH private key, and
+    where the control numbers continue. Secrets are never rendered back; what is stored is shown by
+    the card. Problems from `edi_partner_configure` go back onto their fields with `add_problems`."""
 
     use_required_attribute = False
 
@@ -538,13 +557,72 @@ class EdiPartnerForm(forms.Form):
     archive_folder = _code("Archive folder", 300, "Where taken files are moved.")
     error_folder = _code("Error folder", 300, "Where files that could not be stored go, with a .reason.txt beside each.")
     outbound_folder = _code("Outbound folder", 300, "Where Baton writes 997s for the partner.")
+    sftp_host_key = forms.CharField(
+        label="Server host key",
+        required=False,
+        max_length=SSH_KEY_MAX_CHARS,
+        help_text="The SFTP server's public key, as ssh-keyscan prints it or a known_hosts line. Empty: keep the one pinned; "
+        "with none pinned, the key the server presents at the first poll is pinned.",
+        widget=forms.Textarea(attrs={"rows": 2, "class": "code-input", "spellcheck": "false", "autocomplete": "off"}),
+    )
+    private_key = forms.CharField(
+        label="SSH private key",
+        required=False,
+        strip=False,
+        max_length=SSH_KEY_MAX_CHARS,
+        help_text="To log in with a key: the whole key file (OpenSSH, PEM or PuTTY). Stored encrypted and never shown again. "
+        "Empty: keep the stored one.",
+        widget=_SecretTextarea(
+            attrs={
+                "rows": 4,
+                "class": "code-input",
+                "spellcheck": "false",
+                "autocomplete": "off",
+                "autocapitalize": "off",
+                "placeholder": "-----BEGIN OPENSSH PRIVATE KEY-----",
+            }
+        ),
+    )
+    passphrase = forms.CharField(
+        label="Key passphrase",
+        required=False,
+        max_length=1024,
+        strip=False,
+        help_text="Only when the key is encrypted.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}),
+    )
+    private_key_remove = forms.BooleanField(label="Remove the stored private key", required=False)
+    next_interchange_control_number = _control_number(
+        "Next interchange control number (ISA13)",
+        "Empty: Baton continues its own count. To continue a partner's sequence from another system, the number the next "
+        "interchange gets; never one already used.",
+    )
+    next_group_control_number = _control_number("Next group control number (GS06)", "Empty: Baton continues its own count.")
+
+    # The fieldsets of the card, in order: (legend, field names).
+    SECTIONS = (
+        ("Interchange ids", ("their_qualifier", "their_id", "our_qualifier", "our_id", "their_application_id", "our_application_id")),
+        (
+            "Version and delimiters",
+            ("version", "group_version", "usage", "element_separator", "component_separator", "segment_terminator", "repetition_separator"),
+        ),
+        ("Control numbers and 997s", ("next_interchange_control_number", "next_group_control_number", "wants_997")),
+    )
+    SFTP_FOLDERS = ("inbound_folder", "archive_folder", "error_folder", "outbound_folder")
 
     @classmethod
     def for_partner(cls, partner: EdiPartner | None) -> EdiPartnerForm:
-        """The form for an existing partner's settings, or the defaults for a new one."""
+        """The form for an existing partner's settings, or the defaults for a new one; the changes
+        (keys, control numbers) start empty."""
         defaults = EdiPartnerInput(their_qualifier="ZZ", their_id="", our_qualifier="ZZ", our_id="")
         source: Any = partner if partner is not None else defaults
-        return cls(initial={item.name: getattr(source, item.name) for item in dataclasses.fields(EdiPartnerInput)})
+        return cls(initial={name: getattr(source, name) for name in PARTNER_FIELDS})
+
+    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+        return [(legend, [self[name] for name in names]) for legend, names in self.SECTIONS]
+
+    def folders(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.SFTP_FOLDERS]
 
     def partner_input(self) -> EdiPartnerInput:
         return EdiPartnerInput(**{item.name: self.cleaned_data[item.name] for item in dataclasses.fields(EdiPartnerInput)})

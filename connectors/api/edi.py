@@ -1,5 +1,6 @@
 """The EDI upload API: a partner's (or an integration's) X12 interchange posted as it is, stored in
-the inbox through `connectors.edi_transport.edi_receive` and answered 202 with the event's id.
+the inbox through `connectors.edi_transport.edi_receive` and answered 202 with the event's id (one
+event per interchange when the body holds several, all listed in `events`).
 
 The body is the raw interchange (`application/edi-x12` or `text/plain`); a client that can only
 send JSON posts `{"interchange": "ISA*…"}`. A resent interchange (same sender and ISA13) answers
@@ -41,9 +42,19 @@ class InterchangeJsonSerializer(serializers.Serializer):
     interchange = serializers.CharField(trim_whitespace=False, help_text="The X12 interchange as text, from ISA to IEA.")
 
 
-class InterchangeReceivedSerializer(serializers.Serializer):
-    event_id = serializers.IntegerField(help_text="The inbound event holding the interchange (GET /api/v1/inbound-events/{id}).")
+class InterchangePartSerializer(serializers.Serializer):
+    event_id = serializers.IntegerField(help_text="The inbound event holding this part (GET /api/v1/inbound-events/{id}).")
+    external_id = serializers.CharField(help_text="x12:<sender id>:<ISA13> for an interchange; sha256:… for text outside any.")
     duplicate = serializers.BooleanField(help_text="True when this interchange was received before: the first event's id.")
+    outside = serializers.BooleanField(help_text="Text outside any interchange: it is quarantined with the reason.")
+
+
+class InterchangeReceivedSerializer(serializers.Serializer):
+    event_id = serializers.IntegerField(help_text="The inbound event holding the (first) interchange (GET /api/v1/inbound-events/{id}).")
+    duplicate = serializers.BooleanField(help_text="True when every interchange was received before: the first event's id.")
+    events = InterchangePartSerializer(
+        many=True, help_text="One per interchange in the body, and per piece of text outside them, in order; each is answered on its own."
+    )
 
 
 class InterchangeTooLarge(exceptions.APIException):
@@ -128,5 +139,9 @@ class InterchangeReceive(APIView):
             raise InterchangeTooLarge(str(error)) from error
         except EdiRefused as error:
             raise InterchangeUnreadable(str(error)) from error
-        answer = InterchangeReceivedSerializer({"event_id": received.event.pk, "duplicate": received.duplicate})
+        parts = [
+            {"event_id": part.event.pk, "external_id": part.event.external_id, "duplicate": part.duplicate, "outside": part.outside}
+            for part in received.parts
+        ]
+        answer = InterchangeReceivedSerializer({"event_id": received.event.pk, "duplicate": received.duplicate, "events": parts})
         return Response(answer.data, status=status.HTTP_202_ACCEPTED)

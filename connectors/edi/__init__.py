@@ -2,13 +2,14 @@
 
 Pure Python, no database. Entry points: `parse` (bytes in, documents and positioned errors out),
 `acknowledge` (a 997/999 for a parsed interchange), `write_interchange` (documents out, with a
-partner's settings and control numbers).
+partner's settings and control numbers), `split` (a file's interchanges and the text outside them,
+to store each on its own).
 """
 
 from connectors.edi.ack import acknowledge, group_acknowledgement, reply_settings
 from connectors.edi.errors import EdiError, EdiFormatError, Position
 from connectors.edi.parse import ParsedSet, ParseResult, parse
-from connectors.edi.reader import Delimiters, Interchange, read
+from connectors.edi.reader import Delimiters, FilePart, Interchange, read, split
 from connectors.edi.writer import ControlNumbers, InMemoryControlNumbers, PartnerSettings, write_interchange
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "Delimiters",
     "EdiError",
     "EdiFormatError",
+    "FilePart",
     "InMemoryControlNumbers",
     "Interchange",
     "ParseResult",
@@ -27,5 +29,6 @@ __all__ = [
     "parse",
     "read",
     "reply_settings",
+    "split",
     "write_interchange",
 ]

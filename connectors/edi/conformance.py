@@ -2,8 +2,8 @@
 
 Those files come from other projects (see SOURCES.md there) and are read in place, never copied
 into this repository. Per X12 file: interchanges, sets by type, documents, errors with their
-positions, what was refused and why, and the 997 verdict per group; non-X12 files are listed as
-skipped. The JSON report goes to var/conformance/edi.json. Exit status 1 only when the reader
+positions, what was refused and why, the 997 verdict per group, and how the inbox would store it
+(an event per interchange, one per piece of text outside them); non-X12 files are listed as skipped. The JSON report goes to var/conformance/edi.json. Exit status 1 only when the reader
 crashed on a file; refusing a broken sample is a finding, not a failure.
 
     BATON_SAMPLES_DIR=/path/to/samples python -m connectors.edi.conformance
@@ -21,6 +21,7 @@ from typing import Any
 
 from connectors.edi.ack import group_acknowledgement
 from connectors.edi.parse import parse
+from connectors.edi.reader import split
 from connectors.edi.report import error_json
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,14 @@ def check_file(path: Path) -> dict[str, Any]:
         "errors": [error_json(error) for error in result.errors],
         "refused": refused,
         "acknowledgements": acknowledgements,
+        "stored_as": _stored_as(data),
     }
+
+
+def _stored_as(data: bytes) -> dict[str, int]:
+    """How the inbox would store the file: an event per interchange, one per piece of text outside them."""
+    parts = split(data)
+    return {"interchanges": sum(not part.outside for part in parts), "outside": sum(part.outside for part in parts)}
 
 
 def main() -> int:

@@ -176,6 +176,46 @@ def read(data: bytes | str) -> ReadResult:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """One piece of a file as `read` sees it: an interchange (from its ISA to the end of its IEA, or
+    to where the next ISA starts when it has none) or text outside any interchange (`interchange`
+    None; the blanks and filler around it left out). `start` and `end` are offsets in the file."""
+
+    start: int
+    end: int
+    text: str
+    interchange: Interchange | None
+
+    @property
+    def outside(self) -> bool:
+        return self.interchange is None
+
+
+def split(data: bytes | str) -> list[FilePart]:
+    """The file's interchanges and the text between and after them, in file order, each to be
+    stored and acknowledged on its own. The same rules as `read` (delimiters from each ISA, an
+    interchange without IEA ends where the next ISA starts); each interchange is read with index 1,
+    as it will be when read alone. Blanks, NULs, byte order marks and Ctrl-Z between interchanges
+    are no part."""
+    text = data.decode("latin-1") if isinstance(data, bytes | bytearray) else data
+    parts: list[FilePart] = []
+    pos = 0
+    while True:
+        start = text.find("ISA", pos)
+        gap_end = start if start >= 0 else len(text)
+        gap = text[pos:gap_end]
+        junk = gap.strip(_FILLER)
+        if junk:
+            junk_start = pos + len(gap) - len(gap.lstrip(_FILLER))
+            parts.append(FilePart(junk_start, junk_start + len(junk), junk, None))
+        if start < 0:
+            return parts
+        interchange, end = _read_interchange(text, start, 1)
+        parts.append(FilePart(start, end, text[start:end], interchange))
+        pos = end
+
+
 def find_delimiters(text: str, start: int = 0) -> Delimiters | str:
     """Delimiters of the ISA at `start`, or why they cannot be known.
 

@@ -36,6 +36,7 @@ def result_json(result: ParseResult) -> dict[str, Any]:
         "interchanges": [
             {
                 "index": interchange.index,
+                "offset": interchange.header.offset,
                 "control_number": interchange.control_number,
                 "sender": f"{interchange.sender_qualifier}:{interchange.sender_id}",
                 "receiver": f"{interchange.receiver_qualifier}:{interchange.receiver_id}",

@@ -117,3 +117,33 @@ def test_a_planner_sets_up_a_partner_in_the_browser(world, live_port, committed_
         screenshot(page, "edi-partner-card")
         browser.close()
     assert "ZZ:CARRIERX" in card and "Upload an interchange" in card
+
+
+@pytest.mark.browser
+def test_a_planner_pastes_an_ssh_key_and_the_card_shows_its_fingerprint_only(world, live_port, committed_partner):
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519", comment="baton@acme")
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    base = f"http://{world.acme.host}:{live_port}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+        sign_in(page, base, world.acme.users["planner"].email, PASSWORD)
+        page.goto(f"{base}/connections/{committed_partner.key}/#edi-partner")
+        page.fill("#id_their_id", "CARRIERX")
+        page.fill("#id_our_id", "ACMEFREIGHT")
+        page.fill("#id_next_interchange_control_number", "4711")
+        page.fill("#id_sftp_host_key", host_key.export_public_key().decode())
+        page.fill("#id_private_key", key.export_private_key().decode())
+        page.get_by_role("button", name="Save partner settings").click()
+        page.wait_for_load_state()
+        card = page.locator("#edi-partner").inner_text()
+        page.locator("#edi-partner summary").click()  # open the form: the key's input is empty, the stored one named
+        key_input = page.locator("#id_private_key").input_value()
+        page.add_style_tag(content=".toasts{display:none!important}")
+        page.locator("#edi-partner").scroll_into_view_if_needed()
+        screenshot(page, "edi-partner-card-ssh-key")
+        browser.close()
+    assert f"ssh-ed25519 {key.get_fingerprint()}" in card and f"ssh-ed25519 {host_key.get_fingerprint()}" in card
+    assert "ISA13 000004710" in card and key_input == ""

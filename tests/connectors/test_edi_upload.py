@@ -71,7 +71,15 @@ def test_the_api_stores_a_raw_interchange_and_answers_a_resent_one_with_the_firs
 
     assert first.status_code == 202, first.content
     assert first.json()["duplicate"] is False
-    assert (again.status_code, again.json()) == (202, {"event_id": first.json()["event_id"], "duplicate": True})
+    event_id = first.json()["event_id"]
+    assert (again.status_code, again.json()) == (
+        202,
+        {
+            "event_id": event_id,
+            "duplicate": True,
+            "events": [{"event_id": event_id, "external_id": "x12:SHIPPERCO:000000101", "duplicate": True, "outside": False}],
+        },
+    )
     with schema_context(world.acme.schema):
         event = InboundEvent.objects.get(pk=first.json()["event_id"])
         assert (event.channel, event.external_id, event.body) == ("api", "x12:SHIPPERCO:000000101", INTERCHANGE)

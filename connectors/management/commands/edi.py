@@ -1,5 +1,9 @@
 """`manage.py edi parse FILE [--json]` and `manage.py edi ack FILE [--999]`.
 
+A file may hold several interchanges back to back: `parse` reports each (with its byte offset in
+the JSON) and `ack` prints one acknowledgement per interchange, numbered on from 000000001, as the
+inbox answers each interchange of a received file on its own.
+
 Exit status: 0 when the file has no error, 1 when it has errors (they are printed, and `ack`
 still prints the acknowledgement rejecting them), 2 when the file cannot be read or holds no
 interchange.
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from connectors.edi import ParseResult, acknowledge, parse
+from connectors.edi import InMemoryControlNumbers, ParseResult, acknowledge, parse
 from connectors.edi.report import result_json
 
 
@@ -44,8 +48,9 @@ class Command(BaseCommand):
             raise CommandError(f"{path} holds no X12 interchange with a functional group", returncode=2)
         if options["action"] == "ack":
             kind = "999" if options["implementation"] else "997"
+            control_numbers = InMemoryControlNumbers()  # one count for the file: each answer gets its own ISA13
             for interchange in result.interchanges:
-                text = acknowledge(interchange, kind=kind)
+                text = acknowledge(interchange, kind=kind, control_numbers=control_numbers)
                 if text:
                     self.stdout.write(text, ending="" if text.endswith("\n") else "\n")
         elif options["json"]:

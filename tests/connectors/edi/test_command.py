@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.edi import read
 from tests.connectors.edi.fixtures import ORDER_940, STATUS_214, envelope
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,3 +101,27 @@ def test_unreadable_or_non_x12_file_exits_2(tmp_path: Path) -> None:
     run = _edi("ack", str(text))
     assert run.returncode == 2
     assert "No ISA segment found: this is not an X12 interchange" in run.stderr
+
+
+def test_a_file_of_several_interchanges_is_parsed_and_each_acknowledged_with_its_own_number(tmp_path: Path) -> None:
+    path = tmp_path / "batch.edi"
+    first = envelope(STATUS_214)
+    path.write_text(first + envelope(STATUS_214).replace("000000101", "000000102").replace("*", "|").replace("~", "!"))
+
+    parsed = _edi("parse", str(path), "--json")
+    acked = _edi("ack", str(path))
+
+    assert parsed.returncode == 0, parsed.stderr
+    output = json.loads(parsed.stdout)
+    assert [(item["index"], item["offset"], item["control_number"]) for item in output["interchanges"]] == [
+        (1, 0, "000000101"),
+        (2, len(first), "000000102"),
+    ]
+    assert [(item["interchange"], item["set"], item["accepted"]) for item in output["sets"]] == [(1, "214", True), (2, "214", True)]
+    assert acked.returncode == 0, acked.stderr
+    answers = read(acked.stdout).interchanges
+    assert [answer.control_number for answer in answers] == ["000000001", "000000002"]
+    assert [answer.groups[0].sets[0].code for answer in answers] == [
+        "997",
+        "997",
+    ] and "AK1|QM|7001!" in acked.stdout  # answered in its own delimiters

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.edi import parse, read
+from connectors.edi import parse, read, split
 from tests.connectors.edi.fixtures import ISA, RESPONSE_990, STATUS_214, envelope
 
 TWO_SETS = envelope(STATUS_214, STATUS_214)
@@ -158,3 +158,36 @@ def test_segment_outside_a_set() -> None:
 
 def test_isa_string_is_the_fixture_isa() -> None:
     assert len(ISA) == 106
+
+
+_FIRST = envelope(STATUS_214)
+_SECOND = envelope(RESPONSE_990, functional_id="GF").replace("000000101", "000000102")
+_THIRD = envelope(STATUS_214).replace("000000101", "000000103").replace("*", "|").replace("~", "!")  # its own delimiters
+
+
+# --- splitting a file into its interchanges -----------------------------------------------------
+
+
+def test_a_file_is_split_at_each_interchange_with_its_own_delimiters_and_the_text_outside_kept_apart():
+    text = "\ufeff" + _FIRST + "\n\nGARBAGE BETWEEN\n" + _SECOND + _THIRD + "\x1a trailing words\n"
+    parts = split(text)
+    assert [(part.outside, part.interchange.control_number if part.interchange else part.text) for part in parts] == [
+        (False, "000000101"),
+        (True, "GARBAGE BETWEEN"),
+        (False, "000000102"),
+        (False, "000000103"),
+        (True, "trailing words"),
+    ]
+    assert [part.text for part in parts if not part.outside] == [_FIRST.rstrip("\n"), _SECOND.rstrip("\n"), _THIRD.rstrip("\n")]
+    assert all(text[part.start : part.end] == part.text for part in parts)
+    for part in parts:
+        if part.interchange is not None:
+            assert read(part.text).all_errors() == []
+    assert parts[3].interchange is not None and parts[3].interchange.delimiters.element == "|"
+
+
+def test_an_interchange_without_iea_ends_where_the_next_isa_starts():
+    cut = _FIRST.replace("IEA*1*000000101~\n", "")
+    parts = split(cut + _SECOND)
+    assert [part.interchange.control_number for part in parts if part.interchange] == ["000000101", "000000102"]
+    assert parts[0].text == cut and [error.code for error in read(parts[0].text).all_errors()] == ["iea.missing"]
