@@ -450,3 +450,76 @@ class EdiAcknowledgement(models.Model):
 
     def __str__(self) -> str:
         return self.file_name
+
+
+# --- outbound request/response log -----------------------------------------------------------------
+
+
+# Request and response bodies are kept up to this many bytes (UTF-8), their whole size beside them.
+EXCHANGE_BODY_LIMIT = 4096
+
+
+class ExchangeOrigin(models.TextChoices):
+    STEP = "step", "Workflow step"
+    TEST = "test", "Test connection"
+
+
+class ConnectorExchange(models.Model):
+    """One HTTP exchange Baton had with a partner: a connector step's call (or the loopback
+    fallback's, which has no `connection`) or a Test connection, as `connectors.exchanges`
+    recorded it – secrets redacted, bodies cut at EXCHANGE_BODY_LIMIT bytes with their whole
+    size kept. `outcome` is "ok" or the `ConnectorError` kind the call ended in.
+    Kept for BATON_CONNECTOR_EXCHANGE_DAYS."""
+
+    # No database constraint: a round's rows go in one INSERT that a connection deleted meanwhile
+    # must not fail; Django's collector still deletes a connection's exchanges with it.
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.CASCADE, db_constraint=False, db_index=False, related_name="exchanges"
+    )
+    connection_key = models.CharField(max_length=80)
+    origin = models.CharField(max_length=10, choices=ExchangeOrigin.choices, default=ExchangeOrigin.STEP)
+    action = models.CharField(max_length=200, blank=True)
+    method = models.CharField(max_length=10)
+    url = models.TextField()
+    request_headers = models.JSONField(default=dict, blank=True)
+    request_body = models.TextField(blank=True)
+    request_size = models.PositiveIntegerField(default=0, help_text="The whole body's size in bytes, before it was cut.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    response_size = models.PositiveIntegerField(null=True, blank=True, help_text="Bytes; null: no answer, or its size is unknown.")
+    duration_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=30)
+    error = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    step_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-pk"]
+        indexes = [
+            # The log pages read a connection's newest first, keyset on the id.
+            models.Index(fields=["connection", "-id"], name="connector_exchange_log"),
+            models.Index(fields=["created_at"], name="connector_exchange_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.response_status or self.outcome}"
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def request_cut(self) -> bool:
+        return _cut(self.request_body, self.request_size)
+
+    @property
+    def response_cut(self) -> bool:
+        return _cut(self.response_body, self.response_size)
+
+
+def _cut(body: str, size: int | None) -> bool:
+    """Whether a stored body is only the start of it (cutting at a character may drop 3 more bytes)."""
+    return (size is None or size > EXCHANGE_BODY_LIMIT) and len(body.encode()) >= EXCHANGE_BODY_LIMIT - 3

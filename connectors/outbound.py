@@ -10,6 +10,9 @@ partner that honours it performs a repeated call once; answers become results or
 `ConnectorError`s whose `kind` a step's retry policy can name (`HttpClientError`,
 `HttpServerError`, `RateLimited`, `Timeout`, `ConnectionError`, `BadResponse`, `CircuitOpen`,
 `Refused`, `AuthFailed`, `ConnectionDisabled`). `ConnectorsConfig.ready` installs it in every process.
+Every HTTP attempt (answered, failed, timed out, or refused by the guard or for want of a token)
+goes to the outbound log (`connectors.exchanges`), redacted; a round's calls inside
+`exchanges_batch()` are written together.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
@@ -34,6 +38,7 @@ from prometheus_client import Counter
 
 from config.encryption import SecretUnreadable
 from connectors.auth import TokenError, authorized_send
+from connectors.exchanges import OK, ExchangeBatch, exchange_record, exchanges_batch
 from connectors.guards import OPENED, CircuitPolicy, RateLimit, call_record, circuit_admit, circuit_record, rate_wait
 from connectors.models import Connection
 from connectors.safety import OutboundRefused, guarded_session
@@ -170,6 +175,12 @@ def answer_result(response: requests.Response, where: str) -> dict[str, Any]:
     return result
 
 
+def _sent_request(error: requests.RequestException) -> requests.PreparedRequest | None:
+    """The request a failed call sent (its headers, auth included, for the log), when requests kept it."""
+    sent = getattr(error, "request", None)
+    return sent if isinstance(sent, requests.PreparedRequest) else None
+
+
 def _network_failure(error: requests.RequestException, where: str, timeout: str) -> OutboundCallFailed:
     if isinstance(error, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
         return OutboundCallFailed(f"{where} gave no answer within {timeout}", kind="Timeout")
@@ -203,14 +214,46 @@ class HttpConnectorPort:
 
     def _post(self, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         url = f"{self.base_url}/{quote(connection, safe='')}/{quote(action, safe='')}"
-        headers = {"Idempotency-Key": idempotency_key, "X-Baton-Tenant": tenant, "Accept": "application/json"}
+        headers = {
+            "Idempotency-Key": idempotency_key,
+            "X-Baton-Tenant": tenant,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+        body = json.dumps(payload).encode()
         where = f"{connection}/{action}"
+        response: requests.Response | None = None
+        sent: requests.PreparedRequest | None = None
+        failure: ConnectorError | None = None
+        started = time.perf_counter()
         try:
-            # No redirects: a partner must not send the call (or its payload) anywhere else.
-            response = self._session().post(url, json=payload, headers=headers, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as error:
-            raise _network_failure(error, where, f"{self.timeout:g} s") from error
-        return answer_result(response, where)
+            try:
+                # No redirects: a partner must not send the call (or its payload) anywhere else.
+                response = self._session().post(url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as error:
+                sent = _sent_request(error)
+                raise _network_failure(error, where, f"{self.timeout:g} s") from error
+            return answer_result(response, where)
+        except ConnectorError as error:
+            failure = error
+            raise
+        finally:
+            exchange_record(
+                tenant=tenant,
+                connection=None,
+                connection_key=connection,
+                action=action,
+                method="POST",
+                url=url,
+                request_headers=headers,
+                request_body=body,
+                response=response,
+                sent=sent,
+                outcome=failure.kind if failure else OK,
+                error=str(failure) if failure else "",
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                idempotency_key=idempotency_key,
+            )
 
 
 CONNECTIONS_CACHE_SECONDS = 15.0
@@ -226,7 +269,8 @@ class ConnectionPort:
     A name with no connection goes to `fallback` (the loopback partner, or the in-process fake).
 
     Connections are read per (tenant, key) and kept for CONNECTIONS_CACHE_SECONDS; `prepare`
-    reads a round's connections in the calling thread before the calls go out on other threads."""
+    reads a round's connections in the calling thread before the calls go out on other threads,
+    and `batch` collects the round's outbound log rows for one INSERT."""
 
     def __init__(self, fallback: Any, circuit: CircuitPolicy, rate: RateLimit):
         self.fallback = fallback
@@ -254,6 +298,12 @@ class ConnectionPort:
             self._known[(tenant, name)] = (now, found)
         return found
 
+    def batch(self) -> AbstractContextManager[ExchangeBatch]:
+        """`connectors.exchanges.exchanges_batch()`: a round's calls go to the outbound log in one
+        INSERT when the block ends. Open it on the thread (and in the tenant schema) that makes
+        the round, like `prepare`; the calls may run on any thread in between."""
+        return exchanges_batch()
+
     def forget(self) -> None:
         """Read connections afresh on the next call (tests; after an edit in this process)."""
         with self._lock:
@@ -279,10 +329,10 @@ class ConnectionPort:
             probe_seconds=target.connect_timeout + target.read_timeout + 5,
         )
         rate = RateLimit(rate=float(options.get("rate_per_second", self.rate.rate)), burst=int(options.get("burst", self.rate.burst)))
-        send = partial(self._send, target, action, payload, idempotency_key)
+        send = partial(self._send, tenant, target, action, payload, idempotency_key)
         return guarded_call(tenant, connection, circuit, rate, send)
 
-    def _send(self, target: Connection, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    def _send(self, tenant: str, target: Connection, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         where = f"{target.key} {action}"
         if not target.enabled:
             raise ConnectorError(f"{target.key} is disabled: nothing calls it until it is enabled again", kind="ConnectionDisabled")
@@ -291,20 +341,45 @@ class ConnectionPort:
         url = target.base_url.rstrip("/") + "/" + str(spec.get("path") or action).lstrip("/")
         body = json.dumps(payload).encode()
         headers = {"Idempotency-Key": idempotency_key, "Content-Type": "application/json", "Accept": "application/json"}
+        response: requests.Response | None = None
+        sent: requests.PreparedRequest | None = None
+        failure: ConnectorError | None = None
+        started = time.perf_counter()
         try:
-            response = authorized_send(target, session=self._session(), method=method, url=url, body=body, headers=headers)
-        except OutboundRefused as error:
-            raise ConnectorError(f"{where}: {error}", kind="Refused") from error
-        except (TokenError, SecretUnreadable) as error:
-            raise ConnectorError(f"{where}: {error}", kind="AuthFailed") from error
-        except requests.RequestException as error:
-            raise _network_failure(
-                error, where, f"{target.connect_timeout:g} s to connect and {target.read_timeout:g} s to answer"
-            ) from error
-        try:
+            try:
+                response = authorized_send(target, session=self._session(), method=method, url=url, body=body, headers=headers)
+            except OutboundRefused as error:
+                raise ConnectorError(f"{where}: {error}", kind="Refused") from error
+            except (TokenError, SecretUnreadable) as error:
+                raise ConnectorError(f"{where}: {error}", kind="AuthFailed") from error
+            except requests.RequestException as error:
+                sent = _sent_request(error)
+                raise _network_failure(
+                    error, where, f"{target.connect_timeout:g} s to connect and {target.read_timeout:g} s to answer"
+                ) from error
             return answer_result(response, where)
+        except ConnectorError as error:
+            failure = error
+            raise
         finally:
-            response.close()
+            exchange_record(
+                tenant=tenant,
+                connection=target,
+                connection_key=target.key,
+                action=action,
+                method=method,
+                url=url,
+                request_headers=headers,
+                request_body=body,
+                response=response,
+                sent=sent,
+                outcome=failure.kind if failure else OK,
+                error=str(failure) if failure else "",
+                duration_ms=round((time.perf_counter() - started) * 1000),
+                idempotency_key=idempotency_key,
+            )
+            if response is not None:
+                response.close()
 
 
 def guard_defaults() -> tuple[CircuitPolicy, RateLimit]:

@@ -1,6 +1,7 @@
 """The connections pages: the list with health, new (the kind first, then a form with that kind's
-defaults), the detail with its edit form, Test connection, disable and enable, and its inbound
-webhooks (endpoint, scheme, mapping, secret rotation).
+defaults), the detail with its edit form, Test connection, disable and enable, its inbound
+webhooks (endpoint, scheme, mapping, secret rotation), and its outbound log (each call's
+redacted request and answer, `connectors.exchanges`).
 
 Tenant staff may look; tenant admins and planners (and support sessions) change connections and
 test them, since a test calls the partner with the stored credentials. Secrets are never rendered
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -25,6 +27,17 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.permissions import tenant_role_required
 from connectors.edi_transport import EdiPartnerInvalid, edi_partner_configure
+from connectors.exchanges import (
+    FAILED,
+    FAILURE_KINDS,
+    OK,
+    OUTCOME_LABELS,
+    OUTCOMES,
+    body_pretty,
+    exchange_get,
+    exchanges_exist,
+    exchanges_list,
+)
 from connectors.forms import AUTH_FIELDS, ConnectionForm, EdiPartnerForm, InboundRotateForm, InboundSettingsForm, form_initial, kind_initial
 from connectors.inbox import InboxError, connection_inbound_configure
 from connectors.models import AuthMethod, Connection, ConnectionKind, InboundScheme
@@ -37,6 +50,7 @@ from connectors.selectors import (
     connections_list,
     edi_partner_of,
     inbound_events_recent,
+    keyset_page,
 )
 from connectors.services import (
     KIND_DEFAULTS,
@@ -297,3 +311,58 @@ def connection_edi_partner_view(request, key: str):
             messages.success(request, f"EDI partner settings of {connection.name} saved: interchanges can be sent or uploaded now.")
             return redirect(reverse("connectors:connection", args=[connection.key]) + "#edi-partner")
     return _detail_page(request, connection, partner_form=form, status=400)
+
+
+# ---------- the outbound log ------------------------------------------------------------------------
+
+
+def _cursor(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@tenant_role_required()
+def connection_exchanges(request, key: str):
+    """The connection's outbound log, newest first in keyset pages, filtered by outcome."""
+    connection = _connection_or_404(key)
+    outcome = request.GET.get("outcome", "")
+    outcome = outcome if outcome == FAILED or outcome in OUTCOMES else ""
+    rows = exchanges_list(connection=connection, outcome=outcome)
+    page = keyset_page(rows, before=_cursor(request.GET.get("before")), after=_cursor(request.GET.get("after")), size=PER_PAGE)
+    context = {
+        "connection": connection,
+        "page": page,
+        "rows": [(exchange, OUTCOME_LABELS.get(exchange.outcome, exchange.outcome)) for exchange in page.rows],
+        "outcome": outcome,
+        "failed_view": bool(outcome) and outcome != OK,
+        "failures": [(FAILED, "Any failure"), *((value, OUTCOME_LABELS[value]) for value in FAILURE_KINDS)],
+        "page_query": f"outcome={outcome}" if outcome else "",
+        "any": bool(page.rows) or (bool(outcome) and exchanges_exist(connection=connection)),
+        "can_edit": can_edit(request.user),
+        "keep_days": settings.BATON_CONNECTOR_EXCHANGE_DAYS,
+        "empty_text": (
+            f"Use “Test connection” above, or run a workflow whose connector step calls “{connection.key}”. "
+            if can_edit(request.user)
+            else f"Run a workflow whose connector step calls “{connection.key}”, or ask a tenant admin or planner to test the connection. "
+        )
+        + "Each call's request and answer show up here within seconds, credentials redacted.",
+    }
+    return render(request, "connectors/exchanges.html", context)
+
+
+@tenant_role_required()
+def connection_exchange(request, key: str, exchange_id: int):
+    """One exchange: the request as sent and the answer as received, both redacted."""
+    connection = _connection_or_404(key)
+    exchange = exchange_get(connection=connection, exchange_id=exchange_id)
+    if exchange is None:
+        raise Http404(f"There is no call {exchange_id} in the outbound log of '{key}'.")
+    context = {
+        "connection": connection,
+        "exchange": exchange,
+        "outcome_label": OUTCOME_LABELS.get(exchange.outcome, exchange.outcome),
+        "request_headers": sorted(exchange.request_headers.items(), key=lambda item: item[0].lower()),
+        "response_headers": sorted(exchange.response_headers.items(), key=lambda item: item[0].lower()),
+        "request_body": body_pretty(exchange.request_body),
+        "response_body": body_pretty(exchange.response_body),
+    }
+    return render(request, "connectors/exchange.html", context)
