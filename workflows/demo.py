@@ -3,7 +3,10 @@
 Every tick the scheduler starts, in each demo tenant, one milestone notification and one order
 release. Orders vary so that some need a planner's approval (the inbox fills), some are on credit
 hold (routed to the planners and compensated), and the carrier's 990 arrives a little later for
-orders waiting on it (`edi.990` events correlated on the order). Development only.
+orders waiting on it (`edi.990` events correlated on the order). The order release calls its
+carrier as `DEMO_CARRIER`, which seed_demo binds to the tenant's sandbox TMS connection
+(`connectors.demo`): its tenders go through the real connector port to the sandbox, where a fault
+switched on shows up as retries and incidents. Development only.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from workflows.waits import event_deliver
 
 DEMO_DEFINITION_KEY = "milestone-notifications"
 DEMO_ORDER_KEY = "order-release"
+# The connection name the order release's connector steps call (its `carrier_connection` parameter).
+DEMO_CARRIER = "demo-carrier"
+# Beat sends a tick this often (config/settings/celery.py); ticks are numbered time // this.
+DEMO_TICK_SECONDS = 15
 DEMO_MILESTONES = ("PICKED_UP", "IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED", "DELAYED")
 # Order totals cycle through these: the third needs approval (over the 50,000 threshold).
 DEMO_ORDER_TOTALS = (1_250, 8_400, 64_000, 3_900, 17_500, 0)

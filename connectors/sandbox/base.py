@@ -7,7 +7,8 @@ the same key with a different request is refused (422). Injected 5xx answers hap
 effect and are not stored, so a retry can still succeed; an injected hang happens after the effect,
 so a caller that times out and retries with the same key sees exactly one effect.
 
-Admin routes under `/_sandbox/` (faults, effects) are never subject to faults.
+Admin routes under `/_sandbox/` (faults, effects) are never subject to faults. `GET /health` is an
+ordinary route (faults and a system's auth apply), so a connection's "Test connection" shows them.
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ class SandboxSystem:
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._routes = self.routes() + self._admin_routes()
+        self._routes = self.routes() + [Route("GET", "/health", self._health)] + self._admin_routes()
 
     # --- what a system provides ------------------------------------------------------------
 
@@ -232,6 +233,11 @@ class SandboxSystem:
 
     def _faults_changed(self, before: Faults) -> None:
         """Hook for systems that hold work while a fault is on (the carrier's held webhooks)."""
+
+    def _authorize(self, request: SandboxRequest, route: Route) -> Problem | None:
+        """Hook for systems that want credentials (the TMS's OAuth2 bearer tokens); None lets the
+        request through. Admin routes are never asked."""
+        return None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -363,6 +369,9 @@ class SandboxSystem:
             if isinstance(routed, Problem):
                 raise routed
             route, match = routed
+            refusal = None if route.admin else self._authorize(request, route)
+            if refusal is not None:
+                raise refusal
             if request.body is _INVALID_JSON:
                 raise Problem(400, "invalid-json", "Body is not JSON", "the request body could not be read as JSON")
             if not (route.writes and request.idempotency_key):
@@ -413,6 +422,9 @@ class SandboxSystem:
         except ValueError as error:
             raise Problem(422, "invalid-faults", "Invalid faults", str(error)) from error
 
+    def _health(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        return Answer(200, {"status": "ok", "system": self.name, "title": self.title, "time": utc_now_iso()})
+
     def _effects_listed(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         return Answer(200, {"effects": [asdict(effect) for effect in self.effects]})
 
@@ -449,6 +461,9 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 body = _INVALID_JSON
+            media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if body is _INVALID_JSON and media_type == "application/x-www-form-urlencoded":  # OAuth2 token requests
+                body = dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
         parts = urlsplit(self.path)
         request = SandboxRequest(
             method=self.command,

@@ -1,9 +1,10 @@
 """`make run`: all of Baton on one machine, in one terminal.
 
 Embedded PostgreSQL/Redis when DATABASE_URL/REDIS_URL are unset, migrations, demo data, then the
-web server, a Celery worker, Celery beat and the MQTT listener with prefixed output, and a banner
-with the URLs and demo logins once the web answers /healthz. Ctrl-C (or SIGTERM) stops everything
-it started.
+sandbox partner systems (ERP, TMS, WMS, carrier on loopback from BATON_SANDBOX_PORT, which the demo
+tenants' connections call), the web server, a Celery worker, Celery beat and the MQTT listener with
+prefixed output, and a banner with the URLs and demo logins once the web answers /healthz. Ctrl-C
+(or SIGTERM) stops everything it started.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from config.embedded import services_ensure, services_stop  # noqa: E402
+from connectors.sandbox import DEMO_BASE_PORT, SYSTEMS, demo_ports, demo_urls  # noqa: E402 - standard library only, no Django
 
 STOP_GRACE_SECONDS = 10  # SIGTERM first (Celery finishes or hands back tasks), then SIGKILL
 _print_lock = threading.Lock()
@@ -39,15 +41,29 @@ def say(line: str) -> None:
         print(line, flush=True)
 
 
-def child_commands(port: int) -> dict[str, list[str]]:
+def child_commands(port: int, sandbox_port: int = DEMO_BASE_PORT) -> dict[str, list[str]]:
     python = sys.executable
     return {
+        # The partner systems the demo tenants' connections call, with switchable faults.
+        "sandbox": [python, "-m", "connectors.sandbox", "all", "--port", str(sandbox_port)],
         "web": [python, "manage.py", "runserver", f"0.0.0.0:{port}", "--noreload"],
         "worker": [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "-Q", "default,engine,connectors,documents", "-c", "2"],
         "beat": [python, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", "var/celerybeat-schedule"],
         # Tenants' MQTT telemetry; with no broker up it retries quietly (one warning per connection).
         "mqtt": [python, "manage.py", "mqtt_listen"],
     }
+
+
+def demo_environment(port: int, sandbox_port: int, env: dict[str, str]) -> dict[str, str]:
+    """What the children need to agree on about the demo: where the sandbox systems listen (the
+    seeded connections point there) and the port the tenants' hosts are served on (the demo
+    carrier posts its webhooks to their public URLs). A variable the user set wins for the latter.
+
+    Connections may call the sandbox on loopback because development's BATON_OUTBOUND_ALLOW
+    (127.0.0.0/8, ::1, localhost) says so – `make run` always runs with DJANGO_ENV=development –
+    and production's allows none of them. The guard allows hosts and networks, not ports."""
+    public_port = env["BATON_PUBLIC_PORT"] if "BATON_PUBLIC_PORT" in env else str(port)
+    return {"BATON_SANDBOX_PORT": str(sandbox_port), "BATON_PUBLIC_PORT": public_port}
 
 
 def terminate(processes: dict[str, subprocess.Popen]) -> None:
@@ -145,7 +161,7 @@ def on_port(url: str, port: int) -> str:
     return parts._replace(netloc=f"{host}:{port}").geturl()
 
 
-def banner(port: int, elapsed: float) -> str:
+def banner(port: int, elapsed: float, sandbox_port: int = 0) -> str:
     var = Path(os.environ.get("BATON_VAR_DIR", ROOT / "var"))
     try:
         demo = json.loads((var / "demo.json").read_text())
@@ -168,17 +184,25 @@ def banner(port: int, elapsed: float) -> str:
     ]
     for tenant in demo.get("tenants", []):
         lines += ["", f"  {tenant['name']}  {on_port(tenant['url'], port)}", *logins(tenant)]
+    if sandbox_port:
+        lines += [
+            "",
+            "  Sandbox partner systems: each tenant's connections call them (see",
+            "  /connections/ and the inbound events under /connections/inbox/)",
+            *(f"      {SYSTEMS[name].title.split(' (')[0]:<16} {url}" for name, url in demo_urls(sandbox_port).items()),
+            "  Switch a fault on: curl -d '{\"fail_next\": 3}' <url>/_sandbox/faults",
+        ]
     if demo.get("totp_secret"):
         lines += [
             "",
             f"  TOTP secret for the demo accounts marked TOTP: {demo['totp_secret']}",
             "  (add it to an authenticator app, or run `make totp` for the current code)",
         ]
-    lines += ["", "  Ctrl-C stops web, worker, beat, mqtt and the embedded services.", "=" * 72, ""]
+    lines += ["", "  Ctrl-C stops the sandbox, web, worker, beat, mqtt and the embedded services.", "=" * 72, ""]
     return "\n".join(lines)
 
 
-def supervise(children: dict[str, subprocess.Popen], port: int, started_at: float, stopping: threading.Event) -> int:
+def supervise(children: dict[str, subprocess.Popen], port: int, started_at: float, stopping: threading.Event, sandbox_port: int = 0) -> int:
     """Wait for Ctrl-C/SIGTERM (0) or a child dying (1); print the banner once the web is healthy."""
     ready = False
     warned = False
@@ -193,7 +217,7 @@ def supervise(children: dict[str, subprocess.Popen], port: int, started_at: floa
             problem = web_health(port)
             if not problem:
                 ready = True
-                say(banner(port, time.monotonic() - started_at))
+                say(banner(port, time.monotonic() - started_at, sandbox_port))
             elif not warned and time.monotonic() - started_at > 90:
                 warned = True
                 say(f"run | web does not answer /healthz yet ({problem}); still waiting")
@@ -207,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--no-seed", action="store_true", help="skip `seed_demo --if-empty`")
     args = parser.parse_args(argv)
+    try:
+        sandbox_port = demo_ports()["erp"]  # BATON_SANDBOX_PORT, else the default; the systems follow it
+    except ValueError as error:
+        say(f"run | {error}")
+        return 1
 
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -227,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **additions, "DJANGO_ENV": "development", "PYTHONUNBUFFERED": "1"}
         # Live sample runs in the demo tenants; BATON_DEMO_TRAFFIC=0 turns them off.
         env.setdefault("BATON_DEMO_TRAFFIC", "0" if args.no_seed else "1")
+        env.update(demo_environment(args.port, sandbox_port, env))
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir_reset(Path(env.get("PROMETHEUS_MULTIPROC_DIR") or ROOT / "var" / "prometheus")))
         steps = [["baton_migrate"]] + ([] if args.no_seed else [["seed_demo", "--if-empty"]])
         for step in steps:
@@ -234,9 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if not run_step(step, env, stopping):
                 return 0 if stopping.is_set() else 1
-        for name, command in child_commands(args.port).items():
+        for name, command in child_commands(args.port, sandbox_port).items():
             children[name] = spawn(name, command, env)
-        return supervise(children, args.port, started_at, stopping)
+        return supervise(children, args.port, started_at, stopping, sandbox_port)
     finally:
         terminate(children)
         services_stop(ROOT, additions, log=lambda line: say(f"run | {line}"))

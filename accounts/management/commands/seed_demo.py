@@ -1,6 +1,9 @@
-"""Seed a demo installation: an MSP partner, Acme and Globex in clearly different brands, a user per role."""
+"""Seed a demo installation: an MSP partner, Acme and Globex in clearly different brands, a user per
+role, and in each tenant connections to the sandbox systems `make run` starts (`connectors.demo`)
+and two published workflows, the order release tendering through the sandbox TMS."""
 
 import json
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.management import call_command
@@ -15,6 +18,9 @@ from tenants.db import connection
 from tenants.models import Partner, Tenant
 from tenants.selectors import site_for_console, site_for_tenant
 from tenants.services import BrandingInput, partner_create, tenant_provision
+
+if TYPE_CHECKING:
+    from workflows.models import Definition
 
 DEMO_PASSWORD = "baton-demo-2026"
 # Demo-only TOTP seed shared by every demo account that needs MFA; `manage.py demo_totp` prints its code.
@@ -78,9 +84,10 @@ class Command(BaseCommand):
                 self._tenant(partner, spec)
         else:
             console_logins = self._console_logins()
-        for tenant in Tenant.objects.filter(slug__in=[t["slug"] for t in TENANTS], status="ready"):
+        for tenant in Tenant.objects.filter(slug__in=[t["slug"] for t in TENANTS], status="ready").order_by("slug"):
             with schema_context(tenant.schema_name):
                 connection.tenant = tenant
+                self._demo_connections(tenant)
                 admin = User.objects.filter(email=f"admin@{tenant.slug}.localhost").first()
                 if admin is not None:
                     self._demo_workflow(admin)
@@ -124,29 +131,74 @@ class Command(BaseCommand):
         connection.set_schema_to_public()
         return tenant
 
+    def _demo_connections(self, tenant: Tenant) -> None:
+        """The tenant's connections to the sandbox systems, with webhooks, EDI partner and telemetry."""
+        from connectors.demo import demo_connections_seed
+
+        seeded = demo_connections_seed(tenant_slug=tenant.slug, actor=SEED)
+        if seeded.created:
+            self.stdout.write(f"{tenant.slug}: connections {', '.join(seeded.created)} created")
+        if seeded.moved:
+            self.stdout.write(f"{tenant.slug}: connections {', '.join(seeded.moved)} now point at the sandbox's ports")
+        for configured in seeded.configured:
+            self.stdout.write(f"{tenant.slug}: {configured} set up")
+
     def _demo_workflow(self, admin: User) -> None:
         """Clone and publish the milestone and order-release templates, so sample traffic has
-        workflows to run (orders bring approvals, event waits and compensation to look at)."""
+        workflows to run (orders bring approvals, event waits and compensation to look at). The
+        order release's carrier is bound to the sandbox TMS connection: its tenders go there."""
+        from connectors.demo import TENDER_CONNECTION
         from workflows import services as workflows
-        from workflows.demo import DEMO_DEFINITION_KEY, DEMO_ORDER_KEY
+        from workflows.demo import DEMO_CARRIER, DEMO_DEFINITION_KEY, DEMO_ORDER_KEY
         from workflows.models import Definition, TemplateVersion
 
-        demos: tuple[tuple[str, str, str, dict[str, str]], ...] = (
-            ("customer-milestone-notifications", DEMO_DEFINITION_KEY, "Milestone notifications", {}),
-            ("order-to-shipment-release", DEMO_ORDER_KEY, "Order release", {"carrier_connection": "demo-carrier"}),
+        demos: tuple[tuple[str, str, str, dict[str, str], dict[str, str]], ...] = (
+            ("customer-milestone-notifications", DEMO_DEFINITION_KEY, "Milestone notifications", {}, {}),
+            (
+                "order-to-shipment-release",
+                DEMO_ORDER_KEY,
+                "Order release",
+                {"carrier_connection": DEMO_CARRIER},
+                {DEMO_CARRIER: TENDER_CONNECTION},
+            ),
         )
-        for template_key, key, name, parameters in demos:
-            if Definition.objects.filter(key=key).exists():
+        for template_key, key, name, parameters, bindings in demos:
+            existing = Definition.objects.filter(key=key).first()
+            if existing is not None:
+                self._demo_bindings(existing, bindings, admin)
                 continue
             template_version = TemplateVersion.objects.filter(template__key=template_key).order_by("-major", "-minor", "-patch").first()
             if template_version is None:
                 continue
             definition = workflows.definition_clone(
-                template_version=template_version, key=key, name=name, parameters=parameters, connection_bindings={}, actor=admin
+                template_version=template_version, key=key, name=name, parameters=parameters, connection_bindings=bindings, actor=admin
             )
             version = definition.versions.get()
             workflows.definition_version_submit(version=version, actor=admin)
             workflows.definition_version_publish(version=version, actor=admin)
+
+    def _demo_bindings(self, definition: "Definition", bindings: dict[str, str], admin: User) -> None:
+        """A demo seeded before the sandbox connections: publish its first version again with the
+        bindings. A definition someone has changed since (a second version) is theirs: left alone."""
+        from connectors.models import Connection
+        from workflows import services as workflows
+
+        published = definition.published_version
+        if not bindings or published is None or published.number != 1 or definition.versions.count() != 1:
+            return
+        if all(published.connection_bindings.get(alias) == bound for alias, bound in bindings.items()):
+            return
+        if Connection.objects.filter(key__in=bindings.values()).count() != len(set(bindings.values())):
+            return
+        version = workflows.definition_draft_create(
+            definition=definition,
+            spec=published.spec,
+            comment="Demo: connector steps call the sandbox connections",
+            actor=admin,
+            connection_bindings={**published.connection_bindings, **bindings},
+        )
+        workflows.definition_version_submit(version=version, actor=admin)
+        workflows.definition_version_publish(version=version, actor=admin)
 
     def _write_demo_file(self, console_logins: list[dict]) -> None:
         tenants = []
