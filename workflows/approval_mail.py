@@ -1,9 +1,11 @@
 """Approval emails: when an approval step asks for a decision (or escalates), each assignee gets
 one email in the tenant's brand with three signed links – approve, reject, request changes.
 
-A link opens a confirmation page (`workflows.approval_views.approval_link`); nothing is decided by
-following it, so mail scanners that prefetch links decide nothing. Links point at the tenant's
-primary host, like invitations, and expire with `APPROVAL_LINK_MAX_AGE`.
+A link opens a confirmation page (`workflows.approval_views.approval_link`) once its person has
+signed in (with their second factor where their account has one): a link names who may decide
+but does not stand in for them, so someone who can read the mailbox cannot decide. Nothing is
+decided by following it, so mail scanners that prefetch links decide nothing. Links point at the
+tenant's primary host, like invitations, and expire with `APPROVAL_LINK_MAX_AGE`.
 
 Sent by the Celery task `workflows.approval_announce` (`workflows.waits` queues it after the
 request or the escalation committed), inside the tenant's schema.
@@ -108,7 +110,9 @@ def approvals_announce(approval_id: int) -> int:
             }
             for decision in APPROVAL_DECISIONS
         ]
-        context = {**base, "person": person, "links": links}
+        # The mail says what signing in will ask for; `has_mfa` comes with `users_filter`.
+        second_factor = person.requires_mfa or getattr(person, "has_mfa", False)
+        context = {**base, "person": person, "links": links, "second_factor": second_factor}
         email = EmailMultiAlternatives(
             subject=subject,
             body=render_to_string("email/approval_request.txt", context),

@@ -1,6 +1,7 @@
 """The people side of approval steps: "My approvals" (what the signed-in person may decide, by
 due time), one approval with its run's context and the decision form, and the confirmation page
-behind the signed links in approval emails.
+behind the signed links in approval emails (which decides only in the addressee's own session,
+with MFA where their account needs it).
 
 Deciding always goes through `workflows.operations.approval_decide`, which checks the person is
 an assignee (or a tenant admin), wants a comment for reject and request changes, and wakes the run.
@@ -10,10 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from allauth.account.authentication import get_authentication_records
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -148,17 +154,40 @@ def approval_detail(request, approval_id: int):
 
 
 # --- signed email links -----------------------------------------------------------------------------
+#
+# A link names the approval, the person and the decision, but it is not a credential on its own: a
+# mailbox is easier to take over than an account. Deciding needs that person's own session, with
+# the second factor when their account has one or their role requires it (`_mfa_step`); the link
+# keeps its place through the sign-in (`next=`), so the person lands on the confirmation page.
 
 
 def _link_refused(request, reason: str, *, status: int = 403, title: str = "This link cannot be used"):
     return render(request, "workflows/approval_link.html", {"refused": reason, "refused_title": title}, status=status)
 
 
+def _mfa_step(request, person: User) -> HttpResponseRedirect | None:
+    """The second-factor step this session owes before the person may decide (it comes back to
+    the link), or None.
+
+    Owed when the person's role requires MFA or they set up an authenticator (allauth then asks
+    for it at every sign-in) and this session has not passed one – e.g. it signed in with the
+    password alone before the authenticator existed. allauth's own step records the pass."""
+    has_authenticator = is_mfa_enabled(person, types=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN])
+    if not (person.requires_mfa or has_authenticator):
+        return None
+    if any(record.get("method") == "mfa" for record in get_authentication_records(request, person)):
+        return None
+    if not has_authenticator:  # required but not set up yet: the same step as MfaRequiredMiddleware
+        return HttpResponseRedirect(reverse("mfa_activate_totp") + "?required=1")
+    return redirect_to_login(request.get_full_path(), login_url=reverse("mfa_reauthenticate"))
+
+
 @require_http_methods(["GET", "POST"])
 def approval_link(request, token: str):
-    """An approval email's link: GET shows what will be decided and asks to confirm (mail
-    scanners follow links, so GET never decides); POST decides as the person the link was sent
-    to. It needs no session, but a signed-in person other than the addressee is refused."""
+    """An approval email's link. Nobody signed in: off to sign-in, then back here. Signed in as
+    someone else: refused, with a way to switch accounts. The addressee, with MFA where their
+    account needs it: GET shows what will be decided and asks to confirm (mail scanners follow
+    links, so GET never decides); POST decides as them, audited with `via="email"`."""
     try:
         link = approval_link_read(token)
     except OperationRefused as refused:
@@ -169,12 +198,15 @@ def approval_link(request, token: str):
     person = User.objects.filter(pk=link.user_id, support_grant_id__isnull=True).first()
     if person is None or not person.is_active or person.role not in TENANT_STAFF_ROLES:
         return _link_refused(request, "The person this link was sent to can no longer decide in this workspace.")
-    if request.user.is_authenticated and request.user.pk != person.pk:
-        return _link_refused(
-            request,
-            f"This link was sent to {person.email}, and you are signed in as {request.user.email}. "
-            "Sign out to use it, or decide from your own approvals inbox.",
-        )
+    here = request.get_full_path()
+    if not request.user.is_authenticated:
+        return redirect_to_login(here)
+    if request.user.pk != person.pk:
+        someone_else = {"wrong_person": True, "person": person, "switch_next": here}
+        return render(request, "workflows/approval_link.html", someone_else, status=403)
+    mfa_step = _mfa_step(request, person)
+    if mfa_step is not None:
+        return mfa_step
     if not approval_can_decide(approval, person):
         return _link_refused(
             request,

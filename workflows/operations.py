@@ -340,8 +340,9 @@ APPROVAL_LINK_MAX_AGE = 7 * 24 * 3600
 
 def approval_link_token(*, approval: Approval, user_id: int, decision: str) -> str:
     """A signed, expiring token for an email link: it names the schema, the approval, the person
-    and the decision, so it cannot be replayed on another tenant, task or decision. Following it
-    still asks for a confirmation (no decision on GET) and the person must be an assignee."""
+    and the decision, so it cannot be replayed on another tenant, task or decision. It is no
+    credential: following it needs that person's own session (with MFA where their account has
+    it), a confirmation (no decision on GET), and the person must still be an assignee."""
     payload = {"s": connection.schema_name, "a": approval.pk, "u": user_id, "d": decision}
     return signing.dumps(payload, salt=APPROVAL_LINK_SALT, compress=True)
 

@@ -1,7 +1,7 @@
 """People deciding approvals: "My approvals" (sorted by due time, overdue and escalation shown),
 one approval with its decision form, the email with its signed links (followed from the body:
-GET confirms, POST decides, the run wakes), refused links, and the whole path in a real browser
-with a real worker advancing the run."""
+sign-in, then GET confirms, POST decides, the run wakes), refused links, and the whole path in a
+real browser with a real worker advancing the run. Sign-in and MFA on links: test_approval_links."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import time
 from datetime import timedelta
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import pytest
 from django.core import mail, signing
@@ -182,6 +182,9 @@ def test_the_email_goes_to_each_active_assignee_and_its_link_decides_after_confi
     assert "Due: " in message.body and "(UTC)" in message.body
     html = message.alternatives[0][0]
     assert "#0b4f9c" in html and ">Approve</a>" in html and ">Request changes</a>" in html  # the tenant's brand
+    # Under the buttons: the link is no way round signing in (planners have no second factor here).
+    assert "You'll be asked to sign in as planner@acme.test before you decide." in message.body
+    assert html.index("You'll be asked to sign in as planner@acme.test") > html.index(">Request changes</a>")
     links = _links(message)
     assert set(links) == {"Approve", "Reject", "Request changes"}
     assert all(link in html for link in links.values())
@@ -190,8 +193,13 @@ def test_the_email_goes_to_each_active_assignee_and_its_link_decides_after_confi
     with schema_context(world.acme.schema):
         assert AuditEvent.objects.get(action="workflow_approval.announced", target_id=str(approval.pk)).data["recipients"] == 2
 
-    # Following the link (no session): a confirmation page; nothing is decided yet.
+    # Following the link without a session: sign in first, then straight back to the link.
     browser = host_client(url.hostname)
+    to_login = browser.get(url.path)
+    assert to_login.status_code == 302 and to_login["Location"] == f"/accounts/login/?next={quote(url.path)}"
+    signed_in = browser.post("/accounts/login/", {"login": "planner@acme.test", "password": PASSWORD, "next": url.path})
+    assert signed_in.status_code == 302 and signed_in["Location"] == url.path
+    # A confirmation page; nothing is decided yet.
     confirm = browser.get(url.path)
     body = confirm.content.decode()
     assert confirm.status_code == 200 and "Confirm your decision" in body and "Approve: Approve the rate" in body
@@ -210,7 +218,7 @@ def test_the_email_goes_to_each_active_assignee_and_its_link_decides_after_confi
     assert run_advanced(world.acme, decided.run).status == "succeeded"
     # The second planner's links now say it is already decided, and change nothing.
     other = next(message for message in mail.outbox if message.to == ["planner2@acme.test"])
-    late = host_client(world.acme.host).post(urlsplit(_links(other)["Reject"]).path, {"comment": "no"})
+    late = signed_in_client(world.acme.host, second, world.acme.schema).post(urlsplit(_links(other)["Reject"]).path, {"comment": "no"})
     assert "Already decided: approved by planner@acme.test" in late.content.decode()
     assert _approval(world, approval.pk).status == "approved"
     assert second.pk != gone.pk
@@ -240,6 +248,11 @@ def test_an_escalation_is_announced_again_to_everyone_now_assigned(world, fake):
     assert sorted(message.to[0] for message in escalated) == ["planner@acme.test", "tenant_admin@acme.test"]
     assert all(message.subject.startswith("Escalated: Approval needed") for message in escalated)
     assert "escalated to you (level 1)" in escalated[0].body
+    # The tenant admin's role requires a second factor: the mail says signing in will ask for it.
+    admin_mail = next(message for message in escalated if message.to == ["tenant_admin@acme.test"])
+    assert "You'll be asked to sign in with your second factor as tenant_admin@acme.test before you decide." in admin_mail.body
+    assert "You'll be asked to sign in with your second factor" in admin_mail.alternatives[0][0]
+    assert "second factor" not in next(message for message in escalated if message.to == ["planner@acme.test"]).body
 
 
 @in_db
@@ -247,7 +260,7 @@ def test_a_reject_link_needs_a_comment_too(world, fake):
     _run, approval = _waiting(world)
     with schema_context(world.acme.schema):
         token = approval_link_token(approval=approval, user_id=world.acme.users["planner"].pk, decision="rejected")
-    client = host_client(world.acme.host)
+    client = _client(world)
     page = client.get(f"/workflows/approvals/link/{token}/").content.decode()
     assert "Reject: Approve the rate" in page and "(required for this decision)" in page
     refused = client.post(f"/workflows/approvals/link/{token}/", {"comment": ""})
@@ -295,17 +308,17 @@ def test_a_link_is_refused_once_its_person_may_no_longer_decide(world, fake):
     with schema_context(world.acme.schema):
         type(leaver).objects.filter(pk=leaver.pk).update(is_active=False)
         type(mover).objects.filter(pk=mover.pk).update(role="finance")
-    client = host_client(world.acme.host)
-    gone = client.post(f"/workflows/approvals/link/{leaver_token}/", {"comment": "ok"})
+    gone = host_client(world.acme.host).post(f"/workflows/approvals/link/{leaver_token}/", {"comment": "ok"})
     assert gone.status_code == 403 and "can no longer decide in this workspace" in gone.content.decode()
-    moved = client.post(f"/workflows/approvals/link/{mover_token}/", {"comment": "ok"})
+    mover.role = "finance"
+    moved = signed_in_client(world.acme.host, mover, world.acme.schema).post(f"/workflows/approvals/link/{mover_token}/", {"comment": "ok"})
     assert moved.status_code == 403 and "Your role (Finance) is no longer among the people who decide" in moved.content.decode()
     # Someone else signed in on this host cannot use the planner's link.
     token = _token(world, approval)
     other = _client(world, "dispatcher").post(f"/workflows/approvals/link/{token}/", {"comment": "ok"})
-    assert other.status_code == 403 and "you are signed in as dispatcher@acme.test" in other.content.decode()
+    assert other.status_code == 403 and "you are signed in as <strong>dispatcher@acme.test</strong>" in other.content.decode()
     assert _approval(world, approval.pk).status == "pending"
-    # The addressee, signed in or not, can.
+    # The addressee, signed in, can.
     assert _client(world).get(f"/workflows/approvals/link/{token}/").status_code == 200
 
 
