@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("portal.urls")),
     path("workflows/", include("workflows.urls")),
     path("connections/", include("connectors.urls")),
+    path("logistics/", include("logistics.urls")),
     path("hooks/", include("connectors.hook_urls")),
     path("api/v1/", include("portal.api.urls")),
     *common,

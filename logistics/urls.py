@@ -1,0 +1,15 @@
+from django.urls import path
+
+from logistics import views
+
+app_name = "logistics"
+urlpatterns = [
+    path("mappings/", views.mappings, name="mappings"),
+    path("mappings/<str:kind>/new/", views.mapping_draft_new, name="mapping_draft_new"),
+    path("mappings/<str:kind>/<int:number>/", views.mapping_version, name="mapping_version"),
+    path("mappings/<str:kind>/<int:number>/entries/", views.mapping_entry_save, name="mapping_entry_save"),
+    path("mappings/<str:kind>/<int:number>/entries/remove/", views.mapping_entry_remove, name="mapping_entry_remove"),
+    path("mappings/<str:kind>/<int:number>/discard/", views.mapping_version_discard, name="mapping_version_discard"),
+    path("mappings/<str:kind>/<int:number>/publish/", views.mapping_version_publish, name="mapping_version_publish"),
+    path("mappings/<str:kind>/<int:number>/activate/", views.mapping_version_activate, name="mapping_version_activate"),
+]
