@@ -2,17 +2,18 @@
 
 Receiving (`webhook_receive`, and `inbound_record` for every channel): a webhook is checked on its
 raw body – size, content type, the connection's signature scheme and secrets – before anything
-parses it; then the `InboundEvent` and its `EventDispatch` are written in one transaction, and
+parses it; then the `InboundEvent` and its `EventDispatch` are written by one statement, and
 only then does the sender get its answer (202 with the event id). A redelivery (same connection
 and external id: the webhook id, or the vendor's event id) gets the first event's id and changes
-nothing. After commit the dispatch task is sent; if the broker is down the row waits for the
+nothing. After commit the schema's dispatcher is woken – one wake-up for however many events
+arrive before it runs (`tenants.tasks.schema_wake`); if the broker is down the rows wait for the
 sweeper (`dispatch_sweep`), so an outage delays work but loses none.
 
-Dispatching (`event_dispatch`): under the dispatch row's lock, the body is normalized into
-canonical events (`connectors.normalize`) and each is handed to workflows – waiting runs woken
-(`event_deliver`), event triggers started (`event_triggers_start`) – in the same transaction that
-deletes the dispatch row, so a failure leaves everything as it was for the next attempt, and a
-success cannot be applied twice. A body that cannot be normalized is quarantined with the reason
+Dispatching (`events_dispatch`, a batch per task): under each dispatch row's lock, the body is
+normalized into canonical events (`connectors.normalize`) and each is handed to workflows –
+waiting runs woken (`event_deliver`), event triggers started (`event_triggers_start`) – in the
+same transaction that deletes the dispatch row, so a failure leaves everything as it was for the
+next attempt, and a success cannot be applied twice. A body that cannot be normalized is quarantined with the reason
 and where; an operator can fix and replay it (`inbound_replay`), audited.
 """
 
@@ -34,8 +35,9 @@ from prometheus_client import Counter
 
 from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
 from connectors.edi_transport import edi_acknowledgement_prepare
+from connectors.hook_connections import hook_connection, hook_connections_forget
 from connectors.models import Connection, EventDispatch, InboundEvent, InboundScheme, InboundStatus
-from connectors.normalize import NormalizationFailed, normalize, x12_acknowledgement
+from connectors.normalize import CanonicalEvent, NormalizationFailed, normalize, x12_acknowledgement
 from connectors.signatures import (
     EASYPOST,
     GITHUB,
@@ -45,10 +47,12 @@ from connectors.signatures import (
     HmacScheme,
     SigningSecret,
     StandardWebhooks,
+    Verification,
     generate_secret,
 )
 from governance.services import Actor, audit_record
 from tenants.db import connection as db
+from tenants.tasks import schema_wake
 
 log = structlog.get_logger("baton.connectors")
 
@@ -180,6 +184,7 @@ def connection_inbound_configure(
                 "mapper": connection.inbound_mapper,
             },
         )
+    hook_connections_forget()
     return fresh
 
 
@@ -202,75 +207,96 @@ def _external_id(connection: Connection, webhook_id: str, body: bytes) -> str:
 
 def webhook_receive(*, connection_key: str, body: bytes, headers: Mapping[str, str], content_length: int | None = None) -> Received:
     """Check a webhook delivery to `/hooks/<connection_key>` and store it (see the module)."""
-    connection = Connection.objects.filter(key=connection_key).first()
+    connection, secrets, kept = hook_connection(connection_key)
     try:
-        if connection is None or not connection.inbound_scheme:
-            raise WebhookRefused(
-                404, "unknown-endpoint", "No such webhook endpoint", f"This workspace takes no webhooks at '{connection_key}'."
-            )
-        if not connection.enabled:
-            raise WebhookRefused(
-                403, "connection-disabled", "Connection disabled", f"The connection '{connection.key}' is disabled: nothing is accepted."
-            )
-        limit = settings.BATON_WEBHOOK_MAX_BYTES
-        size = content_length if content_length is not None else len(body)
-        if size > limit:
-            raise WebhookRefused(413, "too-large", "Body too large", f"The body is {size} bytes; this endpoint takes at most {limit}.")
-        media_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if media_type not in ACCEPTED_MEDIA_TYPES:
-            raise WebhookRefused(
-                415,
-                "unsupported-media-type",
-                "Unsupported content type",
-                f"The content type is '{media_type or 'missing'}'; send application/json.",
-            )
-        verification = signature_scheme(connection.inbound_scheme, connection.inbound_scheme_settings).verify(
-            body, headers, _secrets_open(connection)
-        )
-        if not verification:
-            kind = "stale-timestamp" if verification.counted_as == "stale" else "bad-signature"
-            raise WebhookRefused(401, kind, "Signature refused", verification.detail)
+        try:
+            media_type, verification = _webhook_check(connection_key, connection, secrets, body, headers, content_length)
+        except WebhookRefused:
+            if not kept:
+                raise
+            # The kept copy may be behind the row: a new secret, a connection enabled again.
+            connection, secrets, _kept = hook_connection(connection_key, fresh=True)
+            media_type, verification = _webhook_check(connection_key, connection, secrets, body, headers, content_length)
     except WebhookRefused as refused:
         WEBHOOKS.labels(refused.kind).inc()
         raise
     assert connection is not None
-    kept = {name: value for name, value in headers.items() if name.lower() in KEPT_HEADERS}
+    kept_headers = {name: value for name, value in headers.items() if name.lower() in KEPT_HEADERS}
     received = inbound_record(
         connection=connection,
         channel="webhook",
         external_id=_external_id(connection, verification.webhook_id, body),
         body=body.decode("utf-8", errors="replace"),
         content_type=media_type,
-        headers=kept,
+        headers=kept_headers,
     )
     WEBHOOKS.labels("duplicate" if received.duplicate else "accepted").inc()
     return received
 
 
+def _webhook_check(
+    key: str,
+    connection: Connection | None,
+    secrets: list[SigningSecret],
+    body: bytes,
+    headers: Mapping[str, str],
+    content_length: int | None,
+) -> tuple[str, Verification]:
+    """The delivery's media type and verified signature, or WebhookRefused saying why."""
+    if connection is None or not connection.inbound_scheme:
+        raise WebhookRefused(404, "unknown-endpoint", "No such webhook endpoint", f"This workspace takes no webhooks at '{key}'.")
+    if not connection.enabled:
+        raise WebhookRefused(
+            403, "connection-disabled", "Connection disabled", f"The connection '{connection.key}' is disabled: nothing is accepted."
+        )
+    limit = settings.BATON_WEBHOOK_MAX_BYTES
+    size = content_length if content_length is not None else len(body)
+    if size > limit:
+        raise WebhookRefused(413, "too-large", "Body too large", f"The body is {size} bytes; this endpoint takes at most {limit}.")
+    media_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if media_type not in ACCEPTED_MEDIA_TYPES:
+        raise WebhookRefused(
+            415,
+            "unsupported-media-type",
+            "Unsupported content type",
+            f"The content type is '{media_type or 'missing'}'; send application/json.",
+        )
+    verification = signature_scheme(connection.inbound_scheme, connection.inbound_scheme_settings).verify(body, headers, secrets)
+    if not verification:
+        kind = "stale-timestamp" if verification.counted_as == "stale" else "bad-signature"
+        raise WebhookRefused(401, kind, "Signature refused", verification.detail)
+    return media_type, verification
+
+
+# One statement, so one round trip in autocommit: the event and its dispatch row exist together or
+# not at all; a known external id inserts neither and returns no row.
 _INSERT = """
-INSERT INTO connectors_inboundevent
-    (connection_id, channel, external_id, content_type, headers, body, original_body, received_at, status, canonical, error,
-     error_pointer, replays, acknowledgement)
-VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', %s, 'received', '[]'::jsonb, '', '', 0, '')
-ON CONFLICT (connection_id, external_id) WHERE external_id <> '' DO NOTHING
-RETURNING id
+WITH event AS (
+    INSERT INTO connectors_inboundevent
+        (connection_id, channel, external_id, content_type, headers, body, original_body, received_at, status, canonical, error,
+         error_pointer, replays, acknowledgement)
+    VALUES (%s, %s, %s, %s, %s::jsonb, %s, '', %s, 'received', '[]'::jsonb, '', '', 0, '')
+    ON CONFLICT (connection_id, external_id) WHERE external_id <> '' DO NOTHING
+    RETURNING id, received_at
+)
+INSERT INTO connectors_eventdispatch (event_id, created_at, attempts, last_error)
+SELECT id, received_at, 0, '' FROM event
+RETURNING event_id
 """
 
 
 def inbound_record(
     *, connection: Connection, channel: str, external_id: str, body: str, content_type: str, headers: dict[str, str]
 ) -> Received:
-    """Store an event and its dispatch row in one transaction (a known external id returns the
-    first event instead); the dispatch task is sent after commit."""
+    """Store an event and its dispatch row together (a known external id returns the first event
+    instead); the dispatcher is woken after commit."""
     now = timezone.now()
-    with transaction.atomic():
-        with db.cursor() as cursor:
-            cursor.execute(_INSERT, [connection.pk, channel, external_id, content_type, json.dumps(headers), body, now])
-            row = cursor.fetchone()
-        if row is None:
-            return Received(InboundEvent.objects.get(connection=connection, external_id=external_id), duplicate=True)
-        EventDispatch.objects.create(event_id=row[0], created_at=now)
-        transaction.on_commit(partial(dispatch_send, db.schema_name, row[0]))
+    with db.cursor() as cursor:
+        cursor.execute(_INSERT, [connection.pk, channel, external_id, content_type, json.dumps(headers), body, now])
+        row = cursor.fetchone()
+    if row is None:
+        return Received(InboundEvent.objects.get(connection=connection, external_id=external_id), duplicate=True)
+    transaction.on_commit(partial(dispatch_wake, db.schema_name))
     event = InboundEvent(
         pk=row[0],
         connection=connection,
@@ -285,104 +311,160 @@ def inbound_record(
     return Received(event, duplicate=False)
 
 
-def dispatch_send(schema: str, event_id: int) -> None:
-    """Send `connectors.dispatch` for the event; a broker failure is logged (the sweeper sends it later)."""
-    from connectors.tasks import dispatch
+def dispatch_token(schema: str) -> str:
+    return f"connectors:inbox-wake:{schema}"
+
+
+def dispatch_wake(schema: str) -> None:
+    """Wake the schema's dispatcher unless a wake-up is on its way already (`tenants.tasks.schema_wake`);
+    with the broker down the event waits for the sweeper."""
+    from connectors.tasks import dispatch_ready
+
+    schema_wake(dispatch_ready, schema, token=dispatch_token(schema), gather_seconds=settings.BATON_INBOX_GATHER_SECONDS)
+
+
+def dispatch_send(schema: str) -> None:
+    """Send the dispatcher whatever the token says (the sweeper: a token may outlive a lost task)."""
+    from connectors.tasks import dispatch_ready
 
     try:
-        dispatch.apply_async(args=[event_id], headers={"_schema_name": schema}, retry=False)
-    except Exception as error:  # noqa: BLE001 - the event is committed: the sweeper dispatches it
-        log.warning("inbox dispatch not sent; the sweeper will", event_id=event_id, error=f"{type(error).__name__}: {error}")
+        dispatch_ready.apply_async(headers={"_schema_name": schema}, retry=False)
+    except Exception as error:  # noqa: BLE001 - the rows are committed: the next sweep sends it again
+        log.warning("inbox dispatcher not sent; the next sweep will", schema=schema, error=f"{type(error).__name__}: {error}")
 
 
 # --- dispatching ---------------------------------------------------------------------------------
 
 
-def event_dispatch(event_id: int) -> str:
-    """Hand the event on (see the module); returns what happened: delivered, quarantined, gone
-    (done already, or another worker has it), or failed (left for another attempt)."""
-    from workflows.triggers import event_triggers_start
-    from workflows.waits import event_deliver
-
+def events_dispatch(*, limit: int = 100, event_ids: list[int] | None = None) -> dict[int, str]:
+    """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given) in one
+    transaction. Dispatch rows locked by another dispatcher are skipped. The batch is handed on
+    together (`_hand_on_many`: a few statements for the lot); if that fails, each event is handed
+    on alone in its own savepoint, so one failing event leaves the others' work standing. Returns
+    each claimed event's outcome: delivered, quarantined, or failed (counted, left for another
+    attempt; quarantined with the error after DISPATCH_ATTEMPTS). A transaction that cannot commit
+    leaves every row as it was."""
+    outcomes: dict[int, str] = {}
     try:
         with transaction.atomic():
-            # OF self: lock the dispatch row only. Without it the join locks the connection row every
+            # OF self: lock the dispatch rows only. Without it the join locks the connection row every
             # event shares too, so concurrent dispatches (and webhooks' inserts, which key-share
             # lock it) make each other skip.
-            dispatch = (
-                EventDispatch.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("event__connection")
-                .filter(event_id=event_id)
-                .first()
-            )
-            if dispatch is None:
-                return "gone"
-            event = dispatch.event
-            connection = event.connection
+            claimed = EventDispatch.objects.select_for_update(skip_locked=True, of=("self",)).select_related("event__connection")
+            if event_ids is not None:
+                claimed = claimed.filter(event_id__in=event_ids)
+            dispatches = list(claimed.order_by("event_id")[:limit])
             try:
-                # Telemetry excursions are written as Baton events whatever the connection's webhook mapper.
-                mapper = "canonical" if event.channel == "mqtt" else connection.inbound_mapper
-                if mapper == "x12":  # every interchange is answered, whatever could be taken from it
-                    event.acknowledgement = x12_acknowledgement(event.body.encode())
-                    event.save(update_fields=["acknowledgement"])
-                    edi_acknowledgement_prepare(event)  # in the partner's settings and numbers, queued for its transport
-                canonical = normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
-            except NormalizationFailed as failed:
-                _quarantine(event, failed.reason, failed.pointer)
-                dispatch.delete()
-                DISPATCHES.labels("quarantined").inc()
-                return "quarantined"
-            actor = Actor.system(f"connector:{connection.key}")
-            handed: list[dict[str, Any]] = []
-            for item in canonical:
-                woken = event_deliver(
-                    event_type=item.event_type, correlation=item.correlation, payload=item.payload, event_id=item.event_id
-                )
+                with transaction.atomic():
+                    outcomes = _hand_on_many([dispatch.event for dispatch in dispatches])
+                done = [dispatch.pk for dispatch in dispatches]
+            except Exception:
+                log.warning("inbox batch failed; handing its events on one by one", events=len(dispatches), exc_info=True)
+                outcomes, done = {}, []
+                for dispatch in dispatches:
+                    try:
+                        with transaction.atomic():
+                            outcomes[dispatch.event_id] = _hand_on_many([dispatch.event])[dispatch.event_id]
+                        done.append(dispatch.pk)
+                    except Exception as error:
+                        log.exception("inbox dispatch failed", event_id=dispatch.event_id)
+                        outcomes[dispatch.event_id] = "failed"
+                        if _dispatch_failed(dispatch, error):
+                            done.append(dispatch.pk)
+            EventDispatch.objects.filter(pk__in=done).delete()
+    except Exception:
+        log.exception("inbox dispatch round failed; its events wait for the next", events=sorted(outcomes))
+        DISPATCHES.labels("failed").inc(len(outcomes) or 1)
+        return dict.fromkeys(outcomes, "failed")
+    for outcome in outcomes.values():
+        DISPATCHES.labels(outcome).inc()
+    return outcomes
+
+
+def event_dispatch(event_id: int) -> str:
+    """Hand one event on (`events_dispatch`); "gone" when it was done already or another dispatcher has it."""
+    return events_dispatch(event_ids=[event_id]).get(event_id, "gone")
+
+
+def _normalized(event: InboundEvent, connection: Connection) -> list[CanonicalEvent]:
+    """The event's canonical events (raises NormalizationFailed). An X12 interchange is answered
+    (997) whatever could be taken from it."""
+    # Telemetry excursions are written as Baton events whatever the connection's webhook mapper.
+    mapper = "canonical" if event.channel == "mqtt" else connection.inbound_mapper
+    if mapper == "x12":
+        event.acknowledgement = x12_acknowledgement(event.body.encode())
+        event.save(update_fields=["acknowledgement"])
+        edi_acknowledgement_prepare(event)  # in the partner's settings and numbers, queued for its transport
+    return normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
+
+
+def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
+    """Normalize each event and hand its canonical events to workflows – waiting runs woken
+    (`events_deliver`, once for the lot), event triggers started (their definitions looked up once
+    per event type) – then record every outcome with one update. A body that cannot be
+    normalized is quarantined with the reason."""
+    from workflows.triggers import event_triggered, event_triggers_start
+    from workflows.waits import Delivery, events_deliver
+
+    outcomes: dict[int, str] = {}
+    normalized: list[tuple[InboundEvent, list[CanonicalEvent]]] = []
+    for event in events:
+        try:
+            normalized.append((event, _normalized(event, event.connection)))
+        except NormalizationFailed as failed:
+            event.status, event.error, event.error_pointer = InboundStatus.QUARANTINED, failed.reason, failed.pointer
+            outcomes[event.pk] = "quarantined"
+    items = [item for _event, canonical in normalized for item in canonical]
+    woken = iter(events_deliver([Delivery(item.event_type, item.correlation, item.payload, item.event_id) for item in items]))
+    triggered = {event_type: event_triggered(event_type) for event_type in sorted({item.event_type for item in items})}
+    now = timezone.now()
+    for event, canonical in normalized:
+        actor = Actor.system(f"connector:{event.connection.key}")
+        handed: list[dict[str, Any]] = []
+        for item in canonical:
+            runs_woken = next(woken)
+            started = []
+            if triggered[item.event_type]:
                 fired = event_triggers_start(
-                    event_type=item.event_type, payload=item.payload, correlation=item.correlation, event_id=item.event_id, actor=actor
+                    event_type=item.event_type,
+                    payload=item.payload,
+                    correlation=item.correlation,
+                    event_id=item.event_id,
+                    actor=actor,
+                    definitions=triggered[item.event_type],
                 )
-                handed.append({**item.as_data(), "woken_runs": woken, "started_runs": [run.pk for run in fired.started]})
-            event.status, event.canonical, event.delivered_at = InboundStatus.DELIVERED, handed, timezone.now()
-            event.error, event.error_pointer = "", ""
-            event.save(update_fields=["status", "canonical", "delivered_at", "error", "error_pointer"])
-            dispatch.delete()
-    except Exception as error:
-        _dispatch_failed(event_id, error)
-        DISPATCHES.labels("failed").inc()
-        log.exception("inbox dispatch failed", event_id=event_id)
-        return "failed"
-    DISPATCHES.labels("delivered").inc()
-    return "delivered"
+                started = [run.pk for run in fired.started]
+            handed.append({**item.as_data(), "woken_runs": runs_woken, "started_runs": started})
+        event.status, event.canonical, event.delivered_at = InboundStatus.DELIVERED, handed, now
+        event.error, event.error_pointer = "", ""
+        outcomes[event.pk] = "delivered"
+    InboundEvent.objects.bulk_update(events, ["status", "canonical", "delivered_at", "error", "error_pointer"])
+    return outcomes
 
 
-def _quarantine(event: InboundEvent, reason: str, pointer: str) -> None:
-    event.status, event.error, event.error_pointer = InboundStatus.QUARANTINED, reason, pointer
-    event.save(update_fields=["status", "error", "error_pointer"])
-
-
-def _dispatch_failed(event_id: int, error: Exception) -> None:
-    """Count the failed attempt; after DISPATCH_ATTEMPTS the event is quarantined with the error."""
+def _dispatch_failed(dispatch: EventDispatch, error: Exception) -> bool:
+    """Count the failed attempt; after DISPATCH_ATTEMPTS the event is quarantined with the error
+    (returns True: its dispatch row goes)."""
     message = f"{type(error).__name__}: {error}"[:2000]
-    with transaction.atomic():
-        dispatch = EventDispatch.objects.select_for_update().select_related("event").filter(event_id=event_id).first()
-        if dispatch is None:
-            return
-        dispatch.attempts += 1
-        dispatch.last_error = message
-        if dispatch.attempts >= DISPATCH_ATTEMPTS:
-            _quarantine(dispatch.event, f"handing it on failed {dispatch.attempts} times: {message}", "")
-            dispatch.delete()
-        else:
-            dispatch.save(update_fields=["attempts", "last_error"])
+    dispatch.attempts += 1
+    dispatch.last_error = message
+    if dispatch.attempts >= DISPATCH_ATTEMPTS:
+        InboundEvent.objects.filter(pk=dispatch.event_id).update(
+            status=InboundStatus.QUARANTINED, error=f"handing it on failed {dispatch.attempts} times: {message}", error_pointer=""
+        )
+        return True
+    dispatch.save(update_fields=["attempts", "last_error"])
+    return False
 
 
 def dispatch_sweep(*, older_than: float = SWEEP_AFTER_SECONDS) -> int:
-    """Send the dispatch task again for rows left behind (a lost task, a broker outage); returns how many."""
+    """Wake the dispatcher for rows left behind (a lost wake-up, a broker outage, a failed attempt);
+    returns how many rows are older than `older_than` seconds."""
     cutoff = timezone.now() - timedelta(seconds=older_than)
-    event_ids = list(EventDispatch.objects.filter(created_at__lt=cutoff).order_by("pk").values_list("event_id", flat=True)[:1000])
-    for event_id in event_ids:
-        dispatch_send(db.schema_name, event_id)
-    return len(event_ids)
+    left = EventDispatch.objects.filter(created_at__lt=cutoff).count()
+    if left:
+        dispatch_send(db.schema_name)
+    return left
 
 
 # --- operators -------------------------------------------------------------------------------------
@@ -411,5 +493,5 @@ def inbound_replay(*, event: InboundEvent, actor: Any, body: str | None = None) 
             target=event,
             data={"fixed": changed, "body_sha256_before": before, "body_sha256": hashlib.sha256(event.body.encode()).hexdigest()},
         )
-        transaction.on_commit(partial(dispatch_send, db.schema_name, event.pk))
+        transaction.on_commit(partial(dispatch_wake, db.schema_name))
     return event

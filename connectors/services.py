@@ -37,6 +37,8 @@ from connectors.auth import (
     secret_mask,
     secrets_redacted,
 )
+from connectors.exchanges import answer_head, exchange_test_record
+from connectors.hook_connections import hook_connections_forget
 from connectors.models import AuthMethod, Connection, ConnectionKind, HealthMethod, Transport
 from connectors.safety import HostUnresolved, OutboundRefused, guarded_session, host_check, url_check
 from governance.services import actor_of, audit_record
@@ -67,6 +69,9 @@ TIMEOUT_LIMITS = {"connect_timeout": (0.1, 60.0), "read_timeout": (0.1, 300.0)}
 # Option names that look like secrets: those go in the encrypted fields, not the plain settings.
 _SECRET_LIKE = re.compile(r"pass|secret|token|api[_-]?key|private|credential", re.IGNORECASE)
 EXCERPT_CHARS = 120
+# Secrets sealed beside the auth method's but set elsewhere (an SFTP partner's private key and its
+# passphrase, on the EDI partner card: `connectors.edi_transport`); an edit of the connection keeps them.
+TRANSPORT_SECRETS = ("private_key", "passphrase")
 
 
 @dataclass(frozen=True)
@@ -355,8 +360,10 @@ def connection_update(*, connection: Connection, data: ConnectionInput, actor: A
     problems = connection_problems(data, stored_secrets=stored)
     new = _new_secrets(data)
     kept_names = [name for name in AUTH_SECRETS.get(data.auth_method, ()) if name in stored and name not in new]
+    kept_names += [name for name in TRANSPORT_SECRETS if name in connection.credential_masks]
+    removed = sorted(set(connection.credential_masks) - set(kept_names) - set(new))
     kept: dict[str, str] = {}
-    if not problems and kept_names and new:  # merging needs the stored values
+    if not problems and kept_names and (new or removed):  # merging needs the stored values
         try:
             current = connection_secrets(connection)
         except SecretUnreadable:
@@ -371,7 +378,6 @@ def connection_update(*, connection: Connection, data: ConnectionInput, actor: A
     before = {name: getattr(connection, name) for name in (*_PLAIN_FIELDS, "auth_settings")}
     _apply(connection, data)
     changed = [name for name, value in before.items() if getattr(connection, name) != value]
-    removed = sorted(set(connection.credential_masks) - set(kept_names) - set(new))
     if new or removed:  # otherwise the sealed secrets stay exactly as they were
         connection.credentials = credentials_seal({**kept, **new})
         masks = {name: connection.credential_masks[name] for name in kept_names}
@@ -385,6 +391,7 @@ def connection_update(*, connection: Connection, data: ConnectionInput, actor: A
             target=connection,
             data={"changed": changed, "secrets_changed": sorted(new), "secrets_removed": removed},
         )
+    hook_connections_forget()
     log.info("connection updated", connection=connection.key, changed=changed, secrets_changed=sorted(new))
     return connection
 
@@ -396,6 +403,7 @@ def connection_disable(*, connection: Connection, actor: Any, reason: str = "") 
             connection.enabled = False
             connection.save(update_fields=["enabled", "updated_at"])
             audit_record(actor=actor, action="connection.disabled", target=connection, reason=reason)
+    hook_connections_forget()
     return connection
 
 
@@ -418,7 +426,7 @@ def health_url(connection: Connection) -> str:
 
 def _excerpt(response: requests.Response) -> str:
     """The start of the answer's body, for a person to read ("" when there is none)."""
-    head = next(response.iter_content(4096), b"")  # streamed: a huge answer is not read whole
+    head = answer_head(response)[:4096]  # streamed: a huge answer is not read whole (the outbound log reads the same head)
     text = " ".join(head.decode(response.encoding or "utf-8", errors="replace").split())
     if not text:
         return ""
@@ -450,16 +458,23 @@ def _probe_http(connection: Connection) -> tuple[bool, str]:
     url = health_url(connection)
     timeouts = {"connect_timeout": connection.connect_timeout, "read_timeout": connection.read_timeout}
     session = guarded_session()
+    started = time.monotonic()
     try:
         url_check(url)
         started = time.monotonic()
         with authorized_send(connection, session=session, method=connection.health_method, url=url) as response:
             elapsed_ms = round((time.monotonic() - started) * 1000)
-            return _answer_text(response, url, elapsed_ms)
+            ok, message = _answer_text(response, url, elapsed_ms)
+            exchange_test_record(connection=connection, url=url, message=message, response=response, duration_ms=elapsed_ms)
+            return ok, message
     except TokenError as error:
+        exchange_test_record(connection=connection, url=url, message=str(error), error=error)
         return False, str(error)
     except (OutboundRefused, HostUnresolved, requests.RequestException) as error:
-        return False, failure_text(error, **timeouts)
+        message = failure_text(error, **timeouts)
+        elapsed_ms = round((time.monotonic() - started) * 1000)
+        exchange_test_record(connection=connection, url=url, message=message, error=error, duration_ms=elapsed_ms)
+        return False, message
     finally:
         session.close()
 

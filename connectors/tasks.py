@@ -1,20 +1,28 @@
 """Thin Celery entry points for the inbox (`connectors.inbox` does the work), on the `connectors` queue.
 
-`dispatch` runs inside one tenant's schema (the `_schema_name` header); a repeated task finds its
-dispatch row gone or locked and does nothing. Beat sends `dispatch_sweep_all`, which fans
-`dispatch_sweep` out to every ready tenant to resend dispatches left behind.
+`dispatch_ready` runs inside one tenant's schema (the `_schema_name` header) and hands on a batch
+of the inbox's waiting events; a repeated task finds nothing left or the rows locked. Beat sends
+`dispatch_sweep_all`, which fans `dispatch_sweep` out to every ready tenant to wake the dispatcher
+for events left behind.
 """
 
 from celery import shared_task
+from django.conf import settings
 
-from tenants.tasks import ready_tenants_send
+from tenants.db import connection
+from tenants.tasks import ready_tenants_send, schema_wake_token_drop
 
 
-@shared_task(name="connectors.dispatch", acks_late=True)
-def dispatch(event_id: int) -> str:
-    from connectors.inbox import event_dispatch
+@shared_task(name="connectors.dispatch_ready", acks_late=True)
+def dispatch_ready() -> int:
+    from connectors.inbox import dispatch_token, events_dispatch
 
-    return event_dispatch(event_id)
+    schema_wake_token_drop(dispatch_token(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
+    batch = settings.BATON_INBOX_BATCH
+    outcomes = events_dispatch(limit=batch)
+    if len(outcomes) >= batch:  # more may wait
+        dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name})
+    return len(outcomes)
 
 
 @shared_task(name="connectors.dispatch_sweep_all")
@@ -60,3 +68,22 @@ def edi_poll() -> dict[str, str]:
     from connectors.edi_transport import edi_poll_partners
 
     return edi_poll_partners()
+
+
+@shared_task(name="connectors.exchanges_purge_all")
+def exchanges_purge_all() -> list[str]:
+    """Daily, from beat: `exchanges_purge` in every ready tenant's schema."""
+    return ready_tenants_send(exchanges_purge)
+
+
+@shared_task(name="connectors.exchanges_purge")
+def exchanges_purge() -> dict[str, object]:
+    """Inside one tenant's schema: delete the outbound log past BATON_CONNECTOR_EXCHANGE_DAYS; a
+    purge the time limit stopped goes on in a new task."""
+    from connectors.exchanges import exchanges_purge as purge
+    from tenants.db import connection as db
+
+    result = purge()
+    if not result["complete"]:
+        exchanges_purge.apply_async(headers={"_schema_name": db.schema_name})
+    return result

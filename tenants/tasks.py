@@ -1,10 +1,14 @@
 """Thin Celery entry points for tenant lifecycle work; the services do the work."""
 
+from contextlib import suppress
 from typing import Any
 
+import structlog
 from celery import shared_task
 
 from tenants.db import connection
+
+log = structlog.get_logger("baton.tenants")
 
 
 @shared_task(name="tenants.build", acks_late=True)
@@ -32,6 +36,37 @@ def ready_tenants_send(task: Any, *args: Any) -> list[str]:
     for schema in schemas:
         task.apply_async(args=list(args), headers={"_schema_name": schema})
     return schemas
+
+
+def schema_wake(task: Any, schema: str, *, token: str, token_seconds: int = 5, gather_seconds: float = 0) -> None:
+    """Send `task` into `schema` unless one is already on its way: the sender takes `token` (a
+    cache add), the task drops it before it claims work, so work committed after the drop sends a
+    new wake-up and work committed before it is claimed. A token whose task was lost expires after
+    `token_seconds`; the rows stay in PostgreSQL for the task's sweeper. Without the cache every
+    call sends. With `gather_seconds` the task starts that much later, so what arrives meanwhile is
+    claimed with it in one batch. A broker failure is logged, never raised: the caller's work is
+    committed already."""
+    from django.core.cache import cache
+
+    try:
+        if not cache.add(token, 1, timeout=token_seconds):
+            return
+    except Exception:  # noqa: BLE001 - without the cache, wake every time
+        log.warning("wake token unavailable; sending the wake-up", task=task.name, schema=schema)
+    try:
+        # No publish retries, and the broker connection is tried once (CELERY_BROKER_TRANSPORT_OPTIONS):
+        # with the broker down the caller must not hang.
+        task.apply_async(headers={"_schema_name": schema}, retry=False, countdown=gather_seconds or None)
+    except Exception as error:  # noqa: BLE001
+        log.warning("wake-up not sent; the sweeper will", task=task.name, schema=schema, error=f"{type(error).__name__}: {error}")
+
+
+def schema_wake_token_drop(token: str) -> None:
+    """The woken task's first step (see `schema_wake`)."""
+    from django.core.cache import cache
+
+    with suppress(Exception):  # without the cache the token expires on its own
+        cache.delete(token)
 
 
 @shared_task(name="tenants.dispatch_tenant_heartbeat")

@@ -133,8 +133,10 @@ def _connector_guards_reset():
 
     from connectors.deliveries import endpoints_forget
     from connectors.guards import guards_forget
+    from connectors.hook_connections import hook_connections_forget
 
     endpoints_forget()  # endpoints a rolled-back test made are gone
+    hook_connections_forget()  # and so are its webhook connections
     with contextlib.suppress(redis.RedisError):  # a test that stopped Redis: nothing to forget
         guards_forget()
 
@@ -152,10 +154,24 @@ def host_client(host: str) -> Client:
     return Client(HTTP_HOST=host)
 
 
-def signed_in_client(host: str, user: User, schema: str) -> Client:
-    """A client with a session made in `schema` for `user` (sessions live in each schema)."""
+def signed_in_client(host: str, user: User, schema: str, *, mfa_passed: bool = True) -> Client:
+    """A client with a session made in `schema` for `user` (sessions live in each schema), as a
+    real sign-in leaves it: allauth records the password and, for people with an authenticator,
+    the second factor (pages that need MFA read that record). `mfa_passed=False` leaves the
+    second factor out, like a session signed in before its authenticator was set up."""
+    from allauth.account.internal.flows.login import record_authentication
+    from allauth.mfa.models import Authenticator
+    from django.test import RequestFactory
+
     client = host_client(host)
     with schema_context(schema):
         client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        request = RequestFactory().get("/")
+        request.session = client.session
+        record_authentication(request, user, "password", email=user.email)
+        totp = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+        if mfa_passed and totp is not None:
+            record_authentication(request, user, "mfa", id=totp.pk, type=totp.type)
+        request.session.save()
     connection.set_schema_to_public()
     return client

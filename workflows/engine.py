@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -389,10 +390,14 @@ def connector_calls(calls: list[tuple[Run, dict[str, Any], str]]) -> dict[str, C
         except StepFailed:
             continue
         planned.append((bound, step["action"], payload, key))
-    if len(planned) <= 1:
-        return {key: call(bound, action, payload, key) for bound, action, payload, key in planned}
-    futures = {key: _callers().submit(call, bound, action, payload, key) for bound, action, payload, key in planned}
-    return {key: future.result() for key, future in futures.items()}
+    # A port that logs its calls writes the round's log with one statement when the block ends
+    # (`connectors.exchanges`), on this thread, after every call has returned.
+    batch = getattr(port, "batch", None)
+    with batch() if batch is not None else nullcontext():
+        if len(planned) <= 1:
+            return {key: call(bound, action, payload, key) for bound, action, payload, key in planned}
+        futures = {key: _callers().submit(call, bound, action, payload, key) for bound, action, payload, key in planned}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def until_moment(text: str, now: datetime) -> datetime:

@@ -16,17 +16,15 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import structlog
 from django.db import IntegrityError, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
 from governance.services import actor_of, audit_record
 from tenants.db import connection
+from tenants.tasks import schema_wake
 from workflows.engine import CONTEXT_LIMIT_BYTES, RUNS_STARTED
 from workflows.models import CORRELATION_KEYS, Definition, DefinitionVersion, Run, RunStatus
-
-log = structlog.get_logger("baton.workflows")
 
 INPUT_LIMIT_BYTES = CONTEXT_LIMIT_BYTES
 KEY_MAX_LENGTH = 200
@@ -181,24 +179,11 @@ def wake_token_key(schema: str) -> str:
 
 
 def _wake(schema: str) -> None:
-    """Send one `workflows.advance` for the schema unless one is already on its way: a start
-    takes the schema's wake token (cache add); the advance task drops the token before it claims,
-    so a run committed after that sends a new wake-up and one committed before is claimed. A
-    token whose task was lost expires after a few seconds (and the reaper finds the run)."""
-    from django.core.cache import cache
-
+    """Send one `workflows.advance` for the schema unless one is already on its way
+    (`tenants.tasks.schema_wake`); a lost wake-up leaves the run to the reaper."""
     from workflows.tasks import advance
 
-    try:
-        if not cache.add(wake_token_key(schema), 1, timeout=WAKE_TOKEN_SECONDS):
-            return  # an advance is pending and will claim this run
-    except Exception:  # noqa: BLE001 - without the cache, wake every time
-        log.warning("wake token unavailable; sending the wake-up", schema=schema)
-    try:
-        # No publish retries: with the broker down a start must not hang; the reaper wakes it.
-        advance.apply_async(headers={"_schema_name": schema}, retry=False)
-    except Exception as error:  # noqa: BLE001 - the run is committed and ready: a later wake-up advances it
-        log.warning("workflow wake-up not sent; the reaper will pick the run up", schema=schema, error=f"{type(error).__name__}: {error}")
+    schema_wake(advance, schema, token=wake_token_key(schema), token_seconds=WAKE_TOKEN_SECONDS)
 
 
 def run_start(

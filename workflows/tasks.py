@@ -12,14 +12,13 @@ found something.
 
 import os
 import socket
-from contextlib import suppress
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
 from tenants.db import connection
-from tenants.tasks import ready_tenants_send
+from tenants.tasks import ready_tenants_send, schema_wake_token_drop
 
 
 def _owner() -> str:
@@ -28,13 +27,10 @@ def _owner() -> str:
 
 @shared_task(name="workflows.advance", acks_late=True)
 def advance() -> int:
-    from django.core.cache import cache
-
     from workflows.engine import runs_advance_ready
     from workflows.runs import wake_token_key
 
-    with suppress(Exception):  # without the cache the token expires on its own
-        cache.delete(wake_token_key(connection.schema_name))  # before claiming: see workflows.runs._wake
+    schema_wake_token_drop(wake_token_key(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
 
     batch = settings.BATON_ENGINE_BATCH
     statuses = runs_advance_ready(owner=_owner(), limit=batch, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
@@ -65,7 +61,10 @@ def demo_traffic() -> list[str]:
     """Development only: sample runs per ready tenant each time the scheduler calls (workflows.demo)."""
     import time
 
-    return ready_tenants_send(demo_tenant_run, int(time.time()))
+    from workflows.demo import DEMO_TICK_SECONDS
+
+    # One number a tick, consecutive: the sample orders and milestones cycle through all their kinds.
+    return ready_tenants_send(demo_tenant_run, int(time.time() // DEMO_TICK_SECONDS))
 
 
 @shared_task(name="workflows.demo_tenant_run")

@@ -328,16 +328,28 @@ def _run_correlation(correlation: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def event_triggered(event_type: str) -> list[Definition]:
+    """The published definitions with an event trigger of `event_type` (one look-up for a batch of events)."""
+    return list(_published("event", event_type=event_type))
+
+
 def event_triggers_start(
-    *, event_type: str, payload: dict[str, Any], correlation: dict[str, Any] | None, event_id: str, actor: Any
+    *,
+    event_type: str,
+    payload: dict[str, Any],
+    correlation: dict[str, Any] | None,
+    event_id: str,
+    actor: Any,
+    definitions: Iterable[Definition] | None = None,
 ) -> TriggersFired:
     """Start a run (trigger "event", input = the payload) of every published definition with an
-    event trigger of `event_type` whose filter is true. Idempotent per (definition, event id):
-    a redelivered event lists the first delivery's runs in `duplicates`."""
+    event trigger of `event_type` whose filter is true (`definitions`: `event_triggered`'s answer,
+    when the caller looked them up already). Idempotent per (definition, event id): a redelivered
+    event lists the first delivery's runs in `duplicates`."""
     correlation = correlation or {}
     variables = {"event": payload, "correlation": correlation}
     result = TriggersFired()
-    for definition in _published("event", event_type=event_type):
+    for definition in definitions if definitions is not None else _published("event", event_type=event_type):
         assert definition.published_version is not None
         matching = [
             index

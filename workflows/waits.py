@@ -13,6 +13,9 @@ Wake-ups: `event_deliver` (an event matched a wait), `workflows.operations.appro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -162,35 +165,77 @@ def _buffered_event(run: Run, step_id: str, event_type: str, correlation: dict[s
     )
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """One event handed to `events_deliver`."""
+
+    event_type: str
+    correlation: dict[str, Any]
+    payload: dict[str, Any]
+    event_id: str
+
+
 def event_deliver(*, event_type: str, correlation: dict[str, Any], payload: dict[str, Any], event_id: str) -> list[int]:
-    """Hand an event to the current schema's runs waiting for it: every waiting `EventWait` of
-    that type whose correlation is contained in the event's is matched (first event wins) and its
-    run woken. The event is also buffered (once per event id), so a run that reaches its wait
-    later still gets it. Returns the woken runs' ids. Each run is locked before its wait (the
-    engine's order)."""
-    keys = {name: str(value) for name, value in correlation.items()}
+    """Hand one event to the current schema's runs waiting for it (`events_deliver`); returns the woken runs' ids."""
+    return events_deliver([Delivery(event_type, correlation, payload, event_id)])[0]
+
+
+def events_deliver(deliveries: Sequence[Delivery]) -> list[list[int]]:
+    """Hand events to the current schema's runs waiting for them, in order: every waiting
+    `EventWait` of an event's type whose correlation is contained in the event's is matched
+    (the first event wins) and its run woken. Each event is also buffered (once per type and
+    id), so a run that reaches its wait later still gets it. Returns the woken runs' ids per
+    event. A handful of statements whatever the number of events: the event types' locks, one
+    insert into the buffer, one look-up of the waits, and for the matched waits one lock of
+    their runs (before the waits: the engine's order), one update of each and one wake-up."""
+    if not deliveries:
+        return []
     now = timezone.now()
+    keys = [{name: str(value) for name, value in item.correlation.items()} for item in deliveries]
+    woken: list[list[int]] = [[] for _ in deliveries]
     with transaction.atomic():
-        _event_type_lock(event_type)
+        for event_type in sorted({item.event_type for item in deliveries}):  # one order: concurrent batches never deadlock
+            _event_type_lock(event_type)
         BufferedEvent.objects.bulk_create(
-            [BufferedEvent(event_type=event_type, event_id=event_id, correlation=keys, payload=payload, received_at=now)],
+            [
+                BufferedEvent(
+                    event_type=item.event_type, event_id=item.event_id, correlation=keys[index], payload=item.payload, received_at=now
+                )
+                for index, item in enumerate(deliveries)
+            ],
             ignore_conflicts=True,
         )
-        candidates = list(
-            EventWait.objects.filter(status=EventWaitStatus.WAITING, event_type=event_type, correlation__contained_by=keys).values_list(
-                "pk", "run_id"
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT v.i, w.id, w.run_id
+                FROM unnest(%s::int[], %s::text[], %s::jsonb[]) AS v(i, event_type, correlation)
+                JOIN workflows_eventwait w ON w.status = 'waiting' AND w.event_type = v.event_type AND w.correlation <@ v.correlation
+                ORDER BY v.i, w.id
+                """,
+                [list(range(len(deliveries))), [item.event_type for item in deliveries], [json.dumps(key) for key in keys]],
             )
-        )
-    woken: list[int] = []
-    for wait_id, run_id in candidates:
-        with transaction.atomic():
-            Run.objects.select_for_update().filter(pk=run_id).first()
-            matched = EventWait.objects.filter(pk=wait_id, status=EventWaitStatus.WAITING).update(
-                status=EventWaitStatus.MATCHED, event_id=event_id, event_payload=payload, matched_at=now
+            candidates = cursor.fetchall()
+        matches: dict[int, tuple[int, int]] = {}  # wait → (event index, run): the first event wins
+        for index, wait_id, run_id in candidates:
+            matches.setdefault(wait_id, (index, run_id))
+        if matches:
+            list(
+                Run.objects.select_for_update()
+                .filter(pk__in={run_id for _index, run_id in matches.values()})
+                .order_by("pk")
+                .values_list("pk")
             )
-            if matched:
-                woken.extend(run_wake_sql([run_id], now))
-    if woken:
+            matched_runs: dict[int, int] = {}
+            for wait_id, (index, run_id) in sorted(matches.items()):
+                item = deliveries[index]
+                if EventWait.objects.filter(pk=wait_id, status=EventWaitStatus.WAITING).update(
+                    status=EventWaitStatus.MATCHED, event_id=item.event_id, event_payload=item.payload, matched_at=now
+                ):
+                    matched_runs[run_id] = index
+            for run_id in run_wake_sql(list(matched_runs), now):
+                woken[matched_runs[run_id]].append(run_id)
+    if any(woken):
         transaction.on_commit(partial(engine_wake, connection.schema_name))
     return woken
 

@@ -24,6 +24,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
     "visibility_timeout": env_int("BATON_BROKER_VISIBILITY_TIMEOUT", 60 * 60),
     "unacked_restore_interval": env_int("BATON_BROKER_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
+    # A publisher whose broker is down fails at once instead of retrying the connection for about
+    # 6 s: a webhook's or a start's wake-up is only a wake-up (sweepers and the reaper send it later),
+    # and must not hold the request. Workers reconnect by their own policy, not this one.
+    "max_retries": 1,
+    "interval_start": 0,
 }
 # Keeps the test suite's queues apart from a `make run` sharing the same Redis.
 if env_str("BATON_CELERY_KEY_PREFIX"):
@@ -58,14 +63,20 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-purge-runs": {"task": "workflows.dispatch_purge", "schedule": crontab(hour=3, minute=17)},
     # The inbox's sweeper: dispatches left behind (a lost task, a broker outage), per ready tenant.
     "connectors-dispatch-sweep": {"task": "connectors.dispatch_sweep_all", "schedule": 30},
+    # The outbound log past BATON_CONNECTOR_EXCHANGE_DAYS, per ready tenant; daily.
+    "connectors-exchanges-purge": {"task": "connectors.exchanges_purge_all", "schedule": crontab(hour=3, minute=41)},
     # Customer webhook deliveries whose (re)try time has come, per ready tenant.
     "connectors-deliveries-due": {"task": "connectors.deliveries_due_all", "schedule": 10},
     # SFTP EDI partners: take inbound files, write pending 997s, per ready tenant.
     "connectors-edi-poll": {"task": "connectors.edi_poll_all", "schedule": 60},
 }
-# `make run` turns on sample traffic for the demo tenants: a milestone run per tenant every 15 s.
+# `make run` turns on sample traffic for the demo tenants: a milestone run and an order release per
+# tenant every 15 s, and every 5 s the sandbox carrier's signed webhooks, 214s and reefer readings
+# (connectors.demo, whose tasks the worker then imports).
 if env_str("BATON_DEMO_TRAFFIC") in {"1", "true", "yes"}:
     CELERY_BEAT_SCHEDULE["workflows-demo-traffic"] = {"task": "workflows.demo_traffic", "schedule": 15}
+    CELERY_BEAT_SCHEDULE["connectors-demo-traffic"] = {"task": "connectors.demo_traffic_all", "schedule": 5}
+    CELERY_IMPORTS = ["connectors.demo"]
 # The workflow engine on the workers: how long a claimed run stays a worker's before the reaper
 # may hand it to another (a killed worker's runs resume after this), and where connector steps
 # call (a loopback fake partner for tests and bench until real connectors land; empty: the
@@ -77,6 +88,11 @@ BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 200)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
+# Inbound events one `connectors.dispatch_ready` hands on in one transaction (bench/results/ingest.json).
+BATON_INBOX_BATCH = env_int("BATON_INBOX_BATCH", 100)
+# How long the dispatcher a webhook wakes waits before it claims, so a burst is handed on in one
+# batch rather than an event per task (a little latency for a lot less work per event).
+BATON_INBOX_GATHER_SECONDS = env_float("BATON_INBOX_GATHER_SECONDS", 0.2)
 # The MQTT telemetry listener's client ids are <prefix>-<schema>-<connection id>: give each
 # installation sharing a broker its own prefix.
 BATON_MQTT_CLIENT_PREFIX = env_str("BATON_MQTT_CLIENT_PREFIX", "baton")
@@ -86,5 +102,8 @@ BATON_CONNECTOR_CIRCUIT_FAILURES = env_int("BATON_CONNECTOR_CIRCUIT_FAILURES", 5
 BATON_CONNECTOR_CIRCUIT_OPEN_SECONDS = env_int("BATON_CONNECTOR_CIRCUIT_OPEN_SECONDS", 30)
 BATON_CONNECTOR_RATE = env_float("BATON_CONNECTOR_RATE", 0.0)
 BATON_CONNECTOR_BURST = env_int("BATON_CONNECTOR_BURST", 10)
+# Days the outbound log (connectors.ConnectorExchange: each call's redacted request and answer) is
+# kept; beat's connectors.exchanges_purge_all deletes older rows daily.
+BATON_CONNECTOR_EXCHANGE_DAYS = env_int("BATON_CONNECTOR_EXCHANGE_DAYS", 14)
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -208,10 +208,10 @@ def test_a_dispatch_that_keeps_failing_is_counted_then_quarantined_with_the_erro
     body = _milestone()
     event_id = _post(world.acme, "carrier-hooks", body, _signed(body, secret)).json()["event_id"]
 
-    def broken(**kwargs):
+    def broken(deliveries):
         raise RuntimeError("workflows unavailable")
 
-    monkeypatch.setattr("workflows.waits.event_deliver", broken)
+    monkeypatch.setattr("workflows.waits.events_deliver", broken)
     with schema_context(world.acme.schema):
         for attempt in range(1, inbox.DISPATCH_ATTEMPTS):
             assert event_dispatch(event_id) == "failed"
@@ -222,16 +222,44 @@ def test_a_dispatch_that_keeps_failing_is_counted_then_quarantined_with_the_erro
         assert not EventDispatch.objects.filter(event_id=event_id).exists()
 
 
+def test_a_batch_hands_on_the_oldest_events_and_one_failure_leaves_the_others_delivered(world, monkeypatch):
+    _connection_, secret = _connection(world.acme)
+    ids = []
+    for n in range(4):
+        body = _milestone(event_id=f"evt-b{n}", pro=f"PRO-B{n}")
+        ids.append(_post(world.acme, "carrier-hooks", body, _signed(body, secret, webhook_id=f"msg-b{n}")).json()["event_id"])
+    from workflows import waits
+
+    real = waits.events_deliver
+
+    def flaky(deliveries):
+        if any(item.correlation == {"pro": "PRO-B1"} for item in deliveries):
+            raise RuntimeError("workflows unavailable")
+        return real(deliveries)
+
+    monkeypatch.setattr("workflows.waits.events_deliver", flaky)
+    with schema_context(world.acme.schema):
+        assert inbox.events_dispatch(limit=3) == {ids[0]: "delivered", ids[1]: "failed", ids[2]: "delivered"}
+        statuses = dict(InboundEvent.objects.filter(pk__in=ids).values_list("pk", "status"))
+        assert statuses == {ids[0]: "delivered", ids[1]: "received", ids[2]: "delivered", ids[3]: "received"}
+        assert {row.event_id: row.attempts for row in EventDispatch.objects.filter(event_id__in=ids)} == {ids[1]: 1, ids[3]: 0}
+        monkeypatch.undo()
+        assert inbox.events_dispatch() == {ids[1]: "delivered", ids[3]: "delivered"}
+        assert inbox.events_dispatch() == {}
+
+
 def test_the_sweeper_sends_dispatches_left_behind_again(world, monkeypatch):
     _connection_, secret = _connection(world.acme)
-    sent: list[int] = []
-    monkeypatch.setattr(inbox, "dispatch_send", lambda schema, event_id: sent.append(event_id))
+    sent: list[str] = []
+    monkeypatch.setattr(inbox, "dispatch_wake", lambda schema: None)  # the wake-up was lost
+    monkeypatch.setattr(inbox, "dispatch_send", sent.append)
     body = _milestone()
-    event_id = _post(world.acme, "carrier-hooks", body, _signed(body, secret)).json()["event_id"]
+    assert _post(world.acme, "carrier-hooks", body, _signed(body, secret)).status_code == 202
     with schema_context(world.acme.schema):
-        assert dispatch_sweep() == 0  # not old enough yet: its own task may still come
+        assert dispatch_sweep() == 0  # not old enough yet: its own wake-up may still come
+        assert sent == []
         assert dispatch_sweep(older_than=-1) == 1
-    assert sent[-1] == event_id
+    assert sent == [world.acme.schema]
 
 
 def test_one_tenants_secret_never_opens_another_tenants_endpoint(world):

@@ -109,7 +109,7 @@ def test_an_event_whose_dispatch_was_never_sent_is_swept_to_the_worker_once(worl
 
     monkeypatch.setattr(runs_module, "_wake", lambda schema: None)
     run = run_advanced(world.acme, run_started(world.acme, definition, input={"pro": "PRO-W2"}))
-    monkeypatch.setattr(inbox, "dispatch_send", lambda schema, event_id: None)  # the broker was down at commit
+    monkeypatch.setattr(inbox, "dispatch_wake", lambda schema: None)  # the broker was down at commit
 
     answer = _deliver(world, key, secret, "PRO-W2", "msg-w2")
     assert answer.status_code == 202  # stored and answered all the same

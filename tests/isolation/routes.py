@@ -1347,3 +1347,197 @@ TENANT_ROUTES += [
         },
     ),
 ]
+
+
+# ---------- the outbound log: a connection's calls (issue 4) ----------
+
+
+def _exchange_probe(tenant_world) -> tuple[str, int, str]:
+    """A connection named by the marker with one failed call in its outbound log whose URL, error
+    and answer carry the marker too; its key and the call's id."""
+    from django.utils import timezone
+
+    from connectors.models import Connection, ConnectorExchange
+
+    key, marker = _connection_probe(tenant_world)
+    with schema_context(tenant_world.schema):
+        exchange = ConnectorExchange.objects.create(
+            connection=Connection.objects.get(key=key),
+            connection_key=key,
+            action="tender_load",
+            method="POST",
+            url=f"http://127.0.0.1:9/{marker}/tender_load",
+            request_headers={"Idempotency-Key": "1:tender"},
+            request_body=json.dumps({"order": marker}),
+            request_size=30,
+            response_status=500,
+            response_body=json.dumps({"detail": marker}),
+            response_size=30,
+            outcome="HttpServerError",
+            error=f"{key} tender_load failed: HTTP 500: {marker}",
+            idempotency_key="1:tender",
+            run_id=1,
+            step_id="tender",
+            created_at=timezone.now(),
+        )
+    return key, exchange.pk, marker
+
+
+def connection_exchange_logged(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is the connection's key."""
+    key, _exchange_id, marker = _exchange_probe(tenant_world)
+    return key, marker
+
+
+def connection_exchange_page(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is "<key>/outbound/<call id>", the call page's path below /connections/."""
+    key, exchange_id, marker = _exchange_probe(tenant_world)
+    return f"{key}/outbound/{exchange_id}", marker
+
+
+def connection_exchange_api(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is "<key>/exchanges/<call id>", the call's path below /api/v1/connections/."""
+    key, exchange_id, marker = _exchange_probe(tenant_world)
+    return f"{key}/exchanges/{exchange_id}", marker
+
+
+TENANT_ROUTES += [
+    Route("connection outbound log", "/connections/{id}/outbound/", "page", connection_exchange_logged),
+    Route("connection outbound log, failed", "/connections/{id}/outbound/?outcome=failed", "page", connection_exchange_logged),
+    Route("connection outbound call", "/connections/{id}/", "page", connection_exchange_page),
+    Route(
+        "api connection exchanges", "/api/v1/connections/{id}/exchanges", "api", connection_exchange_logged, api_scope="connections:read"
+    ),
+    Route(
+        "api connection exchanges, failed",
+        "/api/v1/connections/{id}/exchanges?outcome=failed",
+        "api",
+        connection_exchange_logged,
+        api_scope="connections:read",
+    ),
+    Route("api connection exchange", "/api/v1/connections/{id}", "api", connection_exchange_api, api_scope="connections:read"),
+]
+
+
+# --- status mappings (logistics/urls.py) ------------------------------------------------------
+
+_MAPPING_PROBE_CODE = "ZZISO"
+
+
+def _mapping_marker(tenant_world) -> str:
+    return f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+
+
+def _mapping_draft(tenant_world, kind: str, marker: str):
+    """The tenant's draft of `kind` (made by an actor named by the marker when there is none),
+    holding code ZZISO whose meaning is the marker."""
+    from logistics.models import StatusMappingVersion
+    from logistics.services import mapping_entry_set, mapping_version_draft_create
+
+    owner = Actor(email=f"{marker}@mappings.test", kind="system")
+    with schema_context(tenant_world.schema):
+        draft = StatusMappingVersion.objects.filter(kind=kind, status="draft").first()
+        draft = draft or mapping_version_draft_create(kind=kind, actor=owner)
+        code = _MAPPING_PROBE_CODE.lower() if kind == "carrier_api_status" else _MAPPING_PROBE_CODE
+        fields = {"responsible": "carrier"} if kind == "x12_214_reason" else {"status": "on_hold"}
+        mapping_entry_set(version=draft, code=code, description=marker, actor=owner, **fields)
+    return draft
+
+
+def mapping_draft_marked(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A draft of the X12 status table with a code meaning the marker; the id is "<kind>/<number>"."""
+    marker = _mapping_marker(tenant_world)
+    draft = _mapping_draft(tenant_world, "x12_214_status", marker)
+    return f"{draft.kind}/{draft.number}", marker
+
+
+def mapping_list_marked(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A draft of the carrier-API table drafted by an actor whose email holds the marker (the list
+    names who drafted it)."""
+    marker = _mapping_marker(tenant_world)
+    _mapping_draft(tenant_world, "carrier_api_status", marker)
+    return "", marker
+
+
+def mapping_table_without_draft(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The reason table, with no draft yet; the id is its kind."""
+    return "x12_214_reason", _mapping_marker(tenant_world)
+
+
+def mapping_version_retired(tenant_world, customer_account=None) -> tuple[str, str]:
+    """Version 1 of the carrier-API table, retired by publishing a draft; the id is "<kind>/1"."""
+    from logistics.services import mapping_version_publish
+
+    marker = _mapping_marker(tenant_world)
+    draft = _mapping_draft(tenant_world, "carrier_api_status", marker)
+    with schema_context(tenant_world.schema):
+        mapping_version_publish(version=draft, actor=Actor(email="owner@example.test", kind="system"))
+    return "carrier_api_status/1", marker
+
+
+def mapping_versions_state(object_id: str, marker: str) -> Any:
+    """Every version of the table the id names (its kind, before any "/"), with its state."""
+    from logistics.models import StatusMappingVersion
+
+    kind = object_id.split("/")[0]
+    return list(StatusMappingVersion.objects.filter(kind=kind).order_by("number").values_list("number", "status", "notes"))
+
+
+def mapping_entries_state(object_id: str, marker: str) -> Any:
+    """The codes of the version the id names ("<kind>/<number>")."""
+    from logistics.models import StatusMappingEntry
+
+    kind, number = object_id.split("/")
+    entries = StatusMappingEntry.objects.filter(version__kind=kind, version__number=int(number)).order_by("code")
+    return list(entries.values_list("code", "description", "status"))
+
+
+TENANT_ROUTES += [
+    Route("status mappings list", "/logistics/mappings/", "page", mapping_list_marked),
+    Route("status mapping version", "/logistics/mappings/{id}/", "page", mapping_draft_marked),
+    Route(
+        "status mapping version, search",
+        f"/logistics/mappings/{{id}}/?q={_MAPPING_PROBE_CODE}&status=on_hold",
+        "page",
+        mapping_draft_marked,
+    ),
+    Route(
+        "status mapping version, editing a code", f"/logistics/mappings/{{id}}/?edit={_MAPPING_PROBE_CODE}", "page", mapping_draft_marked
+    ),
+    _write(
+        "write: status mapping, new draft", "/logistics/mappings/{id}/new/", "page", mapping_table_without_draft, mapping_versions_state
+    ),
+    _write(
+        "write: status mapping, save a code",
+        "/logistics/mappings/{id}/entries/",
+        "page",
+        mapping_draft_marked,
+        mapping_entries_state,
+        {"code": "ZZNEW", "description": "Isolation probe", "status": "in_transit"},
+    ),
+    _write(
+        "write: status mapping, remove a code",
+        "/logistics/mappings/{id}/entries/remove/",
+        "page",
+        mapping_draft_marked,
+        mapping_entries_state,
+        {"code": _MAPPING_PROBE_CODE},
+    ),
+    _write(
+        "write: status mapping, publish",
+        "/logistics/mappings/{id}/publish/",
+        "page",
+        mapping_draft_marked,
+        mapping_versions_state,
+        {"notes": "isolation probe"},
+    ),
+    _write("write: status mapping, discard", "/logistics/mappings/{id}/discard/", "page", mapping_draft_marked, mapping_versions_state),
+    _write(
+        "write: status mapping, activate",
+        "/logistics/mappings/{id}/activate/",
+        "page",
+        mapping_version_retired,
+        mapping_versions_state,
+        {"reason": "isolation probe"},
+    ),
+]

@@ -28,7 +28,7 @@ from workflows.operations import (
     run_pause,
     run_resume,
 )
-from workflows.waits import event_deliver
+from workflows.waits import Delivery, event_deliver, events_deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -521,6 +521,29 @@ def test_a_loop_back_to_a_connector_step_does_its_effect_again_under_a_new_key(w
         ("tender", "succeeded", 1),
         ("tender", "succeeded", 1),
     ]
+
+
+def test_a_batch_of_events_wakes_each_waiting_run_once_and_the_first_matching_event_wins(world, fake):
+    definition = definition_published(world.acme, WAIT_EVENT)
+    first = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-B1"}))
+    second = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-B2"}))
+    third = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-B3"}))
+    batch = [
+        Delivery("tracking.delivered", {"shipment": "SHP-B2"}, {"n": 1}, "b1"),
+        Delivery("tracking.picked_up", {"shipment": "SHP-B1"}, {"n": 2}, "b2"),  # another type: wakes nobody
+        Delivery("tracking.delivered", {"shipment": "SHP-B1", "order": "SO-9"}, {"n": 3}, "b3"),
+        Delivery("tracking.delivered", {"shipment": "SHP-B2"}, {"n": 4}, "b4"),  # SHP-B2's wait is taken by b1
+    ]
+    with schema_context(world.acme.schema):
+        assert events_deliver(batch) == [[second.pk], [], [first.pk], []]
+        assert BufferedEvent.objects.filter(event_id__in=["b1", "b2", "b3", "b4"]).count() == 4
+        assert events_deliver(batch) == [[], [], [], []]  # delivered again: nothing waits any more, buffered once
+        assert BufferedEvent.objects.filter(event_id__in=["b1", "b2", "b3", "b4"]).count() == 4
+    _drain(world)
+    first, second, third = _refresh(world, first), _refresh(world, second), _refresh(world, third)
+    assert (first.status, first.context["pod"]["event_id"]) == ("succeeded", "b3")
+    assert (second.status, second.context["pod"]["event_id"]) == ("succeeded", "b1")
+    assert third.status == "waiting"
 
 
 # --- events that come before the run waits for them ---------------------------------------------------
