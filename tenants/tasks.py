@@ -1,5 +1,6 @@
 """Thin Celery entry points for tenant lifecycle work; the services do the work."""
 
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -38,26 +39,36 @@ def ready_tenants_send(task: Any, *args: Any) -> list[str]:
     return schemas
 
 
+# A wake-up whose publish failed says the broker is down: for this long the process sends none
+# (each would hold its request for the broker connection's retries, about 6 s), and the sweepers
+# and the reaper send them once it is back.
+BROKER_DOWN_SECONDS = 5.0
+_broker_down_until = 0.0
+
+
 def schema_wake(task: Any, schema: str, *, token: str, token_seconds: int = 5, gather_seconds: float = 0) -> None:
     """Send `task` into `schema` unless one is already on its way: the sender takes `token` (a
     cache add), the task drops it before it claims work, so work committed after the drop sends a
     new wake-up and work committed before it is claimed. A token whose task was lost expires after
-    `token_seconds`; the rows stay in PostgreSQL for the task's sweeper. Without the cache every
-    call sends. With `gather_seconds` the task starts that much later, so what arrives meanwhile is
-    claimed with it in one batch. A broker failure is logged, never raised: the caller's work is
-    committed already."""
+    `token_seconds`; the rows stay in PostgreSQL for the task's sweeper, which also covers a cache
+    or broker that is down (nothing is sent then). With `gather_seconds` the task starts that much
+    later, so what arrives meanwhile is claimed with it in one batch. Never raises: the caller's
+    work is committed already."""
+    global _broker_down_until
     from django.core.cache import cache
 
     try:
         if not cache.add(token, 1, timeout=token_seconds):
             return
-    except Exception:  # noqa: BLE001 - without the cache, wake every time
-        log.warning("wake token unavailable; sending the wake-up", task=task.name, schema=schema)
+    except Exception as error:  # noqa: BLE001 - the cache (Redis) is down, and most likely the broker with it
+        log.warning("wake token unavailable; the sweeper will wake the task", task=task.name, schema=schema, error=type(error).__name__)
+        return
+    if time.monotonic() < _broker_down_until:
+        return
     try:
-        # No publish retries, and the broker connection is tried once (CELERY_BROKER_TRANSPORT_OPTIONS):
-        # with the broker down the caller must not hang.
         task.apply_async(headers={"_schema_name": schema}, retry=False, countdown=gather_seconds or None)
     except Exception as error:  # noqa: BLE001
+        _broker_down_until = time.monotonic() + BROKER_DOWN_SECONDS
         log.warning("wake-up not sent; the sweeper will", task=task.name, schema=schema, error=f"{type(error).__name__}: {error}")
 
 

@@ -24,11 +24,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, int | str] = {
     "visibility_timeout": env_int("BATON_BROKER_VISIBILITY_TIMEOUT", 60 * 60),
     "unacked_restore_interval": env_int("BATON_BROKER_RESTORE_INTERVAL", 10),
     "unacked_restore_throttle": 1,
-    # A publisher whose broker is down fails at once instead of retrying the connection for about
-    # 6 s: a webhook's or a start's wake-up is only a wake-up (sweepers and the reaper send it later),
-    # and must not hold the request. Workers reconnect by their own policy, not this one.
-    "max_retries": 1,
-    "interval_start": 0,
 }
 # Keeps the test suite's queues apart from a `make run` sharing the same Redis.
 if env_str("BATON_CELERY_KEY_PREFIX"):
