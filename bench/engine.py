@@ -369,6 +369,48 @@ class RssSampler(threading.Thread):
         self.join(timeout=5)
 
 
+class Vacuumer(threading.Thread):
+    """Stands in for autovacuum when the server has it off (the shared PostgreSQL on the machines
+    this bench runs on does): every `seconds` it vacuums the tables the load churns, as autovacuum's
+    default thresholds would have long before, so dead rows do not pile up as they never would in
+    production. Its work runs in a backend of the bench database, which the CPU meter counts with
+    PostgreSQL's. With autovacuum on it does nothing."""
+
+    def __init__(self, database: str, tables: list[str], seconds: float = 10.0):
+        super().__init__(name="vacuumer", daemon=True)
+        self.database, self.tables, self.seconds = database, tables, seconds
+        self.stopping = threading.Event()
+        self.autovacuum = ""
+        self.passes = 0
+        self.busy_seconds = 0.0
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(psycopg.conninfo.make_conninfo(_admin_conninfo(), dbname=self.database), autocommit=True) as conn:
+            self.autovacuum = str(conn.execute("SHOW autovacuum").fetchone()[0])
+            if self.autovacuum == "on":
+                return
+            while not self.stopping.wait(self.seconds):
+                began = time.monotonic()
+                for table in self.tables:
+                    conn.execute(f"VACUUM (ANALYZE) {table}")
+                self.busy_seconds += time.monotonic() - began
+                self.passes += 1
+
+    def stop(self) -> dict[str, Any]:
+        self.stopping.set()
+        self.join(timeout=60)
+        return {
+            "what": "the server's autovacuum setting; when off, the bench vacuumed these tables every "
+            f"{self.seconds:g} s in its place (in a backend of the bench database, counted with PostgreSQL's CPU)",
+            "autovacuum": self.autovacuum,
+            "tables": self.tables if self.autovacuum != "on" else [],
+            "passes": self.passes,
+            "seconds_vacuuming": round(self.busy_seconds, 1),
+        }
+
+
 def _mb(value: float) -> float:
     return round(value / 1024 / 1024, 1)
 
@@ -1509,6 +1551,8 @@ def run(processes: Processes, scratch: Path) -> None:
 
     sampler = RssSampler(processes.worker_pids())
     sampler.start()
+    vacuumer = Vacuumer(BENCH_DB, [f"{workspace.schema}.{table}" for table in ("workflows_run",)])
+    vacuumer.start()
     capacity: dict[str, Any] = {}
     if CAPACITY_RUNS:
         log(f"engine alone: the workers drain {CAPACITY_RUNS} ready runs")
@@ -1553,6 +1597,7 @@ def run(processes: Processes, scratch: Path) -> None:
             "cpu_during_load": single_phase.cpu,
         }
     sampler.stop()
+    vacuuming = vacuumer.stop()
 
     rss_per_process = [{"role": role, "rss_mb": _mb(rss)} for role, rss in sorted(sampler.peak_per_process.values())]
     per_worker = [_mb(value) for value in sampler.peak_per_worker.values()]
@@ -1604,6 +1649,7 @@ def run(processes: Processes, scratch: Path) -> None:
         "what": "runs of a 4-step workflow (decision, transform, connector over HTTP to a local fake partner, notify as the "
         f"recorded milestone) started through POST {endpoint} and advanced by Celery workers",
         "config": {
+            "vacuum": vacuuming,
             "workers": WORKERS,
             "pool": POOL,
             "concurrency": CONCURRENCY,

@@ -81,6 +81,7 @@ from bench.engine import (
     Pass,
     Processes,
     RssSampler,
+    Vacuumer,
     _admin_conninfo,
     _cprofile_top,
     _env_int,
@@ -964,6 +965,8 @@ def run(processes: IngestProcesses, scratch: Path) -> None:
     time.sleep(5)  # beat's first ticks
     sampler = RssSampler([processes.web.pid, *processes.worker_pids()])
     sampler.start()
+    vacuumer = Vacuumer(BENCH_DB, [f"{workspace.schema}.{table}" for table in ("connectors_eventdispatch", "connectors_inboundevent")])
+    vacuumer.start()
     bench = Bench(processes, workspace, app)
 
     # Each round: the baseline, the inbox with its dispatcher held (the web stack up to the inbox
@@ -1010,6 +1013,7 @@ def run(processes: IngestProcesses, scratch: Path) -> None:
     duplicates = bench.duplicates()
     log(f"duplicates: {duplicates['events_stored']} stored of {DUPLICATE_EVENTS}, duplicated {duplicates['duplicated']}")
     sampler.stop()
+    vacuuming = vacuumer.stop()
 
     roots = {processes.web.pid: "web (gunicorn master and its workers)"}
     roots.update({pid: f"celery worker {index}" for index, pid in enumerate(processes.worker_pids())})
@@ -1034,6 +1038,7 @@ def run(processes: IngestProcesses, scratch: Path) -> None:
         "what": f"signed webhooks (Standard Webhooks, ~{len(event_body('msg_x_0000000'))}-byte canonical milestones) to POST "
         f"{HOOK_PATH} on a tenant host through gunicorn: tenant routing, signature, dedup, inbox commit, dispatch by Celery workers",
         "config": {
+            "vacuum": vacuuming,
             "web_workers": WEB_WORKERS,
             "web_threads": WEB_THREADS,
             "web_server": "gunicorn gthread, keep-alive 30 s",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -398,6 +398,29 @@ def _normalized(event: InboundEvent, connection: Connection) -> list[CanonicalEv
     return normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
 
 
+# Apps that apply canonical events to their own records (the logistics domain records a
+# `shipment.milestone` on its shipment) register here, by event type, in their AppConfig.ready.
+InboundConsumer = Callable[[list[CanonicalEvent]], list[dict[str, Any]]]
+_CONSUMERS: dict[str, InboundConsumer] = {}
+
+
+def inbound_consumer_register(event_type: str, consumer: InboundConsumer) -> None:
+    """`consumer(events)` is given every canonical event of `event_type` a dispatch batch holds, in
+    the batch's transaction before workflows get them, and answers one note per event (kept in the
+    inbound event's `canonical` record as `applied`). It raises only for what should fail the batch."""
+    _CONSUMERS[event_type] = consumer
+
+
+def _consumers_apply(items: list[CanonicalEvent]) -> list[dict[str, Any] | None]:
+    notes: list[dict[str, Any] | None] = [None] * len(items)
+    for event_type, consumer in _CONSUMERS.items():
+        positions = [index for index, item in enumerate(items) if item.event_type == event_type]
+        if positions:
+            for index, note in zip(positions, consumer([items[index] for index in positions]), strict=True):
+                notes[index] = note
+    return notes
+
+
 def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
     """Normalize each event and hand its canonical events to workflows – waiting runs woken
     (`events_deliver`, once for the lot), event triggers started (their definitions looked up once
@@ -415,6 +438,7 @@ def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
             event.status, event.error, event.error_pointer = InboundStatus.QUARANTINED, failed.reason, failed.pointer
             outcomes[event.pk] = "quarantined"
     items = [item for _event, canonical in normalized for item in canonical]
+    applied = iter(_consumers_apply(items))
     woken = iter(events_deliver([Delivery(item.event_type, item.correlation, item.payload, item.event_id) for item in items]))
     triggered = {event_type: event_triggered(event_type) for event_type in sorted({item.event_type for item in items})}
     now = timezone.now()
@@ -434,7 +458,8 @@ def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
                     definitions=triggered[item.event_type],
                 )
                 started = [run.pk for run in fired.started]
-            handed.append({**item.as_data(), "woken_runs": runs_woken, "started_runs": started})
+            note = next(applied)
+            handed.append({**item.as_data(), "woken_runs": runs_woken, "started_runs": started, **({"applied": note} if note else {})})
         event.status, event.canonical, event.delivered_at = InboundStatus.DELIVERED, handed, now
         event.error, event.error_pointer = "", ""
         outcomes[event.pk] = "delivered"

@@ -327,12 +327,28 @@ def _connector_target(run: Run, step: dict[str, Any]) -> tuple[str, dict[str, An
     return bindings.get(step["connection"]) or step["connection"], resolve(step.get("input") or {}, _scope(run))
 
 
+def _port_call(
+    port: ConnectorPort, *, tenant: str, connection: str, action: str, payload: dict[str, Any], idempotency_key: str
+) -> dict[str, Any]:
+    """A partner's call through the port, or one of Baton's own actions (`workflows.actions`)."""
+    from workflows.actions import BATON_CONNECTION, action_call
+
+    if connection == BATON_CONNECTION:
+        return action_call(tenant=tenant, action=action, payload=payload, idempotency_key=idempotency_key)
+    return port.call(tenant=tenant, connection=connection, action=action, payload=payload, idempotency_key=idempotency_key)
+
+
 def _connector(run: Run, step: dict[str, Any], idempotency_key: str, call: Call | None = None) -> StepResult:
     bound, payload = _connector_target(run, step)
     try:
         if call is None:
-            result = connector_port().call(
-                tenant=connection.schema_name, connection=bound, action=step["action"], payload=payload, idempotency_key=idempotency_key
+            result = _port_call(
+                connector_port(),
+                tenant=connection.schema_name,
+                connection=bound,
+                action=step["action"],
+                payload=payload,
+                idempotency_key=idempotency_key,
             )
         elif call.error is not None:
             raise call.error
@@ -378,7 +394,7 @@ def connector_calls(calls: list[tuple[Run, dict[str, Any], str]]) -> dict[str, C
     def call(bound: str, action: str, payload: dict[str, Any], key: str) -> Call:
         started_at, clock = timezone.now(), time.perf_counter()
         try:
-            result = port.call(tenant=schema, connection=bound, action=action, payload=payload, idempotency_key=key)
+            result = _port_call(port, tenant=schema, connection=bound, action=action, payload=payload, idempotency_key=key)
         except ConnectorError as error:
             return Call(started_at, clock, error=error)
         return Call(started_at, clock, result=result)

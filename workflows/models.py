@@ -478,3 +478,19 @@ class ScheduleCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.definition_id}#{self.trigger_index} {self.cron} at {self.last_fired_for:%Y-%m-%d %H:%M}"
+
+
+class ActionReceipt(models.Model):
+    """One applied call of a Baton action (`workflows.actions`), by the step's idempotency key:
+    a repeated call answers `result` instead of acting twice."""
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    action = models.CharField(max_length=120)
+    result = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.idempotency_key}"

@@ -64,6 +64,8 @@ CELERY_BEAT_SCHEDULE = {
     "connectors-deliveries-due": {"task": "connectors.deliveries_due_all", "schedule": 10},
     # SFTP EDI partners: take inbound files, write pending 997s, per ready tenant.
     "connectors-edi-poll": {"task": "connectors.edi_poll_all", "schedule": 60},
+    # Pickup appointments that ended without a pickup become delays (logistics.tracking_inbound), per ready tenant.
+    "logistics-pickups-missed": {"task": "logistics.pickups_missed_scan_all", "schedule": 60},
 }
 # `make run` turns on sample traffic for the demo tenants: a milestone run and an order release per
 # tenant every 15 s, and every 5 s the sandbox carrier's signed webhooks, 214s and reefer readings

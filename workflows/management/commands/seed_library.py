@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from governance.services import Actor
+from logistics.library import domain_templates
 from tenants.db import connection
 from workflows.models import TemplateCategory, WorkflowTemplate
 from workflows.selectors import template_version_get
@@ -217,7 +218,8 @@ Takes an order from the ERP to a released shipment.
     },
 }
 
-LIBRARY = [CUSTOMER_MILESTONES, ORDER_RELEASE]
+# The starter templates, then the logistics domain's (`logistics.library`).
+LIBRARY = [CUSTOMER_MILESTONES, ORDER_RELEASE, *domain_templates()]
 
 
 class Command(BaseCommand):

@@ -1,0 +1,80 @@
+"""Baton's own actions on the `baton` connection: applied once per step key, refusals fail the
+step with the reason, a failing action leaves nothing behind."""
+
+import pytest
+from django_tenants.utils import schema_context
+
+from governance.models import AuditEvent
+from governance.services import Actor, audit_record
+from tests.workflows.runs_setup import definition_published, run_advanced, run_started, run_timeline
+from workflows.actions import ActionRefused, action_call, action_register
+from workflows.engine import ConnectorError
+from workflows.models import ActionReceipt
+
+CALLS: list[dict] = []
+
+
+def _note(payload, *, idempotency_key):
+    """A test action with a real effect: one audit row per application."""
+    if not payload.get("text"):
+        raise ActionRefused("a note needs a text")
+    CALLS.append(payload)
+    audit_record(actor=Actor.system("tests"), action="tests.noted", data={"text": payload["text"], "key": idempotency_key})
+    if payload.get("explode"):
+        raise RuntimeError("the disk is full")
+    return {"noted": payload["text"], "count": len(CALLS)}
+
+
+@pytest.fixture(autouse=True)
+def _registered():
+    action_register("tests.note", _note, "Keep a note (tests)")
+    CALLS.clear()
+
+
+SPEC = {
+    "start": "note",
+    "steps": [
+        {"id": "note", "kind": "connector", "connection": "baton", "action": "tests.note", "input": {"text": "input.text"}, "next": "done"},
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def test_a_step_on_the_baton_connection_applies_the_action_once(world):
+    definition = definition_published(world.acme, SPEC)
+    run = run_advanced(world.acme, run_started(world.acme, definition, input={"text": "hello"}))
+    assert run.status == "succeeded" and run.context["note"] == {"noted": "hello", "count": 1}
+    with schema_context(world.acme.schema):
+        key = f"{run.pk}:note"
+        assert ActionReceipt.objects.get(idempotency_key=key).result == {"noted": "hello", "count": 1}
+        # The step tried again (a lost commit): the stored answer, no second effect.
+        assert action_call(tenant=world.acme.schema, action="tests.note", payload={"text": "hello"}, idempotency_key=key) == {
+            "noted": "hello",
+            "count": 1,
+        }
+        assert AuditEvent.objects.filter(action="tests.noted", data__key=key).count() == 1
+    assert len(CALLS) == 1
+
+
+def test_a_refused_input_fails_the_step_with_the_reason(world):
+    definition = definition_published(world.acme, SPEC)
+    run = run_advanced(world.acme, run_started(world.acme, definition, input={"text": ""}))
+    assert run.status == "failed" and "a note needs a text" in run.error
+    assert run_timeline(world.acme, run)[0][:2] == ("note", "failed")
+
+
+def test_an_action_that_fails_leaves_no_effect_and_no_receipt(world):
+    with schema_context(world.acme.schema):
+        with pytest.raises(ConnectorError) as raised:
+            action_call(tenant=world.acme.schema, action="tests.note", payload={"text": "x", "explode": True}, idempotency_key="9:note")
+        assert raised.value.kind == "ActionFailed" and "the disk is full" in str(raised.value)
+        assert not ActionReceipt.objects.filter(idempotency_key="9:note").exists()
+        assert not AuditEvent.objects.filter(action="tests.noted", data__key="9:note").exists()
+        with pytest.raises(ActionRefused, match="no action 'tests.unknown'"):
+            action_call(tenant=world.acme.schema, action="tests.unknown", payload={}, idempotency_key="9:other")
+
+
+def test_receipts_are_per_tenant(world):
+    for tenant in (world.acme, world.globex):
+        assert action_call(tenant=tenant.schema, action="tests.note", payload={"text": "same key"}, idempotency_key="1:note")["noted"]
+    assert len(CALLS) == 2  # the same key in another workspace is another step
