@@ -50,6 +50,7 @@ from connectors.auth import DEFAULT_API_KEY_HEADER, DEFAULT_HMAC_HEADER, TokenEr
 from connectors.models import EXCHANGE_BODY_LIMIT, AuthMethod, Connection, ConnectorExchange, ExchangeOrigin
 from connectors.safety import OutboundRefused
 from tenants.db import connection as db
+from tenants.db import rows_copy
 
 log = structlog.get_logger(__name__)
 
@@ -614,14 +615,12 @@ def _insert(rows: list[ConnectorExchange]) -> None:
 
 
 def _copy_rows(rows: list[ConnectorExchange]) -> None:
-    """One COPY for the lot: an engine round writes up to 200 rows of JSON-heavy text, which
-    COPY takes for a fraction of what a multi-row INSERT costs to build and parse."""
-    statement = f"COPY connectors_connectorexchange ({', '.join(_COPY_COLUMNS)}) FROM STDIN"
-    with db.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(
-                [json.dumps(getattr(row, name)) if name in _JSON_COLUMNS else getattr(row, name) for name in _COPY_COLUMNS]
-            )
+    """One COPY for the lot (`tenants.db.rows_copy`): a round of the engine writes up to 200 rows."""
+    rows_copy(
+        "connectors_connectorexchange",
+        _COPY_COLUMNS,
+        ([json.dumps(getattr(row, name)) if name in _JSON_COLUMNS else getattr(row, name) for name in _COPY_COLUMNS] for row in rows),
+    )
 
 
 # ---------- reads -----------------------------------------------------------------------------------

@@ -63,6 +63,11 @@ def _amount(value: Any) -> Decimal | None:
     return number if number.is_finite() and number > 0 else None
 
 
+def _count(value: Any) -> int | None:
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isdigit() else None
+
+
 def _moment(value: Any) -> datetime | None:
     parsed = parse_datetime(value.strip()) if isinstance(value, str) and value.strip() else None
     return parsed if parsed is not None and parsed.tzinfo is not None else None
@@ -156,11 +161,10 @@ def claim_open(*, report: dict[str, Any], actor: Any) -> ClaimOpened:
         fields = pod.extracted_fields or {}
         raw_notes = fields.get("exceptions")
         notes = [str(note) for note in (raw_notes if isinstance(raw_notes, list) else [raw_notes]) if note not in (None, "")]
-        expected = fields.get("pieces_expected")
         kind, what = damage_from_notes(
             [note for note in notes if note.strip().lower() not in ("none", "clean")],
-            pieces=int(fields["pieces"]) if str(fields.get("pieces", "")).isdigit() else None,
-            pieces_expected=int(expected) if str(expected or "").isdigit() else None,
+            pieces=_count(fields.get("pieces")),
+            pieces_expected=_count(fields.get("pieces_expected")),
         )
         if not kind:
             return ClaimOpened(False, f"the POD for {shipment.reference} notes no damage or shortage", shipment.reference)

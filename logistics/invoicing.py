@@ -298,7 +298,8 @@ def pod_invoice_pair(
     event starts one and wakes the other); the per-shipment lock and the invoice's `handled_by`
     make one of them the matcher and the others end."""
     invoices, pods = list(invoices), list(pods)
-    shipment = shipment or next((item.shipment for item in [*invoices, *pods] if item.shipment is not None), None)
+    sides: list[FreightInvoice | Document] = [*invoices, *pods]
+    shipment = shipment or next((item.shipment for item in sides if item.shipment is not None), None)
     if shipment is None:
         raise LogisticsRefused("neither the invoice nor the POD names a shipment Baton knows", "shipment")
     with transaction.atomic():
@@ -381,7 +382,7 @@ def _contracted(shipment: Shipment) -> tuple[dict[str, Decimal], str]:
     """The agreed charges by code and where they come from."""
     confirmation = Document.objects.filter(shipment=shipment, kind=DocumentKind.RATE_CONFIRMATION).order_by("-received_at").first()
     charges = (confirmation.extracted_fields or {}).get("charges") if confirmation else None
-    if isinstance(charges, dict) and charges:
+    if confirmation is not None and isinstance(charges, dict) and charges:
         agreed = {code: amount for code, value in charges.items() if (amount := _money(value)) is not None}
         return agreed, f"rate confirmation {confirmation.original_name or confirmation.pk}"
     if shipment.planned_rate is not None:
@@ -574,9 +575,8 @@ def _brand() -> tuple[Any, str]:
     if branding is not None and branding.logo:
         with branding.logo.open("rb") as handle:
             content = handle.read()
-        kind = "image/svg+xml" if branding.logo.name.lower().endswith(".svg") else "image/png"
-        if branding.logo.name.lower().endswith((".jpg", ".jpeg")):
-            kind = "image/jpeg"
+        name = (branding.logo.name or "").lower()
+        kind = "image/svg+xml" if name.endswith(".svg") else "image/jpeg" if name.endswith((".jpg", ".jpeg")) else "image/png"
         logo = f"data:{kind};base64,{base64.b64encode(content).decode()}"
     return site, logo
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from governance.services import audit_record
+from governance.services import actor_of, audit_record
 from logistics.models import (
     CustomerAccount,
     EventSource,
@@ -158,7 +158,8 @@ def order_weight_lb(order: Order) -> Decimal:
 
 
 def order_status_set(*, order: Order, status: str, reason: str = "", actor: Any) -> Order:
-    """Move an order to `status` with the reason people read on it; audited."""
+    """Move an order to `status` with the reason people read on it. Like orders themselves (a
+    machine feed), audited when a person does it; a workflow's changes are its run's steps."""
     if status not in OrderStatus.values:
         raise OrderRefused(f"{status!r} is not an order status: use one of {', '.join(OrderStatus.values)}", "status")
     with transaction.atomic():
@@ -170,9 +171,10 @@ def order_status_set(*, order: Order, status: str, reason: str = "", actor: Any)
         elif status in (OrderStatus.VALIDATED, OrderStatus.RELEASED):
             locked.credit_hold = False  # released by finance, or never held
         locked.save(update_fields=["status", "status_reason", "credit_hold", "updated_at"])
-        audit_record(
-            actor=actor, action="order.status_set", target=locked, data={"from": before, "to": status, "reason": locked.status_reason}
-        )
+        if actor_of(actor).kind in ("user", "support"):  # a workflow's changes are in its run's timeline
+            audit_record(
+                actor=actor, action="order.status_set", target=locked, data={"from": before, "to": status, "reason": locked.status_reason}
+            )
     return locked
 
 

@@ -73,6 +73,7 @@ from logistics.services import (
     _stop_times,
 )
 from logistics.vocabulary import ARRIVALS, DEPARTURES, TrackingStatus, is_terminal, rank
+from tenants.db import connection
 
 if TYPE_CHECKING:
     from connectors.normalize import CanonicalEvent
@@ -102,6 +103,19 @@ PICKUP_MISSED = "pickup_missed"
 # A shipment in one of these at the end of its pickup appointment was not picked up.
 NOT_PICKED_UP = (TrackingStatus.PENDING, TrackingStatus.TENDERED, TrackingStatus.TENDER_ACCEPTED)
 PICKUP_SCAN_HORIZON = timedelta(days=3)  # appointments older than this are history, not news
+# What recording events changes on a shipment (`tracking_event_record`'s fields), with SQL types.
+_SHIPMENT_COLUMNS = (
+    ("status", "text"),
+    ("status_at", "timestamptz"),
+    ("status_event_id", "bigint"),
+    ("eta", "timestamptz"),
+    ("eta_at", "timestamptz"),
+    ("eta_event_id", "bigint"),
+    ("original_eta", "timestamptz"),
+    ("original_eta_at", "timestamptz"),
+    ("delivered_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
 
 
 # --- mapping tables, a batch at a time -----------------------------------------------------------
@@ -263,6 +277,43 @@ class _ShipmentState:
     eta_event: TrackingEvent | None = None
 
 
+# The shipments and stops a batch changed, written with one statement each. (Django's
+# bulk_update builds a CASE per field and row: most of a batch's time went into building it.)
+_SHIPMENTS_WRITE = f"""
+UPDATE logistics_shipment AS shipment SET {", ".join(f"{column} = batch.{column}" for column, _type in _SHIPMENT_COLUMNS)}
+FROM unnest({", ".join(f"%s::{kind}[]" for _column, kind in (("id", "bigint"), *_SHIPMENT_COLUMNS))})
+    AS batch(id, {", ".join(column for column, _type in _SHIPMENT_COLUMNS)})
+WHERE shipment.id = batch.id
+"""
+_STOPS_WRITE = """
+UPDATE logistics_stop AS stop SET arrived_at = batch.arrived_at, departed_at = batch.departed_at, dwell = batch.dwell
+FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::interval[]) AS batch(id, arrived_at, departed_at, dwell)
+WHERE stop.id = batch.id
+"""
+
+
+def _shipments_write(shipments: list[Shipment]) -> None:
+    if shipments:
+        values = [[shipment.pk for shipment in shipments]]
+        values += [[getattr(shipment, column) for shipment in shipments] for column, _type in _SHIPMENT_COLUMNS]
+        with connection.cursor() as cursor:
+            cursor.execute(_SHIPMENTS_WRITE, values)
+
+
+def _stops_write(stops: list[Stop]) -> None:
+    if stops:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _STOPS_WRITE,
+                [
+                    [stop.pk for stop in stops],
+                    [stop.arrived_at for stop in stops],
+                    [stop.departed_at for stop in stops],
+                    [stop.dwell for stop in stops],
+                ],
+            )
+
+
 def tracking_events_record_many(
     reports: Sequence[TrackingReport],
     *,
@@ -295,8 +346,8 @@ def tracking_events_record_many(
             .annotate(status_event_key=F("status_event__dedupe_key"), eta_event_key=F("eta_event__dedupe_key"))
             .order_by("pk")
         }
-        for stop in Stop.objects.filter(shipment_id__in=list(states)).order_by("shipment_id", "sequence"):
-            states[stop.shipment_id].stops.append(stop)
+        for known_stop in Stop.objects.filter(shipment_id__in=list(states)).order_by("shipment_id", "sequence"):
+            states[known_stop.shipment_id].stops.append(known_stop)
         keys = {item.key for _index, item in checked}
         known: dict[tuple[int, str], TrackingEvent] = {}
         for event in TrackingEvent.objects.filter(shipment_id__in=list(states), dedupe_key__in=keys):
@@ -383,17 +434,14 @@ def tracking_events_record_many(
             pending[index] = (event, moves_status, moves_eta, notes)
         TrackingEvent.objects.bulk_create(created)
         changed = [state for state in states.values() if state.changed]
-        if changed:
-            fields = set().union(*(state.changed for state in changed)) | {"updated_at"}
-            for state in changed:
-                if state.status_event is not None:
-                    state.shipment.status_event_id = state.status_event.pk
-                if state.eta_event is not None:
-                    state.shipment.eta_event_id = state.eta_event.pk
-                state.shipment.updated_at = now
-            Shipment.objects.bulk_update([state.shipment for state in changed], sorted(fields))
-        if stops_changed:
-            Stop.objects.bulk_update(list(stops_changed.values()), ["arrived_at", "departed_at", "dwell"])
+        for state in changed:
+            if state.status_event is not None:
+                state.shipment.status_event_id = state.status_event.pk
+            if state.eta_event is not None:
+                state.shipment.eta_event_id = state.eta_event.pk
+            state.shipment.updated_at = now
+        _shipments_write([state.shipment for state in changed])
+        _stops_write(list(stops_changed.values()))
         if _is_person(actor):
             for event, moves_status, _moves_eta, _notes in pending.values():
                 audit_record(
@@ -442,7 +490,6 @@ class _Milestone:
     references: list[tuple[str, str]]  # (correlation key, value) in look-up order
     scac: str
     report: TrackingReport | None = None  # shipment_id 0 until found
-    note: str = ""
 
 
 def _milestone_read(event: CanonicalEvent, translations: dict[tuple[str, str], MappedCode], now: datetime) -> _Milestone:
@@ -457,7 +504,7 @@ def _milestone_read(event: CanonicalEvent, translations: dict[tuple[str, str], M
     code, raw_code = _text(payload.get("code")).lower(), _text(payload.get("raw_code"))
     occurred_at = _moment(payload.get("occurred_at"))
     eta = _moment(payload.get("estimated_delivery") or payload.get("eta"))
-    position = payload.get("position") if isinstance(payload.get("position"), dict) else {}
+    position: dict[str, Any] = payload["position"] if isinstance(payload.get("position"), dict) else {}
     fields: dict[str, Any] = {
         "source": source,
         "raw_reason": _text(payload.get("raw_detail")) if source == EventSource.X12_214 else "",
@@ -668,7 +715,8 @@ def _delay(
         )
         if value
     }
-    correlation = {"shipment": shipment.reference, **{key: references[key] for key in ("pro", "bol", "po") if key in references}}
+    correlation: dict[str, str] = {"shipment": shipment.reference}
+    correlation.update({key: references[key] for key in ("pro", "bol", "po") if key in references})
     payload = {
         "type": kind,
         "cause": cause,
@@ -744,7 +792,7 @@ def delays_detect(recorded: Sequence[tuple[TrackingEventOutcome, str]], *, now: 
     stops: dict[int, list[Stop]] = defaultdict(list)
     for stop in Stop.objects.filter(shipment_id__in=list(shipments), kind=StopKind.DELIVERY).order_by("shipment_id", "sequence"):
         stops[stop.shipment_id].append(stop)
-    graces = _graces() if eta_moved else {}
+    graces: dict[str, timedelta] = _graces() if eta_moved else {}
     delays: list[Delay] = []
     for shipment_id, shipment in sorted(shipments.items()):
         account = accounts[shipment.customer_account_id]

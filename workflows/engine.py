@@ -54,7 +54,7 @@ from django.db.models import Max
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from tenants.db import connection
+from tenants.db import connection, rows_copy
 from workflows.models import (
     RUN_ADVANCING,
     RUN_FINISHED,
@@ -982,10 +982,41 @@ def _round(
         statuses[run.pk] = run.status
         if run.status == RunStatus.RUNNING and run.ready_at is not None:
             go_on.append(run.pk)
-    if executions:
-        StepExecution.objects.bulk_create(executions)
+    _executions_write(executions)
     _runs_write(moved)
     return go_on
+
+
+_EXECUTION_COLUMNS = (
+    "run_id",
+    "step_id",
+    "kind",
+    "attempt",
+    "status",
+    "input",
+    "output",
+    "error",
+    "idempotency_key",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+)
+
+
+def _executions_write(executions: list[StepExecution]) -> None:
+    """A round's step executions with one COPY (`tenants.db.rows_copy`)."""
+    if executions:
+        rows_copy(
+            "workflows_stepexecution",
+            _EXECUTION_COLUMNS,
+            (
+                [
+                    json.dumps(getattr(row, name), default=str) if name in ("input", "output") else getattr(row, name)
+                    for name in _EXECUTION_COLUMNS
+                ]
+                for row in executions
+            ),
+        )
 
 
 _RUN_WRITE_COLUMNS = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from governance.services import Actor
+from logistics.actions.invoices import record_id
 from logistics.claims_flow import claim_answer, claim_clock, claim_open
 from logistics.invoicing import pod_from_event
 from logistics.models import Claim
@@ -18,7 +19,7 @@ ACTOR = Actor.system("freight-claims")
 
 def open_claim(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     """`report`: a `document.received` POD or a `claim.reported` customer report."""
-    report = payload.get("report") if isinstance(payload.get("report"), dict) else {}
+    report = _object(payload.get("report"))
     try:
         if report.get("kind") == "pod" and report.get("document_id") in (None, ""):
             report = {"document_id": pod_from_event(report, actor=ACTOR).pk}  # a POD sent by API with its file
@@ -27,8 +28,12 @@ def open_claim(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, An
         raise ActionRefused(refused.message) from refused
 
 
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _claim(payload: dict[str, Any]) -> Claim:
-    claim = Claim.objects.select_related("shipment").filter(pk=payload.get("claim_id")).first()
+    claim = Claim.objects.select_related("shipment").filter(pk=record_id(payload.get("claim_id"))).first()
     if claim is None:
         raise ActionRefused(f"there is no claim with id {payload.get('claim_id')!r}")
     return claim
@@ -42,7 +47,7 @@ def clock(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
 def answer(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     """Apply a carrier's `claim.updated` answer when it is about this claim."""
     claim = _claim(payload)
-    event = payload.get("event") if isinstance(payload.get("event"), dict) else {}
+    event = _object(payload.get("event"))
     if str(event.get("claim") or claim.number) != claim.number:
         return {"applied": False, "claim": claim.number, "reason": f"the answer is about claim {event.get('claim')}, not {claim.number}"}
     try:

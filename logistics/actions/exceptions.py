@@ -262,8 +262,9 @@ def _staff(email: Any) -> User | None:
 
 
 def recovery_choose_action(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
-    """Record the recovery a person approved – the option their comment names, else the
-    recommended one – and make them the exception's owner; a rejection records that none was."""
+    """Record the recovery a person approved – the option their comment names (one not proposed
+    is kept and marked so), else the recommended one – and make them the exception's owner; a
+    rejection records that none was chosen."""
     exception = _exception(payload)
     if exception.status == ExceptionStatus.CLOSED:
         raise ActionRefused(f"Exception {exception.pk} is closed: its recovery can no longer change.")
@@ -275,14 +276,13 @@ def recovery_choose_action(payload: dict[str, Any], *, idempotency_key: str) -> 
     named = OPTION_WORDS.search(comment)
     chosen: str | None = None
     if decision == "approved":
-        wanted = named.group(1).lower().replace("retender", "re-tender") if named else recovery.get("recommended")
-        if wanted not in offered:
-            raise ActionRefused(f"'{wanted}' was not one of the options proposed ({', '.join(offered)})")
-        chosen = wanted
+        chosen = named.group(1).lower().replace("retender", "re-tender") if named else recovery.get("recommended")
     actor = _actor(idempotency_key)
     recovery.update(
         {
             "chosen": chosen,
+            # A person may know better than the proposal (a re-tender after pickup is a transfer): kept, and marked.
+            "off_the_list": chosen is not None and chosen not in offered,
             "decision": decision,
             "decided_by": payload.get("decided_by") or "",
             "comment": comment,
@@ -296,7 +296,7 @@ def recovery_choose_action(payload: dict[str, Any], *, idempotency_key: str) -> 
             exception = exception_assign(exception=exception, owner=owner, actor=actor)
         except LogisticsRefused as refused:
             raise ActionRefused(refused.message) from refused
-    return {"exception_id": exception.pk, "chosen": chosen, "owner": owner.email if owner else ""}
+    return {"exception_id": exception.pk, "chosen": chosen, "off_the_list": recovery["off_the_list"], "owner": owner.email if owner else ""}
 
 
 # --- the customer's update -------------------------------------------------------------------------

@@ -33,6 +33,12 @@ def run_of(idempotency_key: str) -> int:
     return int(head)
 
 
+def record_id(value: Any) -> int:
+    """A row id from a step's input (0, which no row has, when it is not one)."""
+    text = str(value if value is not None else "").strip()
+    return int(text) if text.isdigit() else 0
+
+
 def _object(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value else None
 
@@ -73,7 +79,7 @@ def pair(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
 
 def check_pod(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     """Is the POD complete? If not, an open `pod_incomplete` exception carries the reason to a person."""
-    document = Document.objects.select_related("shipment").filter(pk=payload.get("pod_id"), kind=DocumentKind.POD).first()
+    document = Document.objects.select_related("shipment").filter(pk=record_id(payload.get("pod_id")), kind=DocumentKind.POD).first()
     if document is None or document.shipment is None:
         raise ActionRefused(f"there is no proof of delivery with id {payload.get('pod_id')!r} for a shipment")
     check = pod_check(document)
@@ -91,7 +97,11 @@ def check_pod(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any
 
 
 def _invoice(payload: dict[str, Any]) -> FreightInvoice:
-    invoice = FreightInvoice.objects.select_related("shipment", "shipment__customer_account").filter(pk=payload.get("invoice_id")).first()
+    invoice = (
+        FreightInvoice.objects.select_related("shipment", "shipment__customer_account")
+        .filter(pk=record_id(payload.get("invoice_id")))
+        .first()
+    )
     if invoice is None:
         raise ActionRefused(f"there is no freight invoice with id {payload.get('invoice_id')!r}")
     return invoice
@@ -125,8 +135,7 @@ def produce(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
 
 def sent(payload: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
     """Note the ERP's answer on the invoice."""
-    answer = payload.get("erp") if isinstance(payload.get("erp"), dict) else {}
-    invoice = customer_invoice_sent(invoice=_invoice(payload), erp_answer=answer, actor=ACTOR)
+    invoice = customer_invoice_sent(invoice=_invoice(payload), erp_answer=_object(payload.get("erp")) or {}, actor=ACTOR)
     return {"invoice_id": invoice.pk, "erp": invoice.match_details.get("erp", {})}
 
 

@@ -37,6 +37,7 @@ from connectors.services import (
     connection_create,
     connection_disable,
     connection_enable,
+    connection_problems,
     connection_test,
     connection_update,
 )
@@ -220,6 +221,20 @@ def test_a_new_connection_is_saved_with_its_secret_sealed_masked_and_audited_wit
     assert event.data["secrets_set"] == ["key"] and event.data["auth_method"] == "api_key"
     assert API_KEY not in json.dumps(event.data) and API_KEY[-4:] not in json.dumps(event.data)
     assert event.actor_email == world.acme.users["tenant_admin"].email
+
+
+def test_an_sftp_connection_may_leave_the_password_to_an_ssh_key_but_https_basic_may_not(world):
+    sftp = connection_input(
+        "partner-sftp",
+        "sftp://sftp.example.com:22",
+        kind="edi_partner",
+        transport="sftp",
+        auth_method="basic",
+        auth_settings={"username": "baton"},
+    )
+    assert "/auth/password" not in {problem.pointer for problem in connection_problems(sftp)}
+    https = connection_input("partner-api", "https://api.example.com", auth_method="basic", auth_settings={"username": "baton"})
+    assert {problem.pointer: problem.reason for problem in connection_problems(https)}["/auth/password"] == "is required"
 
 
 def test_every_problem_comes_back_by_pointer_before_anything_is_saved(world):

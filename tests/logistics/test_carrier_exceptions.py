@@ -16,11 +16,13 @@ import pytest
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from connectors.models import InboundEvent
 from logistics.actions.exceptions import ROOT_CAUSE_PATTERN, priority_of, root_cause_read
 from logistics.library import domain_templates
 from logistics.library.carrier_exceptions import TEMPLATE
-from logistics.models import ExceptionCase, Shipment, StopKind
+from logistics.models import ExceptionCase, Location, Shipment, StopKind
 from logistics.services import StopInput, shipment_create, tracking_event_record
+from logistics.tracking_inbound import pickups_missed_scan_all
 from tests.logistics.conftest import SYSTEM, hours
 from tests.logistics.test_tracking_inbound import (
     carrier_remove,
@@ -192,14 +194,21 @@ def test_recovery_is_proposed_chosen_by_the_approvers_words_and_the_approver_own
     draft = _call(acme, "exception.customer_update_draft", {"exception_id": opened["exception_id"]}, "511:draft-update")["draft"]
     assert draft["subject"] == "Update on shipment SH-EXC" and "New estimated delivery: 2026-03-03 20:00 UTC." in draft["body"]
     assert draft["to"] == [acme.users["customer"].email]
-    dispatcher = acme.users["dispatcher"]
-    with pytest.raises(ActionRefused, match="'re-tender' was not one of the options proposed \\(expedite, reschedule\\)"):
-        _call(
-            acme,
-            "exception.recovery_choose",
-            {"exception_id": opened["exception_id"], "decision": "approved", "comment": "re-tender it", "decided_by": dispatcher.email},
-            "511:r1",
-        )
+    dispatcher, planner = acme.users["dispatcher"], acme.users["planner"]
+    rejected = _call(
+        acme,
+        "exception.recovery_choose",
+        {"exception_id": opened["exception_id"], "decision": "rejected", "comment": "none of these", "decided_by": planner.email},
+        "511:record-recovery",
+    )
+    assert (rejected["chosen"], rejected["owner"]) == (None, planner.email)
+    off_list = _call(
+        acme,
+        "exception.recovery_choose",
+        {"exception_id": opened["exception_id"], "decision": "approved", "comment": "re-tender it to SAIA", "decided_by": planner.email},
+        "512:record-recovery",
+    )
+    assert (off_list["chosen"], off_list["off_the_list"]) == ("re-tender", True)
     chosen = _call(
         acme,
         "exception.recovery_choose",
@@ -209,9 +218,9 @@ def test_recovery_is_proposed_chosen_by_the_approvers_words_and_the_approver_own
             "comment": "Expedite, team driver",
             "decided_by": dispatcher.email,
         },
-        "511:record-recovery",
+        "513:record-recovery",
     )
-    assert chosen == {"exception_id": opened["exception_id"], "chosen": "expedite", "owner": dispatcher.email}
+    assert chosen == {"exception_id": opened["exception_id"], "chosen": "expedite", "off_the_list": False, "owner": dispatcher.email}
     exception = ExceptionCase.objects.get(pk=opened["exception_id"])
     assert (exception.owner_id, exception.status, exception.details["recovery"]["chosen"]) == (dispatcher.pk, "in_progress", "expedite")
     assert exception.details["customer_update"]["subject"] == "Update on shipment SH-EXC"
@@ -291,7 +300,10 @@ def test_a_late_eta_opens_one_exception_within_5_s_and_choosing_and_closing_comp
             return ExceptionCase.objects.filter(shipment_id=carrier.shipment_id, status="open").first()
 
     exception = until(exception_open, "no exception was opened for the late ETA", timeout=30)
-    assert time.monotonic() - sent_at < 5.0
+    elapsed = time.monotonic() - sent_at
+    with schema_context(world.acme.schema):
+        received_at = InboundEvent.objects.get(pk=sent.json()["event_id"]).received_at
+    assert elapsed < 5.0 and exception.opened_at - received_at < timedelta(seconds=5), (elapsed, exception.opened_at - received_at)
     assert exception.type == "delay" and exception.reason.startswith("ETA ") and exception.details["late_by_minutes"] == 360
 
     run = until(lambda: _run_at(world, definition, "choose-recovery"), "the run did not reach the choice of a recovery")
@@ -335,7 +347,52 @@ def test_a_late_eta_opens_one_exception_within_5_s_and_choosing_and_closing_comp
 
 
 def _handed(world, event_id: int) -> bool:
-    from connectors.models import InboundEvent
-
     with schema_context(world.acme.schema):
         return InboundEvent.objects.get(pk=event_id).status == "delivered"
+
+
+@pytest.mark.worker
+def test_the_beat_scan_turns_a_pickup_that_never_happened_into_a_missed_pickup_exception(world, flow, worker):
+    definition, _carrier = flow
+    suffix = uuid.uuid4().hex[:6]
+    now = timezone.now()
+    with schema_context(world.acme.schema):
+        dock = Location.objects.create(code=f"dock-{suffix}", name="Memphis DC")
+        shipment = shipment_create(
+            customer_account=world.acme.customer_accounts[1],
+            reference=f"SH-NOSHOW-{suffix}",
+            carrier_scac="ODFL",
+            stops=[
+                StopInput(1, StopKind.PICKUP, dock, appointment_start=now - timedelta(hours=3), appointment_end=now - timedelta(hours=1))
+            ],
+            actor=SYSTEM,
+        )
+    try:
+        pickups_missed_scan_all.apply_async()  # what beat sends every minute: fanned out to every ready tenant
+
+        def missed() -> ExceptionCase | None:
+            with schema_context(world.acme.schema):
+                return ExceptionCase.objects.filter(shipment=shipment, type="missed_pickup").first()
+
+        exception = until(missed, "the scan did not open a missed-pickup exception")
+        assert exception.reason.startswith("Not picked up by the end of the pickup appointment") and "Memphis DC" in exception.reason
+        run = until(lambda: _run_of(world, definition, shipment), "the missed pickup's run did not ask for a recovery")
+        assert run.business_key == f"event:delay:{shipment.pk}:pickup_missed"
+        with schema_context(world.acme.schema):
+            assert ExceptionCase.objects.get(pk=exception.pk).details["recovery"]["recommended"] == "re-tender"
+    finally:
+        with schema_context(world.acme.schema):
+            runs = list(Run.objects.filter(definition=definition, input__shipment_id=shipment.pk).values_list("pk", flat=True))
+            for run_id in runs:
+                ActionReceipt.objects.filter(idempotency_key__startswith=f"{run_id}:").delete()
+            Run.objects.filter(pk__in=runs).delete()
+            BufferedEvent.objects.filter(event_id__startswith=f"delay:{shipment.pk}:").delete()
+            ExceptionCase.objects.filter(shipment=shipment).delete()
+            Shipment.objects.filter(pk=shipment.pk).delete()
+            dock.delete()
+
+
+def _run_of(world, definition, shipment) -> Run | None:
+    with schema_context(world.acme.schema):
+        run = Run.objects.filter(definition=definition, input__shipment_id=shipment.pk).first()
+    return run if run is not None and run.status == "waiting" and run.current_step == "choose-recovery" else None

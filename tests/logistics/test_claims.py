@@ -134,7 +134,7 @@ def _shipment(world, prefix: str = "CLM") -> Shipment:
 
 
 def _event(world, event_type: str, shipment: Shipment, payload: dict[str, Any]) -> None:
-    body = {
+    body: dict[str, Any] = {
         "event_type": event_type,
         "event_id": f"{event_type}-{uuid.uuid4().hex[:12]}",
         "correlation": {"shipment": shipment.reference},

@@ -306,7 +306,7 @@ def _pod(world, shipment: Shipment, *, signed_by: str = "M. Ortiz", content: byt
 
 def _document_event(world, shipment: Shipment, payload: dict[str, Any]) -> None:
     """The document intake announces a POD (`document.received`) through the events inbox."""
-    body = {
+    body: dict[str, Any] = {
         "event_type": "document.received",
         "event_id": f"doc-{uuid.uuid4().hex[:12]}",
         "correlation": {"shipment": shipment.reference},

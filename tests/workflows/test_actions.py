@@ -11,6 +11,8 @@ from workflows.actions import ActionRefused, action_call, action_register
 from workflows.engine import ConnectorError
 from workflows.models import ActionReceipt
 
+pytestmark = pytest.mark.django_db
+
 CALLS: list[dict] = []
 
 

@@ -89,18 +89,34 @@ def test_a_connector_failure_with_attempts_left_parks_that_run_on_a_retry_timer_
 
 
 @pytest.mark.django_db
-def test_a_round_writes_its_steps_with_one_insert_whatever_the_batch_size(world, fake):
-    definition = definition_published(world.acme)
+def test_a_round_writes_its_steps_with_one_copy_whatever_the_batch_size(world, fake, monkeypatch):
+    from workflows import engine
 
-    def inserts_for(count: int) -> int:
+    definition = definition_published(world.acme)
+    copies: list[tuple[str, int]] = []
+    real = engine.rows_copy
+
+    def counted(table, columns, rows):
+        rows = list(rows)
+        copies.append((table, len(rows)))
+        return real(table, columns, rows)
+
+    monkeypatch.setattr(engine, "rows_copy", counted)
+
+    def writes_for(count: int) -> list[tuple[str, int]]:
+        copies.clear()
         for n in range(count):
             run_started(world.acme, definition, {**ORDER, "order_id": f"N{count}-{n}"})
         with schema_context(world.acme.schema), CaptureQueriesContext(connection) as queries:
             statuses = runs_advance_ready(owner="batch", limit=100, lease_seconds=60)
         assert list(statuses.values()) == ["succeeded"] * count
-        return sum('INSERT INTO "workflows_stepexecution"' in query["sql"] for query in queries.captured_queries)
+        assert not any('INSERT INTO "workflows_stepexecution"' in query["sql"] for query in queries.captured_queries)
+        return list(copies)
 
-    assert inserts_for(2) == inserts_for(20) == 4  # one per round, four steps
+    assert writes_for(2) == [("workflows_stepexecution", 2)] * 4  # one per round, four steps
+    assert writes_for(20) == [("workflows_stepexecution", 20)] * 4
+    with schema_context(world.acme.schema):
+        assert StepExecution.objects.filter(status="succeeded").count() == 88  # 22 runs, four steps each
 
 
 @pytest.mark.django_db

@@ -165,19 +165,22 @@ def test_tenants_read_the_one_library_in_public(world, order_release):
         assert [t.key for t in library_search(partner_id=world.partner.pk)] == ["order-to-shipment-release"]
 
 
-def test_seed_library_publishes_two_valid_templates_once(world):
+def test_seed_library_publishes_every_library_entry_valid_and_once(world):
     first, second = io.StringIO(), io.StringIO()
     call_command("seed_library", stdout=first)
     call_command("seed_library", stdout=second)
-    assert "[2/2] order-to-shipment-release 1.0.0: published" in first.getvalue()
-    assert "[2/2] order-to-shipment-release 1.0.0: already published" in second.getvalue()
+    total = len(LIBRARY)
+    for number, entry in enumerate(LIBRARY, 1):
+        assert f"[{number}/{total}] {entry['key']} {entry['version']}: published" in first.getvalue()
+        assert f"[{number}/{total}] {entry['key']} {entry['version']}: already published" in second.getvalue()
     templates = {t.key: t for t in library_search()}
-    assert set(templates) == {"customer-milestone-notifications", "order-to-shipment-release"}
+    assert set(templates) == {entry["key"] for entry in LIBRARY}
+    assert {"customer-milestone-notifications", "order-to-shipment-release"} <= set(templates)
     assert templates["customer-milestone-notifications"].category == "notifications"
     assert templates["order-to-shipment-release"].category == "orders"
-    assert TemplateVersion.objects.filter(template__key__in=list(templates)).count() == 2
+    assert TemplateVersion.objects.filter(template__key__in=list(templates)).count() == total
     for entry in LIBRARY:
-        version = TemplateVersion.objects.get(template__key=entry["key"])
+        version = TemplateVersion.objects.get(template__key=entry["key"], version=entry["version"])
         assert version.documentation and version.parameters_schema["properties"]
         assert definition_validate(version.definition, placeholders=True) == []
-    assert WorkflowTemplate.objects.filter(partner_id__isnull=True).count() == 2
+    assert WorkflowTemplate.objects.filter(partner_id__isnull=True).count() == len(templates)
