@@ -36,7 +36,14 @@ def _registered():
 SPEC = {
     "start": "note",
     "steps": [
-        {"id": "note", "kind": "connector", "connection": "baton", "action": "tests.note", "input": {"text": "input.text"}, "next": "done"},
+        {
+            "id": "note",
+            "kind": "connector",
+            "connection": "baton",
+            "action": "tests.note",
+            "input": {"text": "$.input.text"},
+            "next": "done",
+        },
         {"id": "done", "kind": "end", "outcome": "succeeded"},
     ],
 }
