@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from governance.services import audit_record
 from tenants.db import connection
-from workflows.models import BufferedEvent, EventWait, Incident, IncidentStatus, Run, StepExecution, WorkflowPolicy
+from workflows.models import ActionReceipt, BufferedEvent, EventWait, Incident, IncidentStatus, Run, StepExecution, WorkflowPolicy
 from workflows.selectors import workflow_policy
 from workflows.services import WorkflowError, _require_publisher
 
@@ -184,7 +184,7 @@ def runs_purge(
     deadline = time.monotonic() + time_limit
     purged, deleted = _Tally(), _Tally()
     complete = False
-    events_deleted = 0
+    events_deleted = receipts_deleted = 0
 
     def report() -> dict[str, Any]:
         return {
@@ -195,6 +195,7 @@ def runs_purge(
             "payload_purged": purged.as_data(),
             "deleted": deleted.as_data(),
             "buffered_events_deleted": events_deleted,
+            "action_receipts_deleted": receipts_deleted,
             "complete": complete,
         }
 
@@ -204,15 +205,16 @@ def runs_purge(
             lambda: _payloads_purge_batch(payload_cutoff, batch_size, timezone.now()), purged, deadline
         )
         events_deleted = _buffered_events_delete(payload_cutoff)
+        receipts_deleted = _action_receipts_delete(metadata_cutoff)
     except BaseException:
         # Batches commit one by one: an interrupted purge still records the ones that did.
-        if purged.runs or deleted.runs or events_deleted:
+        if purged.runs or deleted.runs or events_deleted or receipts_deleted:
             try:
                 _audit(actor, purged, deleted, report())
             except Exception:  # noqa: BLE001 - the original error is the one to raise
                 log.exception("runs purge interrupted and its audit row not written", payload_purged=purged.runs, deleted=deleted.runs)
         raise
-    if purged.runs or deleted.runs or events_deleted:
+    if purged.runs or deleted.runs or events_deleted or receipts_deleted:
         _audit(actor, purged, deleted, report())
     log.info("runs purged", payload_purged=purged.runs, deleted=deleted.runs, complete=complete)
     return report()
@@ -226,6 +228,13 @@ def _drain(batch: Callable[[], tuple[list[int], dict[str, int]]], tally: _Tally,
             return True
         tally.add(run_ids, counts)
     return False
+
+
+def _action_receipts_delete(cutoff: datetime) -> int:
+    """Receipts of Baton actions (`workflows.actions`) go with the runs' metadata: by then no step
+    that made them can be tried again."""
+    deleted, _by_model = ActionReceipt.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 def _buffered_events_delete(cutoff: datetime) -> int:

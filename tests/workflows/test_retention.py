@@ -289,3 +289,21 @@ def test_buffered_events_go_with_the_payload_period_and_are_counted(world):
         assert list(BufferedEvent.objects.values_list("event_id", flat=True)) == ["fresh"]
     (audit,) = purge_audits(world.acme)
     assert audit.data["buffered_events_deleted"] == 1
+
+
+def test_action_receipts_go_with_the_metadata_period(world):
+    from workflows.models import ActionReceipt
+
+    with schema_context(world.acme.schema):
+        for key, age in (("1:old", 401), ("2:fresh", 20)):  # the default metadata period is 400 days
+            ActionReceipt.objects.create(
+                idempotency_key=key, action="tests.note", result={}, created_at=timezone.now() - timedelta(days=age)
+            )
+
+    report = purge(world.acme)
+
+    assert report["action_receipts_deleted"] == 1
+    with schema_context(world.acme.schema):
+        assert list(ActionReceipt.objects.values_list("idempotency_key", flat=True)) == ["2:fresh"]
+    (audit,) = purge_audits(world.acme)
+    assert audit.data["action_receipts_deleted"] == 1
