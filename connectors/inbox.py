@@ -52,7 +52,7 @@ from connectors.signatures import (
 )
 from governance.services import Actor, audit_record
 from tenants.db import connection as db
-from tenants.tasks import schema_wake
+from tenants.tasks import schema_send, schema_wake
 
 log = structlog.get_logger("baton.connectors")
 
@@ -327,10 +327,7 @@ def dispatch_send(schema: str) -> None:
     """Send the dispatcher whatever the token says (the sweeper: a token may outlive a lost task)."""
     from connectors.tasks import dispatch_ready
 
-    try:
-        dispatch_ready.apply_async(headers={"_schema_name": schema}, retry=False)
-    except Exception as error:  # noqa: BLE001 - the rows are committed: the next sweep sends it again
-        log.warning("inbox dispatcher not sent; the next sweep will", schema=schema, error=f"{type(error).__name__}: {error}")
+    schema_send(dispatch_ready, schema)
 
 
 # --- dispatching ---------------------------------------------------------------------------------

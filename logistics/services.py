@@ -135,16 +135,16 @@ def _role(actor: Any) -> str:
     return str(getattr(actor, "role", "") or "")
 
 
-def _is_person(actor: Any) -> bool:
+def actor_is_person(actor: Any) -> bool:
     return actor_of(actor).kind in ("user", "support")
 
 
-def _aware(moment: datetime | None, field_name: str, error: type[LogisticsRefused]) -> None:
+def moment_checked(moment: datetime | None, field_name: str, error: type[LogisticsRefused]) -> None:
     if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
         raise error(f"{field_name} must be a date-time with its UTC offset", field_name)
 
 
-def _decimal(value: Any, field_name: str, error: type[LogisticsRefused]) -> Decimal | None:
+def decimal_checked(value: Any, field_name: str, error: type[LogisticsRefused]) -> Decimal | None:
     """A number from text or a number, None when empty; refused by `error` naming the field."""
     if value is None or value == "":
         return None
@@ -158,7 +158,7 @@ def _decimal(value: Any, field_name: str, error: type[LogisticsRefused]) -> Deci
 
 
 def _required_decimal(value: Any, field_name: str, error: type[LogisticsRefused]) -> Decimal:
-    number = _decimal(value, field_name, error)
+    number = decimal_checked(value, field_name, error)
     if number is None:
         raise error(f"{field_name} is required", field_name)
     return number
@@ -221,8 +221,8 @@ def location_create(
     if problems:
         pointer, reason = problems[0]
         raise MasterDataInvalid(f"{pointer}: {reason}", pointer.strip("/").split("/")[0])
-    lat = _decimal(latitude, "latitude", MasterDataInvalid)
-    lon = _decimal(longitude, "longitude", MasterDataInvalid)
+    lat = decimal_checked(latitude, "latitude", MasterDataInvalid)
+    lon = decimal_checked(longitude, "longitude", MasterDataInvalid)
     if (lat is None) != (lon is None):
         raise MasterDataInvalid("A position needs both latitude and longitude.", "latitude")
     if lat is not None and not (-90 <= lat <= 90):
@@ -287,7 +287,7 @@ def order_create(
     if not number:
         raise ShipmentInvalid("An order needs its number.", "number")
     for moment, name in ((requested_pickup_at, "requested_pickup_at"), (requested_delivery_at, "requested_delivery_at")):
-        _aware(moment, name, ShipmentInvalid)
+        moment_checked(moment, name, ShipmentInvalid)
     existing = Order.objects.filter(customer_account=customer_account, number=number).first()
     if existing is not None:
         return OrderRecorded(existing, False)
@@ -316,12 +316,12 @@ def order_create(
                 description=line.description,
                 quantity=quantity,
                 unit=line.unit,
-                weight=_decimal(line.weight, f"lines/{index}/weight", ShipmentInvalid),
+                weight=decimal_checked(line.weight, f"lines/{index}/weight", ShipmentInvalid),
                 weight_unit=line.weight_unit,
             )
             for index, line, quantity in rows
         )
-        if _is_person(actor):
+        if actor_is_person(actor):
             audit_record(actor=actor, action="order.created", target=order, data={"lines": len(rows), "source": source})
     return OrderRecorded(order, True)
 
@@ -347,8 +347,8 @@ def _stops_checked(stops: Sequence[StopInput]) -> list[StopInput]:
         if stop.sequence in seen:
             raise ShipmentInvalid(f"stop {stop.sequence} is listed twice: each stop needs its own sequence number", at)
         seen.add(stop.sequence)
-        _aware(stop.appointment_start, f"{at}/appointment_start", ShipmentInvalid)
-        _aware(stop.appointment_end, f"{at}/appointment_end", ShipmentInvalid)
+        moment_checked(stop.appointment_start, f"{at}/appointment_start", ShipmentInvalid)
+        moment_checked(stop.appointment_end, f"{at}/appointment_end", ShipmentInvalid)
         if stop.appointment_start and stop.appointment_end and stop.appointment_end < stop.appointment_start:
             raise ShipmentInvalid(f"stop {stop.sequence}: the appointment window ends before it starts", f"{at}/appointment_end")
     return sorted(stops, key=lambda stop: stop.sequence)
@@ -389,13 +389,13 @@ def shipment_create(
         raise ShipmentInvalid(f"{weight_unit!r} is not a weight unit: use lb or kg", "weight_unit")
     if tender_status not in TenderStatus.values:
         raise ShipmentInvalid(f"{tender_status!r} is not a tender status", "tender_status")
-    _aware(eta, "eta", ShipmentInvalid)
+    moment_checked(eta, "eta", ShipmentInvalid)
     scac = _scac(carrier_scac or (carrier.scac if carrier else ""), ShipmentInvalid)
     checked = _stops_checked(stops)
     pickups = [stop for stop in checked if stop.kind == StopKind.PICKUP and stop.location]
     deliveries = [stop for stop in checked if stop.kind == StopKind.DELIVERY and stop.location]
-    weight = _decimal(planned_weight, "planned_weight", ShipmentInvalid)
-    rate = _decimal(planned_rate, "planned_rate", ShipmentInvalid)
+    weight = decimal_checked(planned_weight, "planned_weight", ShipmentInvalid)
+    rate = decimal_checked(planned_rate, "planned_rate", ShipmentInvalid)
     if Shipment.objects.filter(reference=reference).exists():
         raise ShipmentInvalid(f"A shipment {reference} exists already.", "reference")
     with transaction.atomic():
@@ -458,7 +458,7 @@ class TrackingEventOutcome:
     note: str = ""
 
 
-def _dedupe_key(source: str, code: str, reason: str, occurred_at: datetime, stop_sequence: int | None, eta: datetime | None) -> str:
+def tracking_dedupe_key(source: str, code: str, reason: str, occurred_at: datetime, stop_sequence: int | None, eta: datetime | None) -> str:
     """A key for senders that give none: the same report of the same moment is the same event."""
     material = "|".join(
         [
@@ -502,7 +502,7 @@ def _event_stop(shipment: Shipment, status: str, stop_sequence: int | None) -> S
     return (stops.order_by("sequence") if kind == StopKind.PICKUP else stops.order_by("-sequence")).first()
 
 
-def _stop_times(stop: Stop, status: str, occurred_at: datetime) -> list[str]:
+def stop_times_at(stop: Stop, status: str, occurred_at: datetime) -> list[str]:
     """Arrival is the earliest arrival reported, departure the latest departure (so the stop is
     the same whatever order its events come in); dwell once both are known."""
     changed = []
@@ -545,9 +545,9 @@ def tracking_event_record(
     source, code, reason, time, stop and ETA) returns the stored event and changes nothing."""
     if source not in EventSource.values:
         raise TrackingEventInvalid(f"{source!r} is not an event source: use one of {', '.join(EventSource.values)}", "source")
-    _aware(occurred_at, "occurred_at", TrackingEventInvalid)
-    _aware(received_at, "received_at", TrackingEventInvalid)
-    _aware(eta, "eta", TrackingEventInvalid)
+    moment_checked(occurred_at, "occurred_at", TrackingEventInvalid)
+    moment_checked(received_at, "received_at", TrackingEventInvalid)
+    moment_checked(eta, "eta", TrackingEventInvalid)
     raw_code, raw_reason = raw_code.strip(), raw_reason.strip()
     mapped: MappedCode | None = None
     if status:
@@ -562,9 +562,9 @@ def tracking_event_record(
         )
     reason = mapping_translate(MappingKind.X12_214_REASON, raw_reason) if raw_reason and source == EventSource.X12_214 else None
     is_estimate = bool(estimate if estimate is not None else (mapped.estimate if mapped else False))
-    lat = _decimal(latitude, "latitude", TrackingEventInvalid)
-    lon = _decimal(longitude, "longitude", TrackingEventInvalid)
-    key = dedupe_key.strip()[:200] or _dedupe_key(source, raw_code or status, raw_reason, occurred_at, stop_sequence, eta)
+    lat = decimal_checked(latitude, "latitude", TrackingEventInvalid)
+    lon = decimal_checked(longitude, "longitude", TrackingEventInvalid)
+    key = dedupe_key.strip()[:200] or tracking_dedupe_key(source, raw_code or status, raw_reason, occurred_at, stop_sequence, eta)
     notes: list[str] = []
     if mapped is not None and not mapped.found:
         where = f"{SOURCE_MAPPINGS[source]} v{mapped.version.number}" if mapped.version else f"any active {SOURCE_MAPPINGS[source]} table"
@@ -632,10 +632,10 @@ def tracking_event_record(
         if changed:
             locked.save(update_fields=[*changed, "updated_at"])
         if stop is not None and not is_estimate:
-            stop_changes = _stop_times(stop, status, occurred_at)
+            stop_changes = stop_times_at(stop, status, occurred_at)
             if stop_changes:
                 stop.save(update_fields=stop_changes)
-        if _is_person(actor):
+        if actor_is_person(actor):
             audit_record(
                 actor=actor,
                 action="tracking_event.recorded",
@@ -685,7 +685,7 @@ def exception_open(
         raise ExceptionRefused(f"{severity!r} is not a severity: use low, medium, high or critical", "severity")
     if not reason.strip():
         raise ExceptionRefused("Say what is wrong: an exception needs its reason.", "reason")
-    _aware(sla_due_at, "sla_due_at", ExceptionRefused)
+    moment_checked(sla_due_at, "sla_due_at", ExceptionRefused)
     account = customer_account or (shipment.customer_account if shipment else None) or (order.customer_account if order else None)
     if shipment is not None:
         existing = ExceptionCase.objects.filter(OPEN_EXCEPTION, shipment=shipment, type=type).first()
@@ -820,7 +820,7 @@ def document_record(
         raise ShipmentInvalid(f"{kind!r} is not a document kind: use one of {', '.join(DocumentKind.values)}", "kind")
     if not content:
         raise ShipmentInvalid("The document is empty.", "file")
-    _aware(signed_at, "signed_at", ShipmentInvalid)
+    moment_checked(signed_at, "signed_at", ShipmentInvalid)
     digest = hashlib.sha256(content).hexdigest()
     existing = Document.objects.filter(shipment=shipment, kind=kind, sha256=digest).first()
     if existing is not None:
@@ -841,7 +841,7 @@ def document_record(
         )
         document.file.save(original_name or "document", ContentFile(content), save=False)
         document.save()
-        if _is_person(actor):
+        if actor_is_person(actor):
             audit_record(actor=actor, action="document.recorded", target=document, data={"kind": kind, "sha256": digest})
     return DocumentRecorded(document, True)
 
@@ -896,10 +896,10 @@ def invoice_record(
             )
         amount = _required_decimal(charge.amount, f"charges/{index}/amount", InvoiceInvalid)
         quantity = _required_decimal(charge.quantity, f"charges/{index}/quantity", InvoiceInvalid)
-        rate = _decimal(charge.rate, f"charges/{index}/rate", InvoiceInvalid)
+        rate = decimal_checked(charge.rate, f"charges/{index}/rate", InvoiceInvalid)
         lines.append((index, charge, amount, quantity, rate))
     line_total = sum((amount for _i, _c, amount, _q, _r in lines), Decimal("0"))
-    total = _decimal(total_amount, "total_amount", InvoiceInvalid)
+    total = decimal_checked(total_amount, "total_amount", InvoiceInvalid)
     total = line_total if total is None else total
     existing = FreightInvoice.objects.filter(carrier_scac=scac, invoice_number=number).first()
     if existing is not None:
@@ -989,7 +989,7 @@ def claim_file(
     amount = _required_decimal(amount_claimed, "amount_claimed", ClaimRefused)
     if amount is None or amount <= 0:
         raise ClaimRefused("A claim is for an amount above zero.", "amount_claimed")
-    _aware(filed_at, "filed_at", ClaimRefused)
+    moment_checked(filed_at, "filed_at", ClaimRefused)
     filed = filed_at or timezone.now()
     acknowledge_by, decide_by = carmack_due(filed)
     on_file = set(Document.objects.filter(shipment=shipment).values_list("kind", flat=True))
@@ -1025,9 +1025,9 @@ def claim_status_set(
 ) -> Claim:
     """Move a claim along filed → acknowledged → decided (an offer) / paid / denied. A decision
     made before any acknowledgement acknowledges the claim at the same moment."""
-    _aware(at, "at", ClaimRefused)
+    moment_checked(at, "at", ClaimRefused)
     moment = at or timezone.now()
-    settled = _decimal(amount_settled, "amount_settled", ClaimRefused)
+    settled = decimal_checked(amount_settled, "amount_settled", ClaimRefused)
     if status in (ClaimStatus.DECIDED, ClaimStatus.PAID) and settled is None and claim.amount_settled is None:
         raise ClaimRefused("Say the amount the carrier offers or pays.", "amount_settled")
     if status == ClaimStatus.DENIED and not note.strip():
@@ -1094,7 +1094,7 @@ def inventory_snapshot_record(
     source = source_system.strip()
     if not source:
         raise InventoryInvalid("Name the system the snapshot comes from (erp, wms…).", "source_system")
-    _aware(as_of, "as_of", InventoryInvalid)
+    moment_checked(as_of, "as_of", InventoryInvalid)
     if dedupe_key:
         existing = InventorySnapshot.objects.filter(source_system=source, dedupe_key=dedupe_key).first()
         if existing is not None:
@@ -1155,8 +1155,8 @@ def inventory_variances_compute(
     replaces its rows."""
     if reference.pk == compared.pk:
         raise InventoryInvalid("Compare two different snapshots.", "compared")
-    quantity_limit = _decimal(quantity_tolerance, "quantity_tolerance", InventoryInvalid) or Decimal("0")
-    percent_limit = _decimal(percent_tolerance, "percent_tolerance", InventoryInvalid) or Decimal("0")
+    quantity_limit = decimal_checked(quantity_tolerance, "quantity_tolerance", InventoryInvalid) or Decimal("0")
+    percent_limit = decimal_checked(percent_tolerance, "percent_tolerance", InventoryInvalid) or Decimal("0")
     sides: list[dict[tuple[str, int], Decimal]] = []
     for snapshot in (reference, compared):
         sides.append(

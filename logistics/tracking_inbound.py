@@ -60,17 +60,17 @@ from logistics.models import (
 )
 from logistics.selectors import MappedCode, reference_normalized
 
-# The service's own rules, shared so that the batch form cannot drift from them.
+# The service's own rules, public so that the batch form cannot drift from them.
 from logistics.services import (
     SOURCE_MAPPINGS,
     LogisticsRefused,
     TrackingEventInvalid,
     TrackingEventOutcome,
-    _aware,
-    _decimal,
-    _dedupe_key,
-    _is_person,
-    _stop_times,
+    actor_is_person,
+    decimal_checked,
+    moment_checked,
+    stop_times_at,
+    tracking_dedupe_key,
 )
 from logistics.vocabulary import ARRIVALS, DEPARTURES, TrackingStatus, is_terminal, rank
 from tenants.db import connection
@@ -196,9 +196,9 @@ def _checked(report: TrackingReport, translations: dict[tuple[str, str], MappedC
     source = report.source
     if source not in EventSource.values:
         raise TrackingEventInvalid(f"{source!r} is not an event source: use one of {', '.join(EventSource.values)}", "source")
-    _aware(report.occurred_at, "occurred_at", TrackingEventInvalid)
-    _aware(report.received_at, "received_at", TrackingEventInvalid)
-    _aware(report.eta, "eta", TrackingEventInvalid)
+    moment_checked(report.occurred_at, "occurred_at", TrackingEventInvalid)
+    moment_checked(report.received_at, "received_at", TrackingEventInvalid)
+    moment_checked(report.eta, "eta", TrackingEventInvalid)
     raw_code, raw_reason = report.raw_code.strip(), report.raw_reason.strip()
     status = report.status
     mapped: MappedCode | None = None
@@ -214,9 +214,9 @@ def _checked(report: TrackingReport, translations: dict[tuple[str, str], MappedC
         )
     reason = translations[(MappingKind.X12_214_REASON, raw_reason)] if raw_reason and source == EventSource.X12_214 else None
     estimate = bool(report.estimate if report.estimate is not None else (mapped.estimate if mapped else False))
-    latitude = _decimal(report.latitude, "latitude", TrackingEventInvalid)
-    longitude = _decimal(report.longitude, "longitude", TrackingEventInvalid)
-    key = report.dedupe_key.strip()[:200] or _dedupe_key(
+    latitude = decimal_checked(report.latitude, "latitude", TrackingEventInvalid)
+    longitude = decimal_checked(report.longitude, "longitude", TrackingEventInvalid)
+    key = report.dedupe_key.strip()[:200] or tracking_dedupe_key(
         source, raw_code or status, raw_reason, report.occurred_at, report.stop_sequence, report.eta
     )
     notes: list[str] = []
@@ -429,7 +429,7 @@ def tracking_events_record_many(
                 if first_promise or earlier_promise:
                     shipment.original_eta, shipment.original_eta_at = report.eta, occurred_at
                     state.changed |= {"original_eta", "original_eta_at"}
-            if stop is not None and not item.estimate and _stop_times(stop, status, occurred_at):
+            if stop is not None and not item.estimate and stop_times_at(stop, status, occurred_at):
                 stops_changed[stop.pk] = stop
             pending[index] = (event, moves_status, moves_eta, notes)
         TrackingEvent.objects.bulk_create(created)
@@ -442,7 +442,7 @@ def tracking_events_record_many(
             state.shipment.updated_at = now
         _shipments_write([state.shipment for state in changed])
         _stops_write(list(stops_changed.values()))
-        if _is_person(actor):
+        if actor_is_person(actor):
             for event, moves_status, _moves_eta, _notes in pending.values():
                 audit_record(
                     actor=actor,
@@ -520,7 +520,7 @@ def _milestone_read(event: CanonicalEvent, translations: dict[tuple[str, str], M
         if source == EventSource.X12_214 and mapped is not None and mapped.estimate and occurred_at is not None:
             # An AT7 estimate's date is the estimated time; the estimate is as new as its arrival.
             eta, occurred_at = occurred_at, now
-            fields["dedupe_key"] = _dedupe_key(source, raw_code, fields["raw_reason"], eta, None, eta)
+            fields["dedupe_key"] = tracking_dedupe_key(source, raw_code, fields["raw_reason"], eta, None, eta)
     else:
         fields["status"] = code if code in TrackingStatus.values else TrackingStatus.UNKNOWN
         fields["raw_code"] = raw_code or code

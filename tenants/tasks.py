@@ -54,7 +54,6 @@ def schema_wake(task: Any, schema: str, *, token: str, token_seconds: int = 5, g
     or broker that is down (nothing is sent then). With `gather_seconds` the task starts that much
     later, so what arrives meanwhile is claimed with it in one batch. Never raises: the caller's
     work is committed already."""
-    global _broker_down_until
     from django.core.cache import cache
 
     try:
@@ -63,11 +62,18 @@ def schema_wake(task: Any, schema: str, *, token: str, token_seconds: int = 5, g
     except Exception as error:  # noqa: BLE001 - the cache (Redis) is down, and most likely the broker with it
         log.warning("wake token unavailable; the sweeper will wake the task", task=task.name, schema=schema, error=type(error).__name__)
         return
+    schema_send(task, schema, gather_seconds=gather_seconds)
+
+
+def schema_send(task: Any, schema: str, *, gather_seconds: float = 0) -> None:
+    """Send `task` into `schema` now, whatever any token says (a sweeper: a token may outlive a
+    lost task). Nothing is sent for BROKER_DOWN_SECONDS after a failed publish. Never raises."""
+    global _broker_down_until
     if time.monotonic() < _broker_down_until:
         return
     try:
         task.apply_async(headers={"_schema_name": schema}, retry=False, countdown=gather_seconds or None)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - the work is committed: a sweeper or the reaper sends it later
         _broker_down_until = time.monotonic() + BROKER_DOWN_SECONDS
         log.warning("wake-up not sent; the sweeper will", task=task.name, schema=schema, error=f"{type(error).__name__}: {error}")
 

@@ -24,6 +24,7 @@ from logistics.models import ExceptionCase, Location, Shipment, StopKind
 from logistics.services import StopInput, shipment_create, tracking_event_record
 from logistics.tracking_inbound import pickups_missed_scan_all
 from tests.logistics.conftest import SYSTEM, hours
+from tests.logistics.flows import clone_published
 from tests.logistics.test_tracking_inbound import (
     carrier_remove,
     carrier_with_shipment,
@@ -37,7 +38,6 @@ from workflows.actions import ActionRefused, action_call
 from workflows.engine import cel_evaluate
 from workflows.models import ActionReceipt, Approval, BufferedEvent, Definition, DefinitionVersion, Run
 from workflows.operations import approval_decide
-from workflows.services import definition_clone, definition_version_publish, definition_version_submit
 from workflows.validation import definition_validate, parameters_declared_problems
 
 # --- the template ---------------------------------------------------------------------------------------
@@ -52,17 +52,7 @@ def test_the_template_is_in_the_library_valid_and_declares_every_parameter_it_us
 
 
 def _cloned(tenant_world, *, key: str, parameters: dict | None = None) -> Definition:
-    version = publish(TEMPLATE, key=key)
-    admin = tenant_world.users["tenant_admin"]
-    with schema_context(tenant_world.schema):
-        definition = definition_clone(
-            template_version=version, key=key, name="Carrier exceptions", parameters=parameters or {}, connection_bindings={}, actor=admin
-        )
-        draft = DefinitionVersion.objects.get(definition=definition, number=1)
-        definition_version_submit(version=draft, actor=admin)
-        definition_version_publish(version=draft, actor=admin)
-        definition.refresh_from_db()
-    return definition
+    return clone_published(tenant_world, publish(TEMPLATE, key=key), key=key, name="Carrier exceptions", parameters=parameters or {})
 
 
 @pytest.mark.django_db

@@ -25,13 +25,12 @@ from logistics.library.claims import TEMPLATE
 from logistics.models import Claim, Document, ExceptionCase, Location, Shipment, StopKind
 from logistics.services import StopInput, claim_acknowledge, claim_file, document_record, location_create, shipment_create
 from tenants.db import connection
+from tests.logistics.flows import clone_published, definition_forget, until
 from tests.processes import celery_worker, suite_env
 from tests.workflows.conftest import publish
 from workflows.management.commands.seed_library import LIBRARY
-from workflows.models import Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, Timer, WorkflowTemplate
+from workflows.models import Definition, Run, StepExecution, TemplateVersion, Timer, WorkflowTemplate
 from workflows.selectors import template_version_get
-from workflows.services import definition_clone, definition_version_publish, definition_version_submit
-from workflows.tasks import dispatch_fire_timers
 from workflows.validation import definition_validate
 
 SYSTEM = Actor.system("tests-claims")
@@ -65,31 +64,23 @@ def flow(world, django_db_setup, django_db_blocker):
     two seconds instead of daily, so the test sees it loop) and published."""
     with django_db_blocker.unblock():
         version = _template_version()
-        admin = world.acme.users["tenant_admin"]
         with schema_context(world.acme.schema):
             if not Connection.objects.filter(key=EVENTS_KEY).exists():
                 Connection.objects.create(
                     key=EVENTS_KEY, name="Claims intake", kind=ConnectionKind.EMAIL, base_url="https://claims.example"
                 )
             _places()
-            definition = definition_clone(
-                template_version=version,
+            definition = clone_published(
+                world.acme,
+                version,
                 key=f"freight-claims-{uuid.uuid4().hex[:8]}",
                 name="Freight claims",
                 parameters={"check_every": "PT2S"},
-                connection_bindings={},
-                actor=admin,
             )
-            draft = DefinitionVersion.objects.get(definition=definition, number=1)
-            definition_version_submit(version=draft, actor=admin)
-            definition_version_publish(version=draft, actor=admin)
-            definition.refresh_from_db()
         connection.set_schema_to_public()
     yield definition
     with django_db_blocker.unblock(), schema_context(world.acme.schema):
-        StepExecution.objects.filter(run__definition=definition).delete()
-        Run.objects.filter(definition=definition).delete()
-        Definition.objects.filter(pk=definition.pk).delete()
+        definition_forget(world.acme, definition)
         connection.set_schema_to_public()
 
 
@@ -104,21 +95,6 @@ def tidy(world, committed):
         Document.objects.filter(shipment__in=shipments).delete()
         shipments.delete()
         InboundEvent.objects.filter(connection__key=EVENTS_KEY).delete()
-
-
-def _until(world, check, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        with schema_context(world.acme.schema):
-            last = check()
-        if last:
-            return last
-        dispatch_fire_timers.apply_async()  # what beat sends every few seconds
-        time.sleep(0.3)
-    with schema_context(world.acme.schema):
-        runs = list(Run.objects.order_by("-pk").values("pk", "status", "current_step", "waiting_for", "error")[:4])
-    raise AssertionError(f"{what} did not happen in {timeout} s (last: {last!r}; runs: {runs})")
 
 
 def _shipment(world, prefix: str = "CLM") -> Shipment:
@@ -219,7 +195,7 @@ def test_a_pod_damage_note_opens_a_claim_with_its_checklist_and_due_dates_exactl
             actor=SYSTEM,
         ).document
     _event(world, "document.received", shipment, {"kind": "pod", "document_id": pod.pk, "shipment": shipment.reference})
-    run = _until(
+    run = until(
         world, lambda: _run_of(shipment, flow).filter(status="waiting", current_step="wait_carrier").first(), "the claim's run waiting"
     )
     with schema_context(world.acme.schema):
@@ -249,18 +225,18 @@ def test_the_carriers_acknowledgement_and_decision_move_the_claim_and_end_the_ru
         shipment,
         {"shipment": shipment.reference, "kind": "shortage", "amount": "300.00", "description": "2 of 14 cartons missing"},
     )
-    run = _until(world, lambda: _run_of(shipment, flow).filter(status="waiting", current_step="wait_carrier").first(), "the claim filed")
+    run = until(world, lambda: _run_of(shipment, flow).filter(status="waiting", current_step="wait_carrier").first(), "the claim filed")
     with schema_context(world.acme.schema):
         claim = Claim.objects.get(shipment=shipment)
     _event(world, "claim.updated", shipment, {"claim": claim.number, "status": "acknowledged", "at": timezone.now().isoformat()})
-    _until(world, lambda: Claim.objects.filter(pk=claim.pk, status="acknowledged").exists(), "the acknowledgement")
+    until(world, lambda: Claim.objects.filter(pk=claim.pk, status="acknowledged").exists(), "the acknowledgement")
     _event(
         world,
         "claim.updated",
         shipment,
         {"claim": claim.number, "status": "decided", "amount_settled": "250.00", "note": "Offer: 250 against invoice"},
     )
-    done = _until(world, lambda: Run.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).first(), "the run ending")
+    done = until(world, lambda: Run.objects.filter(pk=run.pk, status__in=["succeeded", "failed"]).first(), "the run ending")
     assert (done.status, done.current_step) == ("succeeded", "closed")
     with schema_context(world.acme.schema):
         claim.refresh_from_db()
@@ -288,11 +264,11 @@ def test_an_acknowledgement_missing_after_30_days_escalates_once_and_a_late_one_
             "filed_at": filed.isoformat(),
         },
     )
-    run = _until(world, lambda: _run_of(shipment, flow).filter(current_step="wait_carrier").first(), "the claim filed")
-    escalated = _until(world, lambda: StepExecution.objects.filter(run=run, step_id="escalate").first(), "the escalation")
+    run = until(world, lambda: _run_of(shipment, flow).filter(current_step="wait_carrier").first(), "the claim filed")
+    escalated = until(world, lambda: StepExecution.objects.filter(run=run, step_id="escalate").first(), "the escalation")
     assert escalated.output["to_roles"] == ["finance", "tenant_admin"] and escalated.output["template"] == "claim-deadline-missed"
     # The clock keeps ticking (every 2 s here) without escalating again.
-    _until(world, lambda: StepExecution.objects.filter(run=run, step_id="clock").count() >= 3, "two more checks of the clock")
+    until(world, lambda: StepExecution.objects.filter(run=run, step_id="clock").count() >= 3, "two more checks of the clock")
     with schema_context(world.acme.schema):
         claim = Claim.objects.get(shipment=shipment)
         assert StepExecution.objects.filter(run=run, step_id="escalate").count() == 1
@@ -301,7 +277,7 @@ def test_an_acknowledgement_missing_after_30_days_escalates_once_and_a_late_one_
         assert case.severity == "high" and case.details["stage"] == "acknowledge"
 
     _event(world, "claim.updated", shipment, {"claim": claim.number, "status": "acknowledged", "at": timezone.now().isoformat()})
-    answer = _until(world, lambda: StepExecution.objects.filter(run=run, step_id="answer").first(), "the late acknowledgement")
+    answer = until(world, lambda: StepExecution.objects.filter(run=run, step_id="answer").first(), "the late acknowledgement")
     assert (answer.output["status"], answer.output["acknowledged_late"]) == ("acknowledged", True)
     with schema_context(world.acme.schema):
         assert Claim.objects.get(pk=claim.pk).status == "acknowledged"

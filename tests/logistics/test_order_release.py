@@ -40,15 +40,14 @@ from logistics.orders import order_check
 from logistics.services import location_create
 from tenants.db import connection
 from tests.conftest import host_client
+from tests.logistics.flows import clone_published, definition_forget, until
 from tests.processes import celery_worker, suite_env
 from tests.workflows.conftest import publish
 from workflows.management.commands.seed_library import LIBRARY, ORDER_RELEASE
-from workflows.models import Approval, Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, WorkflowTemplate
+from workflows.models import Approval, Run, StepExecution, TemplateVersion, WorkflowTemplate
 from workflows.operations import approval_decide
 from workflows.runs import run_start
 from workflows.selectors import template_version_get
-from workflows.services import definition_clone, definition_version_publish, definition_version_submit
-from workflows.tasks import dispatch_fire_timers
 from workflows.validation import definition_validate
 
 SYSTEM = Actor.system("tests-order-release")
@@ -139,7 +138,6 @@ def release(world, systems, django_db_setup, django_db_blocker):
     second carrier's EDI partner, two locations, and the 2.0.0 template cloned and published."""
     with django_db_blocker.unblock():
         version = _template_version()
-        admin = world.acme.users["tenant_admin"]
         key = f"order-release-{uuid.uuid4().hex[:8]}"
         with schema_context(world.acme.schema):
             connection.tenant = world.acme.tenant
@@ -162,24 +160,17 @@ def release(world, systems, django_db_setup, django_db_blocker):
                     location_create(code=code, name=name, city=city, country="US", address_line1=street, actor=SYSTEM)
             if not Location.objects.filter(code="yard-no-street").exists():
                 location_create(code="yard-no-street", name="Yard", city="Tulsa", country="US", actor=SYSTEM)
-            definition = definition_clone(
-                template_version=version,
+            definition = clone_published(
+                world.acme,
+                version,
                 key=key,
                 name="Order release",
                 parameters={"routing_guide": ROUTING_GUIDE, "credit_hold_accounts": [HELD_ACCOUNT], "tender_timeout": "PT10M"},
-                connection_bindings={},
-                actor=admin,
             )
-            draft = DefinitionVersion.objects.get(definition=definition, number=1)
-            definition_version_submit(version=draft, actor=admin)
-            definition_version_publish(version=draft, actor=admin)
-            definition.refresh_from_db()
         connection.set_schema_to_public()
     yield definition
     with django_db_blocker.unblock(), schema_context(world.acme.schema):
-        StepExecution.objects.filter(run__definition=definition).delete()
-        Run.objects.filter(definition=definition).delete()
-        Definition.objects.filter(pk=definition.pk).delete()
+        definition_forget(world.acme, definition)
         InboundEvent.objects.filter(connection__key__in=CONNECTION_KEYS).delete()
         Connection.objects.filter(key__in=CONNECTION_KEYS).delete()
         Location.objects.filter(code__in=LOCATION_CODES).delete()
@@ -201,21 +192,6 @@ def tidy(world, committed):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _until(world, check, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        with schema_context(world.acme.schema):
-            last = check()
-        if last:
-            return last
-        dispatch_fire_timers.apply_async()  # what beat sends every few seconds
-        time.sleep(0.3)
-    with schema_context(world.acme.schema):
-        runs = list(Run.objects.order_by("-pk").values("pk", "status", "current_step", "waiting_for", "error")[:3])
-    raise AssertionError(f"{what} did not happen in {timeout} s (last: {last!r}; runs: {runs})")
 
 
 def _order(number: str, **changes: Any) -> dict[str, Any]:
@@ -243,7 +219,7 @@ def _run(world, run: Run) -> Run:
 
 
 def _waiting_for_990(world, run: Run, visits: int = 1) -> Run:
-    return _until(
+    return until(
         world,
         lambda: (
             Run.objects.filter(pk=run.pk, status="waiting", current_step="wait-990").first()
@@ -277,7 +253,7 @@ def _answer_990(world, *, shipment: str, scac: str, accepted: bool, reason: str 
 
 
 def _finished(world, run: Run, statuses: tuple[str, ...]) -> Run:
-    return _until(world, lambda: Run.objects.filter(pk=run.pk, status__in=statuses).first(), f"the run ending {' or '.join(statuses)}")
+    return until(world, lambda: Run.objects.filter(pk=run.pk, status__in=statuses).first(), f"the run ending {' or '.join(statuses)}")
 
 
 # --- the checks, in the tenant's schema (no worker) ---------------------------------------------------
@@ -500,7 +476,7 @@ def test_an_order_on_credit_hold_waits_for_finance_and_goes_on_once_approved(wor
     tidy(number)
     systems["erp"].order_open(number)
     run = _start(world, release, _order(number, customer=HELD_ACCOUNT))
-    approval = _until(world, lambda: Approval.objects.filter(run=run, status="pending").first(), "the credit approval")
+    approval = until(world, lambda: Approval.objects.filter(run=run, status="pending").first(), "the credit approval")
     assert approval.assignee_roles == ["finance"] and approval.title == "Release an order on credit hold"
     with schema_context(world.acme.schema):
         held = Order.objects.get(number=number)
@@ -521,7 +497,7 @@ def test_finance_keeping_the_credit_hold_opens_an_exception_with_its_comment(wor
     number = f"SO-{next(_numbers)}"
     tidy(number)
     run = _start(world, release, _order(number, credit_hold=True))
-    approval = _until(world, lambda: Approval.objects.filter(run=run, status="pending").first(), "the credit approval")
+    approval = until(world, lambda: Approval.objects.filter(run=run, status="pending").first(), "the credit approval")
     with schema_context(world.acme.schema):
         approval_decide(approval=approval, decision="rejected", actor=world.acme.users["finance"], comment="two invoices overdue")
     done = _finished(world, run, ("failed", "compensated", "succeeded"))

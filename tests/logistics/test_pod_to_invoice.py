@@ -59,13 +59,12 @@ from logistics.services import (
 )
 from tenants.db import connection
 from tenants.models import Branding
+from tests.logistics.flows import clone_published, definition_forget, until
 from tests.processes import celery_worker, suite_env
 from tests.workflows.conftest import publish
 from workflows.management.commands.seed_library import LIBRARY
-from workflows.models import Definition, DefinitionVersion, Run, StepExecution, TemplateVersion, WorkflowTemplate
+from workflows.models import Definition, Run, StepExecution, TemplateVersion, WorkflowTemplate
 from workflows.selectors import template_version_get
-from workflows.services import definition_clone, definition_version_publish, definition_version_submit
-from workflows.tasks import dispatch_fire_timers
 from workflows.validation import definition_validate
 
 SYSTEM = Actor.system("tests-pod-to-invoice")
@@ -178,7 +177,6 @@ def flow(world, erp, django_db_setup, django_db_blocker):
     and the template cloned (ERP bound to the sandbox) and published."""
     with django_db_blocker.unblock():
         version = _template_version()
-        admin = world.acme.users["tenant_admin"]
         branding = Branding.objects.get(tenant=world.acme.tenant)
         branding.logo.save("acme-logo.png", ContentFile(_logo()), save=True)
         with schema_context(world.acme.schema):
@@ -193,26 +191,19 @@ def flow(world, erp, django_db_setup, django_db_blocker):
                 },
             )
             _places()
-            definition = definition_clone(
-                template_version=version,
+            definition = clone_published(
+                world.acme,
+                version,
                 key=f"pod-to-invoice-{uuid.uuid4().hex[:8]}",
                 name="POD to invoice",
                 parameters={"erp_connection": ERP_KEY, "pod_within": "PT30M", "invoice_within": "PT30M"},
-                connection_bindings={},
-                actor=admin,
             )
-            draft = DefinitionVersion.objects.get(definition=definition, number=1)
-            definition_version_submit(version=draft, actor=admin)
-            definition_version_publish(version=draft, actor=admin)
-            definition.refresh_from_db()
         connection.set_schema_to_public()
     yield definition
     with django_db_blocker.unblock():
         branding.logo.delete(save=True)
         with schema_context(world.acme.schema):
-            StepExecution.objects.filter(run__definition=definition).delete()
-            Run.objects.filter(definition=definition).delete()
-            Definition.objects.filter(pk=definition.pk).delete()
+            definition_forget(world.acme, definition)
         connection.set_schema_to_public()
 
 
@@ -232,21 +223,6 @@ def tidy(world, committed):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _until(world, check, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        with schema_context(world.acme.schema):
-            last = check()
-        if last:
-            return last
-        dispatch_fire_timers.apply_async()  # what beat sends every few seconds
-        time.sleep(0.3)
-    with schema_context(world.acme.schema):
-        runs = list(Run.objects.order_by("-pk").values("pk", "status", "current_step", "waiting_for", "error")[:4])
-    raise AssertionError(f"{what} did not happen in {timeout} s (last: {last!r}; runs: {runs})")
 
 
 def _shipment(world, *, detention_times: bool = False, rate_confirmation: bool = True) -> Shipment:
@@ -492,7 +468,7 @@ def test_an_invoice_waits_for_its_pod_then_is_approved_billed_in_the_tenants_bra
     shipment = _shipment(world)
     tidy(shipment.reference)
     number = _send_210(world, shipment, LINES_OK)
-    first = _until(
+    first = until(
         world,
         lambda: _runs(shipment, flow).filter(status="waiting", current_step="wait_pod").first(),
         "the invoice's run waiting for the POD",
@@ -509,9 +485,9 @@ def test_an_invoice_waits_for_its_pod_then_is_approved_billed_in_the_tenants_bra
 
     pod = _pod(world, shipment)
     _document_event(world, shipment, {"document_id": pod.pk})
-    approved = _until(world, lambda: FreightInvoice.objects.filter(pk=invoice.pk, match_status="approved").first(), "the approval")
+    approved = until(world, lambda: FreightInvoice.objects.filter(pk=invoice.pk, match_status="approved").first(), "the approval")
     assert approved.match_details["result"] == "matched" and approved.match_details["differences"] == []
-    _until(world, lambda: _runs(shipment, flow).filter(status="succeeded").count() == 2, "both runs ending")
+    until(world, lambda: _runs(shipment, flow).filter(status="succeeded").count() == 2, "both runs ending")
     with schema_context(world.acme.schema):
         ends = {run.pk: run.current_step for run in _runs(shipment, flow)}
         # One matcher: the invoice's run woken by the POD, or the POD's own run; the other saw it handled.
@@ -565,7 +541,7 @@ def test_a_pod_without_a_signature_goes_back_to_a_person_with_the_reason_until_a
         shipment,
         {"file_name": "pod-scan.pdf", "content_type": "application/pdf", "content_base64": unsigned, "fields": POD_FIELDS},
     )
-    run = _until(
+    run = until(
         world, lambda: _runs(shipment, flow).filter(status="waiting", current_step="wait_pod").first(), "the run waiting for a new POD"
     )
     with schema_context(world.acme.schema):
@@ -581,7 +557,7 @@ def test_a_pod_without_a_signature_goes_back_to_a_person_with_the_reason_until_a
         shipment,
         {"file_name": "pod-signed.pdf", "content_base64": signed, "signed_by": "M. Ortiz", "fields": POD_FIELDS},
     )
-    _until(
+    until(
         world,
         lambda: Run.objects.filter(pk=run.pk, status="waiting", current_step="wait_invoice").exists(),
         "the run checking the signed POD and waiting for the invoice",
@@ -598,7 +574,7 @@ def test_an_invoice_over_tolerance_is_disputed_with_its_differences_itemised_and
     tidy(shipment.reference)
     _pod(world, shipment)  # on file before the invoice (an upload nobody announced)
     number = _send_210(world, shipment, [("400", "Linehaul", "1600.00"), ("FUE", "Fuel surcharge", "150.00")])
-    run = _until(world, lambda: _runs(shipment, flow).filter(status="failed", current_step="disputed").first(), "the dispute")
+    run = until(world, lambda: _runs(shipment, flow).filter(status="failed", current_step="disputed").first(), "the dispute")
     with schema_context(world.acme.schema):
         invoice = FreightInvoice.objects.get(invoice_number=number)
         assert invoice.match_status == "disputed"
@@ -627,7 +603,7 @@ def test_detention_billed_without_arrival_and_departure_times_is_refused(world, 
     tidy(shipment.reference)
     _pod(world, shipment)
     number = _send_210(world, shipment, [*LINES_OK, ("DET", "Detention at consignee", "150.00")])
-    _until(world, lambda: _runs(shipment, flow).filter(status="failed", current_step="disputed").first(), "the dispute")
+    until(world, lambda: _runs(shipment, flow).filter(status="failed", current_step="disputed").first(), "the dispute")
     with schema_context(world.acme.schema):
         invoice = FreightInvoice.objects.get(invoice_number=number)
         (refused,) = invoice.match_details["differences"]
