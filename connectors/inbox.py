@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
@@ -460,8 +461,35 @@ def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
         event.status, event.canonical, event.delivered_at = InboundStatus.DELIVERED, handed, now
         event.error, event.error_pointer = "", ""
         outcomes[event.pk] = "delivered"
-    InboundEvent.objects.bulk_update(events, ["status", "canonical", "delivered_at", "error", "error_pointer"])
+    _outcomes_write(events)
     return outcomes
+
+
+# A batch's outcomes in one statement (Django's bulk_update builds a CASE per field and row: a
+# quarter of a dispatch batch's time went into it, with a 214 file's canonical list in each CASE).
+_OUTCOMES_WRITE = """
+UPDATE connectors_inboundevent AS event
+SET status = batch.status, canonical = batch.canonical, delivered_at = batch.delivered_at, error = batch.error, error_pointer = batch.error_pointer
+FROM unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::timestamptz[], %s::text[], %s::text[])
+    AS batch(id, status, canonical, delivered_at, error, error_pointer)
+WHERE event.id = batch.id
+"""
+
+
+def _outcomes_write(events: list[InboundEvent]) -> None:
+    if events:
+        with db.cursor() as cursor:
+            cursor.execute(
+                _OUTCOMES_WRITE,
+                [
+                    [event.pk for event in events],
+                    [event.status for event in events],
+                    [json.dumps(event.canonical, cls=DjangoJSONEncoder) for event in events],
+                    [event.delivered_at for event in events],
+                    [event.error for event in events],
+                    [event.error_pointer for event in events],
+                ],
+            )
 
 
 def _dispatch_failed(dispatch: EventDispatch, error: Exception) -> bool:

@@ -154,15 +154,20 @@ def _event_type_lock(event_type: str) -> None:
 
 def _buffered_event(run: Run, step_id: str, event_type: str, correlation: dict[str, str]) -> BufferedEvent | None:
     """The event that came before the run got to this wait: the oldest of its type whose
-    correlation contains the wait's, received after the run was created, and not taken by one of
-    the run's earlier waits at this step (a loop waits for a new one)."""
+    correlation contains the wait's, news to the run, and not taken by one of the run's earlier
+    waits at this step (a loop waits for a new one). News: received after the run was created –
+    or, for a run an event started, handed on with that event or after it (the dispatcher buffers
+    a batch's events before it starts their runs, so an invoice and its POD in one batch would
+    otherwise never see each other); never the run's own event."""
     taken = EventWait.objects.filter(run=run, step_id=step_id, status=EventWaitStatus.MATCHED).values("event_id")
-    return (
-        BufferedEvent.objects.filter(event_type=event_type, correlation__contains=correlation, received_at__gt=run.created_at)
-        .exclude(event_id__in=taken)
-        .order_by("received_at", "pk")
-        .first()
-    )
+    found = BufferedEvent.objects.filter(event_type=event_type, correlation__contains=correlation).exclude(event_id__in=taken)
+    origin_id = run.business_key.removeprefix("event:") if run.trigger == "event" and run.business_key.startswith("event:") else ""
+    origin = BufferedEvent.objects.filter(event_id=origin_id).order_by("received_at").values_list("received_at", flat=True).first()
+    if origin is not None and origin <= run.created_at:
+        found = found.filter(received_at__gte=origin).exclude(event_id=origin_id)
+    else:
+        found = found.filter(received_at__gt=run.created_at)
+    return found.order_by("received_at", "pk").first()
 
 
 @dataclass(frozen=True)

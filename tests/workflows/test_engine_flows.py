@@ -576,6 +576,36 @@ def test_an_event_that_came_before_the_run_reached_its_wait_is_taken_when_it_get
         assert EventWait.objects.get(run=run).status == "matched"
 
 
+def test_an_event_handed_on_with_the_runs_own_event_is_news_to_the_run(world, fake):
+    """The dispatcher buffers a batch's events, then starts their runs: a run started by the POD
+    must still find the invoice that came in the same batch (and never take its own event)."""
+    from workflows.triggers import event_triggers_start
+
+    spec = copy.deepcopy(WAIT_EVENT)
+    spec["triggers"] = [{"kind": "event", "event_type": "tracking.delivered"}]
+    spec["steps"][0] = {**spec["steps"][0], "event_type": "invoice.received"}
+    definition = definition_published(world.acme, spec)
+    older = Delivery("invoice.received", {"shipment": "SHP-9"}, {"old": True}, "inv-old")
+    with schema_context(world.acme.schema):
+        events_deliver([older])  # a batch before: not news to a run started later
+        batch = [
+            Delivery("invoice.received", {"shipment": "SHP-9"}, {"invoice": "same batch"}, "inv-9"),
+            Delivery("tracking.delivered", {"shipment": "SHP-9"}, {"shipment": "SHP-9"}, "pod-9"),
+        ]
+        assert events_deliver(batch) == [[], []]
+        fired = event_triggers_start(
+            event_type="tracking.delivered",
+            payload={"shipment": "SHP-9"},
+            correlation={"shipment": "SHP-9"},
+            event_id="pod-9",
+            actor=SYSTEM,
+            definitions=[definition],
+        )
+        (run,) = fired.started
+    run = run_advanced(world.acme, run)
+    assert run.status == "succeeded" and run.context["pod"]["event_id"] == "inv-9"
+
+
 def test_a_wait_in_a_loop_does_not_take_the_same_buffered_event_twice(world, fake):
     looping = copy.deepcopy(WAIT_EVENT)
     looping["steps"] = [{**step, "next": "again"} if step["id"] == "pod" else step for step in looping["steps"]] + [
