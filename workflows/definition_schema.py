@@ -112,6 +112,7 @@ STEP_SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "event_type": {"type": "string", "pattern": EVENT_TYPE_PATTERN},
             "correlate": {"type": "object", "additionalProperties": _TEXT},
+            "earlier_events": {"type": "boolean"},
             "timeout": {"type": "string"},
             "next": _NEXT,
             "on_timeout": _TARGET,

@@ -101,7 +101,7 @@ def _wait_event(run: Run, step: dict[str, Any]) -> StepResult:
                 raise StepFailed(f"correlate.{name} (`{expression}`) has no value to wait for")
             correlation[name] = str(value)
         _event_type_lock(step["event_type"])
-        early = _buffered_event(run, step["id"], step["event_type"], correlation)
+        early = _buffered_event(run, step["id"], step["event_type"], correlation, earlier=bool(step.get("earlier_events")))
         matched: dict[str, Any] = {}
         if early is not None:  # it came before the run got here
             matched = {
@@ -152,17 +152,23 @@ def _event_type_lock(event_type: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':event:' || %s))", [event_type])
 
 
-def _buffered_event(run: Run, step_id: str, event_type: str, correlation: dict[str, str]) -> BufferedEvent | None:
+def _buffered_event(run: Run, step_id: str, event_type: str, correlation: dict[str, str], *, earlier: bool = False) -> BufferedEvent | None:
     """The event that came before the run got to this wait: the oldest of its type whose
     correlation contains the wait's, news to the run, and not taken by one of the run's earlier
     waits at this step (a loop waits for a new one). News: received after the run was created –
     or, for a run an event started, handed on with that event or after it (the dispatcher buffers
     a batch's events before it starts their runs, so an invoice and its POD in one batch would
-    otherwise never see each other); never the run's own event."""
+    otherwise never see each other); never the run's own event. A step with `earlier_events` also
+    takes one that came before the run started: for a run that has just looked for what such an
+    event records and not found it (another run was recording it in the same moment)."""
     taken = EventWait.objects.filter(run=run, step_id=step_id, status=EventWaitStatus.MATCHED).values("event_id")
     found = BufferedEvent.objects.filter(event_type=event_type, correlation__contains=correlation).exclude(event_id__in=taken)
     origin_id = run.business_key.removeprefix("event:") if run.trigger == "event" and run.business_key.startswith("event:") else ""
-    origin = BufferedEvent.objects.filter(event_id=origin_id).order_by("received_at").values_list("received_at", flat=True).first()
+    if earlier:
+        return found.exclude(event_id=origin_id).order_by("received_at", "pk").first()
+    origin = None
+    if origin_id:
+        origin = BufferedEvent.objects.filter(event_id=origin_id).order_by("received_at").values_list("received_at", flat=True).first()
     if origin is not None and origin <= run.created_at:
         found = found.filter(received_at__gte=origin).exclude(event_id=origin_id)
     else:

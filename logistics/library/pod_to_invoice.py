@@ -14,8 +14,8 @@ TEMPLATE: dict[str, Any] = {
     "name": "Proof of delivery to invoice",
     "category": TemplateCategory.BILLING,
     "description": "Pair the carrier's invoice with the signed POD, match it against the tender, and bill the customer – or dispute it.",
-    "version": "1.0.0",
-    "changelog": "First version.",
+    "version": "1.1.0",
+    "changelog": "The waits for the POD and for the invoice also take one that came just before the run: an invoice and its POD paired by two runs at the same moment no longer leave one of them waiting (and chasing finance a day later).",
     "documentation": """\
 Takes a delivered shipment from its proof of delivery and the carrier's freight invoice to the
 customer's invoice in your ERP. People only see the exceptions: an incomplete POD, a disputed
@@ -109,6 +109,7 @@ Whichever comes first waits for the other, matched on the shipment.
                 "name": "Wait for the POD",
                 "event_type": "document.received",
                 "correlate": _SHIPMENT,
+                "earlier_events": True,
                 "timeout": "{{params.pod_within}}",
                 "next": "pair",
                 "on_timeout": "chase_pod",
@@ -148,6 +149,7 @@ Whichever comes first waits for the other, matched on the shipment.
                 "name": "Wait for the carrier's invoice",
                 "event_type": "invoice.received",
                 "correlate": _SHIPMENT,
+                "earlier_events": True,
                 "timeout": "{{params.invoice_within}}",
                 "next": "pair",
                 "on_timeout": "chase_invoice",

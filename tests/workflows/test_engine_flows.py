@@ -606,6 +606,20 @@ def test_an_event_handed_on_with_the_runs_own_event_is_news_to_the_run(world, fa
     assert run.status == "succeeded" and run.context["pod"]["event_id"] == "inv-9"
 
 
+def test_a_wait_with_earlier_events_takes_one_that_came_before_the_run(world, fake):
+    spec = copy.deepcopy(WAIT_EVENT)
+    spec["steps"][0] = {**spec["steps"][0], "earlier_events": True}
+    definition = definition_published(world.acme, spec)
+    with schema_context(world.acme.schema):
+        event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-10"}, payload={"came": "first"}, event_id="first-10")
+        event_deliver(event_type="tracking.delivered", correlation={"shipment": "SHP-11"}, payload={}, event_id="other-11")
+    run = run_advanced(world.acme, run_started(world.acme, definition, input={"shipment": "SHP-10"}))
+    assert run.status == "succeeded" and run.context["pod"]["event_id"] == "first-10"
+    without = definition_published(world.acme, WAIT_EVENT)  # the default: only news
+    run = run_advanced(world.acme, run_started(world.acme, without, input={"shipment": "SHP-10"}))
+    assert run.status == "waiting"
+
+
 def test_a_wait_in_a_loop_does_not_take_the_same_buffered_event_twice(world, fake):
     looping = copy.deepcopy(WAIT_EVENT)
     looping["steps"] = [{**step, "next": "again"} if step["id"] == "pod" else step for step in looping["steps"]] + [
