@@ -712,6 +712,9 @@ def exception_open(
                 target=exception,
                 data={"type": type, "severity": severity, "shipment": shipment.reference if shipment else "", "reason": exception.reason},
             )
+            from logistics.notifications import exception_notifications_collect  # it builds on these services
+
+            exception_notifications_collect(exception)  # customers subscribed to "exception opened"
     except IntegrityError:  # a concurrent detector opened it first
         existing = ExceptionCase.objects.filter(OPEN_EXCEPTION, shipment=shipment, type=type).first()
         if existing is None:
@@ -825,24 +828,32 @@ def document_record(
     existing = Document.objects.filter(shipment=shipment, kind=kind, sha256=digest).first()
     if existing is not None:
         return DocumentRecorded(existing, False)
-    with transaction.atomic():
-        document = Document(
-            kind=kind,
-            shipment=shipment,
-            original_name=original_name[:200],
-            content_type=content_type[:100],
-            size=len(content),
-            sha256=digest,
-            source=source,
-            signed_by=signed_by[:120],
-            signed_at=signed_at,
-            extracted_fields=extracted_fields or {},
-            received_at=timezone.now(),
-        )
-        document.file.save(original_name or "document", ContentFile(content), save=False)
-        document.save()
-        if actor_is_person(actor):
-            audit_record(actor=actor, action="document.recorded", target=document, data={"kind": kind, "sha256": digest})
+    try:
+        with transaction.atomic():
+            document = Document(
+                kind=kind,
+                shipment=shipment,
+                original_name=original_name[:200],
+                content_type=content_type[:100],
+                size=len(content),
+                sha256=digest,
+                source=source,
+                signed_by=signed_by[:120],
+                signed_at=signed_at,
+                extracted_fields=extracted_fields or {},
+                received_at=timezone.now(),
+            )
+            document.file.save(original_name or "document", ContentFile(content), save=False)
+            document.save()
+            if actor_is_person(actor):
+                audit_record(actor=actor, action="document.recorded", target=document, data={"kind": kind, "sha256": digest})
+    except IntegrityError:
+        # Stored by someone else at the same moment (a POD announced once starts the claims and
+        # the invoicing runs): theirs is the document. The file has the same name and content.
+        existing = Document.objects.filter(shipment=shipment, kind=kind, sha256=digest).first()
+        if existing is None:
+            raise
+        return DocumentRecorded(existing, False)
     return DocumentRecorded(document, True)
 
 
