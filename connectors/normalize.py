@@ -2,8 +2,8 @@
 
 A canonical event is what workflows listen to (`event_type`, `event_id`, `correlation`,
 `payload`): `shipment.milestone` (a tracking status in Baton's vocabulary beside the raw code),
-`order.received`, `inventory.snapshot`, `document.received`, `invoice.received`, `edi.990` (a
-tender response) and `acknowledgement.received`. Mappers turn one inbound body into any number
+`order.received`, `inventory.snapshot` (by API, or an X12 846), `document.received`,
+`invoice.received`, `edi.990` (a tender response) and `acknowledgement.received`. Mappers turn one inbound body into any number
 of them:
 
 - `canonical`: the body already is one (the events API's shape);
@@ -56,6 +56,7 @@ X12_EVENT_TYPES = {
     "945": "warehouse.shipped",
     "943": "stock.transfer_shipped",
     "944": "stock.transfer_received",
+    "846": "inventory.snapshot",
     "997": "acknowledgement.received",
     "999": "acknowledgement.received",
 }
@@ -254,7 +255,7 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
     """Events from every accepted set of a supported type; NormalizationFailed naming the first
     problem (and where) when not one set could be taken."""
     from connectors.edi import parse
-    from connectors.edi.documents import ShipmentStatus, TenderResponse, to_jsonable
+    from connectors.edi.documents import InventoryAdvice, ShipmentStatus, TenderResponse, to_jsonable
 
     result = parse(body)
     if not result.interchanges:
@@ -291,6 +292,9 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
                 }
                 events.append(CanonicalEvent("shipment.milestone", f"{source}:{index + 1}", correlation, payload))
             continue
+        if isinstance(document, InventoryAdvice):
+            events.append(CanonicalEvent("inventory.snapshot", source, {}, inventory_snapshot_payload(document)))
+            continue
         payload = {"set": parsed.code, **to_jsonable(document)}
         shipment = getattr(document, "shipment_id", "")
         correlation = {"shipment": shipment, "order": shipment} if shipment else {}
@@ -304,6 +308,51 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
             raise NormalizationFailed(f"no transaction set could be taken: {problems[0].describe()}", problems[0].position.describe())
         raise NormalizationFailed(f"no supported transaction set in the interchange (found {', '.join(unsupported) or 'none'})")
     return events
+
+
+# An 846 item's SKU: the first of its product ids with these qualifiers (SKU, vendor's, buyer's,
+# GTIN/UPC), else its first id. Its quantity: on hand (17), else available for sale (33), else the
+# first QTY reported at that place.
+SKU_QUALIFIERS = ("SK", "VN", "BP", "IN", "VP", "UP", "UK", "EN")
+ON_HAND_QUALIFIERS = ("17", "33")
+
+
+def inventory_snapshot_payload(document: Any) -> dict[str, Any]:
+    """An 846 (`connectors.edi.documents.InventoryAdvice`) as an `inventory.snapshot` payload: the
+    shape the events API takes too – `system`, `as_of`, `location`, `positions` of `sku`,
+    `quantity`, `unit` and, when an item counts at a place of its own, `location`. An 846 is the
+    warehouse's inventory advice, so its system is `wms`. A time without a zone stays naive (the
+    inventory workflow reads it in the location's time zone)."""
+    positions: list[dict[str, Any]] = []
+    for item in document.items:
+        ids = {reference.qualifier: reference.value for reference in reversed(item.product_ids)}
+        sku = next((ids[qualifier] for qualifier in SKU_QUALIFIERS if ids.get(qualifier)), "")
+        sku = sku or (item.product_ids[0].value if item.product_ids else "")
+        places: dict[str, list[Any]] = {}
+        for quantity in item.quantities:
+            places.setdefault(quantity.location, []).append(quantity)
+        for place, quantities in places.items():
+            chosen = next((q for qualifier in ON_HAND_QUALIFIERS for q in quantities if q.qualifier == qualifier), quantities[0])
+            position: dict[str, Any] = {
+                "sku": sku,
+                "quantity": str(chosen.quantity) if chosen.quantity is not None else None,
+                "unit": chosen.unit,
+                "qualifier": chosen.qualifier,
+            }
+            if place:
+                position["location"] = place
+            if item.description:
+                position["description"] = item.description
+            positions.append(position)
+    return {
+        "set": "846",
+        "system": "wms",
+        "as_of": document.as_of.isoformat() if document.as_of else None,
+        "location": document.location,
+        "reference": document.reference,
+        "report_type": document.report_type,
+        "positions": positions,
+    }
 
 
 def x12_acknowledgement(body: bytes) -> str:

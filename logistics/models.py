@@ -777,3 +777,111 @@ class StatusMappingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} → {self.status or self.responsible}"
+
+
+# --- customer milestone notifications ------------------------------------------------------
+
+
+class Milestone(models.TextChoices):
+    """What a customer can subscribe to: a tracking status the shipment reached, a delay the
+    detector found, or an exception opened on the shipment."""
+
+    TENDER_ACCEPTED = TrackingStatus.TENDER_ACCEPTED.value, TrackingStatus.TENDER_ACCEPTED.label
+    ARRIVED_AT_PICKUP = TrackingStatus.ARRIVED_AT_PICKUP.value, TrackingStatus.ARRIVED_AT_PICKUP.label
+    PICKED_UP = TrackingStatus.PICKED_UP.value, TrackingStatus.PICKED_UP.label
+    IN_TRANSIT = TrackingStatus.IN_TRANSIT.value, TrackingStatus.IN_TRANSIT.label
+    ON_HOLD = TrackingStatus.ON_HOLD.value, TrackingStatus.ON_HOLD.label
+    DELIVERY_DELAYED = TrackingStatus.DELIVERY_DELAYED.value, TrackingStatus.DELIVERY_DELAYED.label
+    OUT_FOR_DELIVERY = TrackingStatus.OUT_FOR_DELIVERY.value, TrackingStatus.OUT_FOR_DELIVERY.label
+    DELIVERY_FAILED = TrackingStatus.DELIVERY_FAILED.value, TrackingStatus.DELIVERY_FAILED.label
+    READY_FOR_PICKUP = TrackingStatus.READY_FOR_PICKUP.value, TrackingStatus.READY_FOR_PICKUP.label
+    ARRIVED_AT_DELIVERY = TrackingStatus.ARRIVED_AT_DELIVERY.value, TrackingStatus.ARRIVED_AT_DELIVERY.label
+    DELIVERED = TrackingStatus.DELIVERED.value, TrackingStatus.DELIVERED.label
+    RETURN_TO_SENDER = TrackingStatus.RETURN_TO_SENDER.value, TrackingStatus.RETURN_TO_SENDER.label
+    CANCELLED = TrackingStatus.CANCELLED.value, TrackingStatus.CANCELLED.label
+    DELAY = "delay", "Delay detected"
+    EXCEPTION_OPENED = "exception_opened", "Exception opened"
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class DigestMode(models.TextChoices):
+    OFF = "off", "Off: each milestone on its own"
+    HOURLY = "hourly", "Hourly"
+    DAILY = "daily", "Daily, at a set time"
+
+
+class MilestoneSubscription(models.Model):
+    """Which milestones of a customer account's shipments are told, how (email or the account's
+    webhook endpoints), when not (quiet hours, in the subscription's time zone) and whether
+    together (a digest)."""
+
+    customer_account = models.ForeignKey(CustomerAccount, on_delete=models.CASCADE, related_name="milestone_subscriptions")
+    # Email to this person only (else `email`, else every active person of the account).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    milestones = models.JSONField(default=list)  # Milestone values
+    channel = models.CharField(max_length=10, choices=NotificationChannel.choices, default=NotificationChannel.EMAIL)
+    email = models.EmailField(blank=True)
+    event_type = models.CharField(max_length=100, default="shipment.milestone")  # the webhook's event type
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64)  # IANA: quiet hours and the daily digest are local times
+    digest = models.CharField(max_length=10, choices=DigestMode.choices, default=DigestMode.OFF)
+    digest_at = models.TimeField(null=True, blank=True)  # daily digests: the local time they go
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    created_by_email = models.CharField(max_length=254)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["customer_account", "-created_at"]
+        indexes = [models.Index(fields=["customer_account", "enabled"], name="milestone_subscription_account")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_account} {self.channel} #{self.pk}"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class MilestoneNotification(models.Model):
+    """One milestone of one shipment for one subscription: pending until `due_at` (now, the end
+    of quiet hours, or the next digest), then sent – once, whatever repeats (unique per
+    subscription, shipment and milestone). Notifications sent together share `message_key`."""
+
+    subscription = models.ForeignKey(MilestoneSubscription, on_delete=models.CASCADE, related_name="notifications")
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="+")
+    milestone = models.CharField(max_length=30, choices=Milestone.choices)
+    occurred_at = models.DateTimeField()
+    details = models.JSONField(default=dict, blank=True)  # what the message says: status, place, reason, ETA
+    status = models.CharField(max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    due_at = models.DateTimeField()
+    held = models.CharField(max_length=20, blank=True)  # why it waits: "quiet_hours" or "digest"
+    message_key = models.CharField(max_length=80, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "shipment", "milestone"], name="milestone_notification_once"),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], name="milestone_notification_due", condition=Q(status="pending")),
+            models.Index(fields=["message_key"], name="milestone_notification_message", condition=~Q(message_key="")),
+            models.Index(fields=["subscription", "-created_at"], name="milestone_notification_sub"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.milestone} of {self.shipment_id} for subscription {self.subscription_id} ({self.status})"

@@ -58,6 +58,7 @@ from logistics.models import (
     StopKind,
     TrackingEvent,
 )
+from logistics.notifications import notifications_collect
 from logistics.selectors import MappedCode, reference_normalized
 
 # The service's own rules, public so that the batch form cannot drift from them.
@@ -630,6 +631,8 @@ def milestones_apply(events: list[CanonicalEvent]) -> list[dict[str, Any]]:
             "note": outcome.note,
         }
     delays = delays_detect([(outcome, events[index].event_id) for index, outcome in recorded], now=now)
+    if recorded:  # customers' milestone subscriptions: one cached look-up per batch
+        notifications_collect(outcomes=[outcome for _index, outcome in recorded], delays=delays, now=now)
     if delays:
         started = delays_emit(delays)
         by_event: dict[str, list[Delay]] = defaultdict(list)
@@ -900,6 +903,8 @@ def pickups_missed_scan(*, now: datetime | None = None) -> list[Delay]:
         )
     with transaction.atomic():
         delays_emit(list(delays.values()))
+        if delays:
+            notifications_collect(delays=list(delays.values()), now=now)
     return list(delays.values())
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from logistics import views
+from logistics import notification_views, views
 
 app_name = "logistics"
 urlpatterns = [
@@ -12,4 +12,10 @@ urlpatterns = [
     path("mappings/<str:kind>/<int:number>/discard/", views.mapping_version_discard, name="mapping_version_discard"),
     path("mappings/<str:kind>/<int:number>/publish/", views.mapping_version_publish, name="mapping_version_publish"),
     path("mappings/<str:kind>/<int:number>/activate/", views.mapping_version_activate, name="mapping_version_activate"),
+    # customer milestone notifications (logistics/notification_views.py)
+    path("notifications/", notification_views.subscriptions, name="notifications"),
+    path("notifications/new/", notification_views.subscription_new, name="notification_new"),
+    path("notifications/<int:subscription_id>/", notification_views.subscription_detail, name="notification_subscription"),
+    path("notifications/<int:subscription_id>/disable/", notification_views.subscription_disable, name="notification_disable"),
+    path("notifications/<int:subscription_id>/enable/", notification_views.subscription_enable, name="notification_enable"),
 ]

@@ -15,6 +15,7 @@ API_SCOPES = [
     ("events:write", "Send events that wake waiting runs and start event-triggered ones"),
     ("connections:read", "Read connections (secrets masked)"),
     ("connections:write", "Create, change and test connections"),
+    ("insights:read", "Read outcome metrics"),
 ]
 
 

@@ -397,6 +397,47 @@ class StockTransferReceipt:
 
 
 @dataclass
+class InventoryQuantity:
+    """A QTY of an 846 item: `qualifier` says which quantity (17 on hand, 33 available for sale,
+    …); `location` is the N1 (N104, else N102) it was reported under, empty for the header's."""
+
+    qualifier: str
+    quantity: decimal.Decimal | None
+    unit: str = ""
+    location: str = ""
+
+
+@dataclass
+class InventoryItem:
+    """A LIN loop of an 846: the item's ids and its quantities."""
+
+    line_id: str
+    product_ids: list[Reference] = field(default_factory=list)
+    description: str = ""
+    quantities: list[InventoryQuantity] = field(default_factory=list)
+
+
+@dataclass
+class InventoryAdvice:
+    """An 846: what a warehouse (or an ERP) holds per item, as of `date` and `time`; `location` is
+    the header's warehouse (N1 WH, SF or RL: N104, else N102)."""
+
+    kind: ClassVar[str] = "inventory_advice"
+    set_code: ClassVar[str] = "846"
+    reference: str
+    purpose: str = ""
+    report_type: str = ""
+    date: dt.date | None = None
+    time: dt.time | None = None
+    time_zone_code: str = ""
+    as_of: dt.datetime | None = None
+    location: str = ""
+    parties: list[Party] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    items: list[InventoryItem] = field(default_factory=list)
+
+
+@dataclass
 class ElementNote:
     """An AK4/IK4: element `position` (and `component`) of the segment, its AK403 `code`."""
 
@@ -464,6 +505,7 @@ Document = (
     | WarehouseShippingAdvice
     | StockTransferShipment
     | StockTransferReceipt
+    | InventoryAdvice
     | Acknowledgement
 )
 

@@ -20,6 +20,9 @@ from connectors.edi.documents import (
     Equipment,
     EventDate,
     FreightInvoice,
+    InventoryAdvice,
+    InventoryItem,
+    InventoryQuantity,
     LadingLine,
     LoadTender,
     OrderLine,
@@ -513,6 +516,60 @@ def stock_transfer_receipt(transaction_set: TransactionSet, delimiters: Delimite
     return receipt
 
 
+WAREHOUSE_ROLES = frozenset({"WH", "SF", "RL", "SW", "ST"})  # N101 of the place an 846 counts at
+
+
+def _place_of(party: Party) -> str:
+    return party.id or party.name
+
+
+def inventory_advice(transaction_set: TransactionSet, delimiters: Delimiters) -> InventoryAdvice:
+    """An 846: BIA header, the warehouse from a header N1 (WH, SF, RL…), and per LIN its QTYs –
+    those under an N1 inside the LIN loop are at that N1's place."""
+    advice = InventoryAdvice(reference="")
+    parties = _Parties()
+    item: InventoryItem | None = None
+    item_place: str | None = None  # the LIN loop's N1, while its QTYs follow
+    for segment in _body(transaction_set):
+        segment_id = segment.id
+        e = segment.element
+        if segment_id in _PARTY_DETAIL and parties.detail(segment):
+            continue
+        if segment_id == "REF" and parties.current is not None:
+            parties.current.references.append(_reference_n9(segment))
+            continue
+        if segment_id == "QTY" and item is not None:
+            unit = e(3).split(delimiters.component)[0]
+            item.quantities.append(InventoryQuantity(e(1), number(e(2)), unit, item_place or ""))
+            continue
+        if segment_id == "DTM" and item is None:
+            dated = _dtm(segment)
+            if not advice.time_zone_code and dated.time_zone_code:
+                advice.time_zone_code = dated.time_zone_code
+            continue
+        parties.current = None
+        if segment_id == "BIA":
+            advice.purpose, advice.report_type, advice.reference = e(1), e(2), e(3)
+            advice.date, advice.time = date(e(4)), time(e(5))
+        elif segment_id == "REF" and item is None:
+            advice.references.append(_reference_n9(segment))
+        elif segment_id == "N1":
+            party = parties.start(segment)
+            if item is None:
+                advice.parties.append(party)
+                if not advice.location and party.role in WAREHOUSE_ROLES:
+                    advice.location = _place_of(party)
+            else:
+                item_place = _place_of(party)
+        elif segment_id == "LIN":
+            item, item_place = InventoryItem(e(1), _product_ids(segment, 2, 31)), None
+            advice.items.append(item)
+        elif segment_id == "PID" and item is not None and not item.description:
+            item.description = e(5)
+    advice.as_of = occurred_at(advice.date, advice.time, advice.time_zone_code)
+    return advice
+
+
 def acknowledgement(transaction_set: TransactionSet, delimiters: Delimiters) -> Acknowledgement:
     ack = Acknowledgement(transaction_set.code, "", "", "", 0, 0, 0)
     current: SetAcknowledgement | None = None
@@ -555,6 +612,7 @@ NORMALIZERS: dict[str, Callable[[TransactionSet, Delimiters], Document]] = {
     "945": warehouse_shipping_advice,
     "943": stock_transfer_shipment,
     "944": stock_transfer_receipt,
+    "846": inventory_advice,
     "997": acknowledgement,
     "999": acknowledgement,
 }

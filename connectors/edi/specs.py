@@ -245,6 +245,10 @@ SEGMENTS: dict[str, SegmentDefinition] = {
         _segment("W76", "Total shipping order", "M R 1 15", "O R 1 10", "O ID 2 2", "O R 1 8", "O ID 2 2", "O ID 1 2"),
         _segment("G69", "Line item detail description", "M AN 1 45"),
         _segment("AMT", "Monetary amount", "M ID 1 3", "M R 1 18", "O ID 1 1"),
+        # Inventory inquiry/advice
+        _segment("BIA", "Beginning segment for inventory inquiry/advice", "M ID 2 2", "M ID 2 2", "M AN 1 30", "M DT 8 8", "O TM 4 8",
+                 "O ID 1 2"),
+        _segment("QTY", "Quantity", "M ID 2 2", "O R 1 15", "O C", "O AN 1 30"),
         # Acknowledgements
         _segment("AK1", "Functional group response header", "M ID 2 2", "M N0 1 9", "O AN 1 12"),
         _segment("AK2", "Transaction set response header", "M ID 3 3", "M AN 4 9", "O AN 1 35"),
@@ -385,6 +389,20 @@ SPECS: dict[str, TransactionSpec] = {
                 _u("W17", "M"), _party_loop("0100", 10, _u("PER", "O", 3)), _u("N9", "O", 10), _u("G62", "O", 10), _u("W08"),
                 _loop("0200", "M", 9999, _u("W07", "M"), _u("G69", "O", 5), _u("N9", "O", 200), _u("W20"), _u("AMT", "O", 10)),
                 _u("W14", "M"),
+            ),
+        ),
+        TransactionSpec(
+            "846", "Inventory inquiry/advice", "IB",
+            (
+                _u("BIA", "M"), _u("REF", "O", 12), _u("PER", "O", 3), _u("MEA", "O", 10), _u("DTM", "O", 10),
+                _party_loop("0100", 200, _u("REF", "O", 12), _u("PER", "O", 3)),
+                _loop(
+                    "0200", "O", 10000, _u("LIN", "M"), _u("PID", "O", 200), _u("PO4"), _u("MEA", "O", 40), _u("DTM", "O", 10),
+                    _u("REF", "O", 12),
+                    _loop("0210", "O", 99, _u("QTY", "M"), _u("DTM")),
+                    _party_loop("0220", 200, _u("REF", "O", 12), _u("PER", "O", 3), _u("QTY", "O", 99), _u("DTM")),
+                ),
+                _u("CTT"),
             ),
         ),
         TransactionSpec(

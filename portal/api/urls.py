@@ -8,4 +8,6 @@ urlpatterns = [
     path("audit-events/<int:pk>", views.AuditEventDetail.as_view(), name="api-audit-event"),
     path("", include("workflows.api.urls")),
     path("", include("connectors.api.urls")),
+    path("", include("logistics.notification_api")),  # milestone subscriptions
+    path("", include("insights.api")),
 ]

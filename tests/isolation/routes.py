@@ -1541,3 +1541,218 @@ TENANT_ROUTES += [
         {"reason": "isolation probe"},
     ),
 ]
+
+
+# ---------- outcome metrics (issue 5) ----------
+
+
+def outcomes_go_live_named(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A logistics workflow (cloned from a "billing" library template) named by the marker and
+    published: the outcomes' default baseline is the days before it went live, which the page and
+    the API name. The id is unused."""
+    from workflows.models import DefinitionVersion
+    from workflows.services import definition_version_publish, definition_version_submit, template_create, template_version_publish
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    actor = Actor.system("isolation")
+    with schema_context("public"):
+        template = template_create(
+            key=f"probe-{uuid.uuid4().hex[:10]}", name="Isolation probe", category="billing", description="", partner_id=None, actor=actor
+        )
+        version = template_version_publish(
+            template=template,
+            version="1.0.0",
+            definition=_WORKFLOW_SPEC,
+            parameters_schema={"type": "object", "properties": {}},
+            documentation="",
+            changelog="",
+            actor=actor,
+        )
+    admin = tenant_world.users["tenant_admin"]
+    with schema_context(tenant_world.schema):
+        definition = definition_clone(
+            template_version=version, key=f"go-{uuid.uuid4().hex[:12]}", name=marker, parameters={}, connection_bindings={}, actor=admin
+        )
+        draft = DefinitionVersion.objects.get(definition=definition, number=1)
+        definition_version_submit(version=draft, actor=admin)
+        definition_version_publish(version=draft, actor=admin)
+    return "", marker
+
+
+TENANT_ROUTES += [
+    Route("outcomes page", "/insights/outcomes/", "page", outcomes_go_live_named),
+    Route("outcomes page, 14 days", "/insights/outcomes/?days=14", "page", outcomes_go_live_named),
+    Route("api outcomes", "/api/v1/insights/outcomes", "api", outcomes_go_live_named, api_scope="insights:read"),
+    Route("api outcomes, 14 days", "/api/v1/insights/outcomes?days=14", "api", outcomes_go_live_named, api_scope="insights:read"),
+]
+
+
+# ---------- customer milestone notifications: subscriptions (logistics/notification_views.py) ----------
+
+
+def _milestone_subscription(tenant_world, *, enabled: bool = True) -> tuple[Any, str]:
+    """A subscription of the tenant's first customer account, emailing an address that carries the
+    marker, with one notification held for quiet hours whose reason is the marker."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from logistics.models import MilestoneNotification, Shipment
+    from logistics.notifications import subscription_create, subscription_disable
+
+    marker = _marker(tenant_world)
+    owner = Actor.system("isolation")
+    with schema_context(tenant_world.schema):
+        account = CustomerAccount.objects.order_by("code").first()
+        assert account is not None
+        subscription = subscription_create(
+            customer_account=account, milestones=["delivered"], channel="email", email=f"{marker}@coyote.test", time_zone="UTC", actor=owner
+        )
+        shipment = Shipment.objects.create(reference=f"SH-{marker}"[:60], customer_account=account)
+        now = timezone.now()
+        MilestoneNotification.objects.create(
+            subscription=subscription,
+            shipment=shipment,
+            milestone="delivered",
+            occurred_at=now,
+            due_at=now + timedelta(hours=8),
+            held="quiet_hours",
+            details={"label": "Delivered", "reason": marker},
+        )
+        if not enabled:
+            subscription_disable(subscription=subscription, reason=marker, actor=owner)
+    return subscription, marker
+
+
+def milestone_subscription_marked(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The id is the subscription's."""
+    subscription, marker = _milestone_subscription(tenant_world)
+    return str(subscription.pk), marker
+
+
+def milestone_subscription_disabled(tenant_world, customer_account=None) -> tuple[str, str]:
+    subscription, marker = _milestone_subscription(tenant_world, enabled=False)
+    return str(subscription.pk), marker
+
+
+def milestone_subscription_account(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A create's target: the id is the first customer account's; nothing carries the marker yet."""
+    with schema_context(tenant_world.schema):
+        account = CustomerAccount.objects.order_by("code").first()
+        assert account is not None
+    return str(account.pk), _marker(tenant_world)
+
+
+def milestone_subscriptions_of_account_state(object_id: str, marker: str) -> Any:
+    """A create's target: the subscriptions of the account the id names."""
+    from logistics.models import MilestoneSubscription
+
+    rows = MilestoneSubscription.objects.filter(customer_account_id=int(object_id)).order_by("pk")
+    return list(rows.values_list("pk", "email", "milestones"))
+
+
+def milestone_subscription_state(object_id: str, marker: str) -> Any:
+    """The subscriptions emailing the marker's address: their account, state and reason."""
+    from logistics.models import MilestoneSubscription
+
+    rows = MilestoneSubscription.objects.filter(email=f"{marker}@coyote.test").order_by("pk")
+    return list(rows.values_list("customer_account_id", "enabled", "disabled_reason", "milestones"))
+
+
+TENANT_ROUTES += [
+    Route("milestone subscriptions list", "/logistics/notifications/", "page", milestone_subscription_marked),
+    Route(
+        "milestone subscriptions list, filtered",
+        "/logistics/notifications/?channel=email&state=enabled&q=coyote",
+        "page",
+        milestone_subscription_marked,
+    ),
+    Route("milestone subscription new form, customer accounts", "/logistics/notifications/new/", "page", customer_account_named),
+    Route("milestone subscription page", "/logistics/notifications/{id}/", "page", milestone_subscription_marked),
+    Route(
+        "milestone subscription page, pending notifications",
+        "/logistics/notifications/{id}/?status=pending",
+        "page",
+        milestone_subscription_marked,
+    ),
+    _write(
+        "write: milestone subscription create",
+        "/logistics/notifications/new/",
+        "page",
+        milestone_subscription_account,
+        milestone_subscriptions_of_account_state,
+        {
+            "customer_account": "{id}",
+            "milestones": ["delivered", "delay"],
+            "channel": "email",
+            "email": "probe@coyote.test",
+            "time_zone": "UTC",
+            "digest": "off",
+        },
+    ),
+    _write(
+        "write: milestone subscription disable",
+        "/logistics/notifications/{id}/disable/",
+        "page",
+        milestone_subscription_marked,
+        milestone_subscription_state,
+        {"reason": "isolation probe"},
+    ),
+    _write(
+        "write: milestone subscription enable",
+        "/logistics/notifications/{id}/enable/",
+        "page",
+        milestone_subscription_disabled,
+        milestone_subscription_state,
+    ),
+]
+TENANT_ROUTES += [
+    Route(
+        "api milestone subscriptions list",
+        "/api/v1/milestone-subscriptions",
+        "api",
+        milestone_subscription_marked,
+        api_scope="connections:read",
+    ),
+    Route(
+        "api milestone subscription detail",
+        "/api/v1/milestone-subscriptions/{id}",
+        "api",
+        milestone_subscription_marked,
+        api_scope="connections:read",
+    ),
+    Route(
+        "api milestone subscription notifications",
+        "/api/v1/milestone-subscriptions/{id}/notifications",
+        "api",
+        milestone_subscription_marked,
+        api_scope="connections:read",
+    ),
+    _write(
+        "write: api milestone subscription create",
+        "/api/v1/milestone-subscriptions",
+        "api",
+        milestone_subscription_account,
+        milestone_subscriptions_of_account_state,
+        {"customer_account": "{id}", "milestones": ["delivered"], "channel": "email", "email": "probe@coyote.test", "time_zone": "UTC"},
+        "connections:write",
+    ),
+    _write(
+        "write: api milestone subscription disable",
+        "/api/v1/milestone-subscriptions/{id}/disable",
+        "api",
+        milestone_subscription_marked,
+        milestone_subscription_state,
+        {"reason": "isolation probe"},
+        "connections:write",
+    ),
+    _write(
+        "write: api milestone subscription enable",
+        "/api/v1/milestone-subscriptions/{id}/enable",
+        "api",
+        milestone_subscription_disabled,
+        milestone_subscription_state,
+        {},
+        "connections:write",
+    ),
+]

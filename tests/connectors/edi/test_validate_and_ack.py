@@ -68,7 +68,7 @@ def test_unsupported_set_is_reported_and_rejected_with_ak5_code_1() -> None:
     [error] = parsed.errors
     assert error.code == "set.unsupported"
     assert error.message.startswith(
-        "Transaction set 810 is not supported (supported: 204, 210, 214, 856, 940, 943, 944, 945, 990, 997, 999)"
+        "Transaction set 810 is not supported (supported: 204, 210, 214, 846, 856, 940, 943, 944, 945, 990, 997, 999)"
     )
     ack = group_acknowledgement(result.interchanges[0].groups[0])
     assert [(answer.status, answer.error_codes, answer.segments) for answer in ack.sets] == [("R", ["1"], [])]
