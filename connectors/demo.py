@@ -3,17 +3,21 @@
 Seeding (`demo_connections_seed`, called by `manage.py seed_demo` in each demo tenant) gives the
 tenant an ERP, a TMS, a WMS and a carrier pointing at the sandbox systems `make run` starts
 (`connectors.sandbox`, on loopback from BATON_SANDBOX_PORT), the carrier's EDI desk as an EDI
-partner, and an MQTT telemetry feed on a topic of the tenant's own – all through the services the
-connections pages use, each write audited. It is idempotent: what exists is left alone, except a
-demo connection's sandbox address, which follows BATON_SANDBOX_PORT.
+partner, the carrier's document desk (PODs, invoices), and an MQTT telemetry feed on a topic of
+the tenant's own – all through the services the connections pages use, each write audited. The
+ERP and the document desk push signed webhooks of Baton events (`order.received`,
+`document.received`, `invoice.received`). It is idempotent: what exists is left alone, except a
+demo connection's sandbox address, which follows BATON_SANDBOX_PORT, and actions a newer demo
+calls that an older seed did not give the connection (added; the others are kept as they are).
 
 Traffic (`demo_traffic_tick`, every DEMO_TRAFFIC_SECONDS per ready tenant from beat when
-BATON_DEMO_TRAFFIC is on) plays the carrier: it posts an EasyPost-style tracking event, signed with
-the tenant's own secret, to the tenant's `/hooks/carrier` on its public host – now and then the
-same one again (answered as a duplicate) and one without its tracking code (quarantined) – drops an
-X12 214 for the EDI partner now and then (`edi_receive`), publishes a reefer reading when an MQTT
-broker answers, and reads from each REST connection through the engine's connector port, so the
-connections list shows live calls and a fault switched on in a sandbox shows up there.
+BATON_DEMO_TRAFFIC is on) runs the simulator (`logistics.simulator`: orders into the ERP and to
+Baton, the carrier's 990s, milestones, PODs and invoices for the tenant's own shipments) through
+the senders here – signed webhooks to the tenant's `/hooks/<key>` on its public host, X12 from
+the carrier's EDI desk (`edi_receive`) –, posts a tracker event without its tracking code now and
+then (quarantined, to fix and replay), publishes a reefer reading when an MQTT broker answers, and
+reads from each REST connection through the engine's connector port, so the connections list
+shows live calls and a fault switched on in a sandbox shows up there.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from connectors.auth import signing_secrets_open
 from connectors.edi import PartnerSettings, write_interchange
-from connectors.edi.documents import ShipmentStatus, TrackingMilestone
 from connectors.edi_transport import EdiPartnerInput, edi_partner_configure, edi_receive
 from connectors.inbox import connection_inbound_configure
 from connectors.models import (
@@ -66,11 +69,14 @@ DEMO_MARK = "demo"  # the setting naming the sandbox system a demo connection wa
 DEMO_MQTT_URL = "mqtt://127.0.0.1:1883"
 # The connection keys; workflows name connections by key (the order release's carrier is the TMS).
 ERP, TMS, WMS, CARRIER_KEY, EDI_KEY, TELEMETRY_KEY = "erp", "tms", "wms", "carrier", "carrier-edi", "reefer-telemetry"
+DOCUMENTS_KEY = "carrier-documents"
+# Connections that push Baton's own events (canonical) as Standard Webhooks.
+EVENT_HOOKS = (ERP, DOCUMENTS_KEY)
 TENDER_CONNECTION = TMS
 # What a tick reads from each REST connection (an action of its `settings["actions"]`).
 DEMO_READS = {ERP: "read_inventory", TMS: "list_tenders", WMS: "read_inventory", CARRIER_KEY: "read_sample_tracker"}
-# How often, in ticks, a tick adds a duplicate webhook, a malformed one, a 214 and a too-warm reefer.
-DUPLICATE_EVERY, MALFORMED_EVERY, EDI_EVERY, EXCURSION_EVERY = 7, 9, 4, 24
+# How often, in ticks, a tick adds a malformed tracker webhook and a too-warm reefer.
+MALFORMED_EVERY, EXCURSION_EVERY = 9, 24
 REEFER_RANGE_C = (2.0, 8.0)
 OUR_EDI_QUALIFIER = "ZZ"
 
@@ -105,7 +111,12 @@ def demo_connection_inputs(*, tenant_slug: str, urls: Mapping[str, str]) -> list
             secrets=_api_key(tenant_slug),
             settings={
                 DEMO_MARK: "erp",
-                "actions": {"read_inventory": _get("/api/inventory"), "list_open_orders": _get("/api/orders?status=open")},
+                "actions": {
+                    "read_inventory": _get("/api/inventory"),
+                    "list_open_orders": _get("/api/orders?status=open"),
+                    "confirm_order": _post("/api/order-confirmations"),  # the order release
+                    "invoice_create": _post("/api/invoices"),  # proof of delivery to invoice
+                },
             },
         ),
         ConnectionInput(
@@ -156,6 +167,13 @@ def demo_connection_inputs(*, tenant_slug: str, urls: Mapping[str, str]) -> list
             settings={DEMO_MARK: "carrier"},
         ),
         ConnectionInput(
+            key=DOCUMENTS_KEY,
+            name=f"Sandbox carrier documents ({CARRIER})",
+            kind=ConnectionKind.CARRIER,
+            base_url=urls["carrier"],
+            settings={DEMO_MARK: "carrier", "pushes": "document.received, invoice.received"},
+        ),
+        ConnectionInput(
             key=TELEMETRY_KEY,
             name="Reefer telemetry (MQTT)",
             kind=ConnectionKind.IOT,
@@ -196,15 +214,31 @@ def demo_connections_seed(*, tenant_slug: str, actor: Any, urls: Mapping[str, st
         if connection is None:
             connection = connection_create(data=data, actor=actor)
             seeded.created.append(data.key)
-        elif _sandbox_moved(connection, data):
-            current = connection_input(connection)  # keeps what a person changed, and every secret
-            current.base_url = data.base_url
-            if "token_url" in data.auth_settings and current.auth_method == AuthMethod.OAUTH2:
-                current.auth_settings["token_url"] = data.auth_settings["token_url"]
-            connection = connection_update(connection=connection, data=current, actor=actor)
-            seeded.moved.append(data.key)
+        else:
+            moved = _sandbox_moved(connection, data)
+            missing = _actions_missing(connection, data)
+            if moved or missing:
+                current = connection_input(connection)  # keeps what a person changed, and every secret
+                if moved:
+                    current.base_url = data.base_url
+                    if "token_url" in data.auth_settings and current.auth_method == AuthMethod.OAUTH2:
+                        current.auth_settings["token_url"] = data.auth_settings["token_url"]
+                    seeded.moved.append(data.key)
+                if missing:
+                    current.settings = {**current.settings, "actions": {**current.settings.get("actions", {}), **missing}}
+                    seeded.configured.append(f"{data.key}: actions {', '.join(sorted(missing))} added")
+                connection = connection_update(connection=connection, data=current, actor=actor)
         seeded.configured += _connection_extras(connection, tenant_slug, actor)
     return seeded
+
+
+def _actions_missing(connection: Connection, data: ConnectionInput) -> dict[str, Any]:
+    """The demo's actions a demo connection seeded by an older demo lacks (none for a connection a
+    person took over: another sandbox mark, or none)."""
+    if (connection.settings or {}).get(DEMO_MARK) != data.settings.get(DEMO_MARK):
+        return {}
+    have = (connection.settings or {}).get("actions") or {}
+    return {name: action for name, action in data.settings.get("actions", {}).items() if name not in have}
 
 
 def _sandbox_moved(connection: Connection, data: ConnectionInput) -> bool:
@@ -222,6 +256,11 @@ def _connection_extras(connection: Connection, tenant_slug: str, actor: Any) -> 
     done: list[str] = []
     if connection.key == CARRIER_KEY and not connection.inbound_scheme:
         connection_inbound_configure(connection=connection, scheme=InboundScheme.EASYPOST, mapper=InboundMapper.EASYPOST, actor=actor)
+        done.append(f"{connection.key}: webhooks")
+    if connection.key in EVENT_HOOKS and not connection.inbound_scheme:
+        connection_inbound_configure(
+            connection=connection, scheme=InboundScheme.STANDARD_WEBHOOKS, mapper=InboundMapper.CANONICAL, actor=actor
+        )
         done.append(f"{connection.key}: webhooks")
     if connection.kind == ConnectionKind.EDI_PARTNER and not EdiPartner.objects.filter(connection=connection).exists():
         partner = EdiPartnerInput(
@@ -306,34 +345,27 @@ def tracker_event(*, tenant_slug: str, sequence: int) -> dict[str, Any]:
     }
 
 
-def _webhooks(carrier: Connection, tenant_slug: str, sequence: int, hook_url: str, poster: Poster) -> dict[str, Any]:
-    """Post this tick's tracking event (and now and then a duplicate and a malformed one)."""
+def _malformed(carrier: Connection, tenant_slug: str, sequence: int, hook_url: str, poster: Poster) -> int | str:
+    """The carrier's bug now and then: a tracker event without its tracking code, quarantined in
+    the inbox for a person to fix and replay."""
     secret = signing_secrets_open(carrier.inbound_secrets)[0]
-    event = tracker_event(tenant_slug=tenant_slug, sequence=sequence)
-    sends = [("event", event)]
-    if sequence % DUPLICATE_EVERY == 3:
-        sends.append(("duplicate", event))
-    if sequence % MALFORMED_EVERY == 4:
-        broken = json.loads(json.dumps(event))
-        broken["id"] += "_missing_code"
-        del broken["result"]["tracking_code"]  # the carrier's bug: quarantined, to be fixed and replayed
-        sends.append(("malformed", broken))
-    answers: dict[str, Any] = {}
-    for kind, document in sends:
-        body = json.dumps(document, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "baton-demo-carrier/1", **EASYPOST.sign(body, secrets=[secret])}
-        try:
-            answers[kind] = poster(hook_url, body, headers)
-        except (OSError, ValueError) as error:  # the web server is not up yet: the next tick tries again
-            answers[kind] = f"not delivered: {error}"
-    return answers
+    broken = tracker_event(tenant_slug=tenant_slug, sequence=sequence)
+    broken["id"] += "_missing_code"
+    del broken["result"]["tracking_code"]
+    body = json.dumps(broken, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "baton-demo-carrier/1", **EASYPOST.sign(body, secrets=[secret])}
+    try:
+        return poster(hook_url, body, headers)
+    except (OSError, ValueError) as error:  # the web server is not up yet: the next tick tries again
+        return f"not delivered: {error}"
 
 
-class _TickNumbers:
-    """Control numbers of the partner's interchange: the tick's, so a resent tick is a duplicate."""
+class FixedControlNumbers:
+    """Control numbers chosen by the sender, so that the same document sent again is the same
+    interchange (the inbox answers it as a duplicate)."""
 
     def __init__(self, number: int):
-        self.number = number
+        self.number = number % 999_999_999 or 1
 
     def next_interchange(self, partner: str) -> int:
         return self.number
@@ -345,17 +377,9 @@ class _TickNumbers:
         return 1
 
 
-# AT7 status codes the 214s cycle through, with where they happened.
-EDI_STATUSES = (("X3", "MEMPHIS", "TN"), ("AF", "MEMPHIS", "TN"), ("X6", "TEXARKANA", "AR"), ("X1", "DALLAS", "TX"), ("D1", "DALLAS", "TX"))
-
-
-def status_214(*, partner: EdiPartner, sequence: int, now: dt.datetime | None = None) -> str:
-    """The carrier's X12 214 for tick `sequence`, addressed from them to us as the partner is set up."""
-    now = now or dt.datetime.now(dt.UTC)
-    shipment_number = sequence // EDI_EVERY
-    code, city, state = EDI_STATUSES[shipment_number % len(EDI_STATUSES)]
-    shipment = f"SHP-{1000 + shipment_number % 50}"
-    settings = PartnerSettings(
+def partner_settings(partner: EdiPartner) -> PartnerSettings:
+    """The partner's envelope as the partner writes it: from them to us."""
+    return PartnerSettings(
         partner=partner.connection.key,
         sender_qualifier=partner.their_qualifier,
         sender_id=partner.their_id,
@@ -365,29 +389,73 @@ def status_214(*, partner: EdiPartner, sequence: int, now: dt.datetime | None = 
         group_version=partner.group_version,
         usage=partner.usage,
     )
-    milestone = TrackingMilestone(
-        shipment_id=shipment,
-        status_code=code,
-        status_reason="NS",
-        date=now.date(),
-        time=now.time().replace(second=0, microsecond=0),
-        time_zone_code="UT",
-        city=city,
-        state=state,
-        country="USA",
-    )
-    document = ShipmentStatus(
-        shipment_id=shipment, pro_number=f"PRO{shipment_number % 1_000_000:06d}", scac=CARRIER, milestones=[milestone]
-    )
-    return write_interchange([document], partner=settings, control_numbers=_TickNumbers(sequence % 999_999_999 + 1), now=now)
 
 
-def _edi_drop(sequence: int) -> dict[str, Any]:
-    partner = EdiPartner.objects.select_related("connection").filter(connection__key=EDI_KEY, connection__enabled=True).first()
-    if partner is None:
-        return {"skipped": "no demo EDI partner"}
-    received = edi_receive(connection=partner.connection, data=status_214(partner=partner, sequence=sequence), channel="api")
-    return {"event_id": received.event.pk, "duplicate": received.duplicate}
+class DemoPartners:
+    """The outside world as the simulator (`logistics.simulator`) plays it in the current tenant:
+    the carrier's and the ERP's signed webhooks to the tenant's public host, the carrier's EDI desk,
+    and calls straight to the sandbox systems (what their own users do there). Each answers what
+    happened, never raises for a partner that is not there yet: the next tick tries again."""
+
+    def __init__(self, poster: Poster | None = None):
+        self.poster = poster or loopback_post
+
+    def webhook(self, *, key: str, document: dict[str, Any], event_id: str) -> int | str:
+        """POST `document` to the tenant's `/hooks/<key>`, signed with the connection's secret in
+        its scheme; the answer's HTTP status (202 stored, 200 a duplicate), or why not sent."""
+        from connectors.inbox import signature_scheme
+        from tenants.selectors import site_current
+
+        connection = _demo_connection(key)
+        if connection is None or not connection.inbound_scheme:
+            return f"not sent: no demo connection {key!r} taking webhooks"
+        secret = signing_secrets_open(connection.inbound_secrets)[0]
+        body = json.dumps(document, separators=(",", ":")).encode()
+        scheme = signature_scheme(connection.inbound_scheme, connection.inbound_scheme_settings)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "baton-demo/1",
+            **scheme.sign(body, secrets=[secret], webhook_id=event_id),
+        }
+        try:
+            return self.poster(f"{site_current().base_url}/hooks/{key}", body, headers)
+        except (OSError, ValueError) as error:
+            return f"not delivered: {error}"
+
+    def edi(self, documents: list[Any], *, control_number: int, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The carrier's EDI desk sends `documents` (214, 990, 210…) in one interchange."""
+        partner = EdiPartner.objects.select_related("connection").filter(connection__key=EDI_KEY, connection__enabled=True).first()
+        if partner is None:
+            return {"skipped": "no demo EDI partner"}
+        text = write_interchange(documents, partner=partner_settings(partner), control_numbers=FixedControlNumbers(control_number), now=now)
+        received = edi_receive(connection=partner.connection, data=text, channel="api")
+        return {"event_id": received.event.pk, "duplicate": received.duplicate}
+
+    def sandbox_post(self, *, key: str, path: str, body: dict[str, Any], idempotency_key: str) -> tuple[int, Any]:
+        """POST to the sandbox system behind demo connection `key`, as its own users would (not
+        through Baton's connector port): (status, answer), or (0, why) when it cannot be reached."""
+        connection = _demo_connection(key)
+        if connection is None:
+            return 0, f"no demo connection {key!r}"
+        parts = urlsplit(connection.base_url)
+        try:
+            client = http.client.HTTPConnection(loopback_address(parts.hostname or ""), parts.port or 80, timeout=5)
+        except ValueError as error:  # a person pointed it elsewhere: not the sandbox's
+            return 0, str(error)
+        try:
+            headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key, "Host": parts.netloc}
+            client.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+            response = client.getresponse()
+            raw = response.read()
+            try:
+                answer: Any = json.loads(raw) if raw else None
+            except ValueError:
+                answer = raw.decode("utf-8", errors="replace")
+            return response.status, answer
+        except OSError as error:
+            return 0, f"not reached: {error}"
+        finally:
+            client.close()
 
 
 def reefer_reading(*, tenant_slug: str, sequence: int) -> tuple[str, dict[str, Any]]:
@@ -461,7 +529,9 @@ def _first_tests(actor: Any) -> list[str]:
     return tested
 
 
-def demo_traffic_tick(*, sequence: int, poster: Poster | None = None, publish: bool = True, calls: bool = True) -> dict[str, Any]:
+def demo_traffic_tick(
+    *, sequence: int, poster: Poster | None = None, publish: bool = True, calls: bool = True, simulate: bool = True
+) -> dict[str, Any]:
     """One tick of demo traffic in the current tenant (see the module); what happened, for the
     task's log. A tenant without the demo carrier connection gets none."""
     from tenants.selectors import site_current
@@ -472,10 +542,13 @@ def demo_traffic_tick(*, sequence: int, poster: Poster | None = None, publish: b
     tenant_slug = site_current().tenant_slug
     actor = Actor.system("demo-traffic")
     report: dict[str, Any] = {"sequence": sequence}
-    hook_url = f"{site_current().base_url}/hooks/{carrier.key}"
-    report["webhooks"] = _webhooks(carrier, tenant_slug, sequence, hook_url, poster or loopback_post)
-    if sequence % EDI_EVERY == 1:
-        report["edi"] = _edi_drop(sequence)
+    if simulate:
+        from logistics.simulator import simulator_tick
+
+        report["simulator"] = simulator_tick(sequence=sequence, partners=DemoPartners(poster))
+    if sequence % MALFORMED_EVERY == 4:
+        hook_url = f"{site_current().base_url}/hooks/{carrier.key}"
+        report["malformed"] = _malformed(carrier, tenant_slug, sequence, hook_url, poster or loopback_post)
     if publish:
         report["telemetry"] = _reading_publish(tenant_slug, sequence)
     if calls:

@@ -38,9 +38,10 @@ def _published(key: str) -> Definition | None:
 
 
 def demo_run_start(*, actor: Any, sequence: int) -> Run | None:
-    """One sample milestone run in the current tenant, if its demo workflow is published."""
+    """One sample milestone run in the current tenant, if its demo workflow is published on 1.x
+    (2.x notifies from subscriptions: it needs no samples)."""
     definition = _published(DEMO_DEFINITION_KEY)
-    if definition is None:
+    if definition is None or not definition.template_version.startswith("1."):
         return None
     code = DEMO_MILESTONES[sequence % len(DEMO_MILESTONES)]
     shipment = f"SHP-{1000 + sequence % 50}"
@@ -56,9 +57,10 @@ def demo_run_start(*, actor: Any, sequence: int) -> Run | None:
 
 
 def demo_order_start(*, actor: Any, sequence: int) -> Run | None:
-    """One sample order release: some large (approval), some on credit hold (routed, compensated)."""
+    """One sample order release: some large (approval), some on credit hold (routed, compensated).
+    Only for an order release still on 1.x: from 2.0 on `logistics.simulator` orders (in 2.x's shape)."""
     definition = _published(DEMO_ORDER_KEY)
-    if definition is None:
+    if definition is None or not definition.template_version.startswith("1."):
         return None
     order_id = f"SO-{sequence}"
     total = DEMO_ORDER_TOTALS[sequence % len(DEMO_ORDER_TOTALS)]
@@ -83,8 +85,8 @@ def demo_carrier_answers(*, now: Any = None) -> list[int]:
     """The carrier's 990 for orders that have waited `DEMO_990_AFTER`; returns the woken runs."""
     now = now or timezone.now()
     waiting = EventWait.objects.filter(
-        status=EventWaitStatus.WAITING, event_type="edi.990", created_at__lte=now - DEMO_990_AFTER
-    ).values_list("pk", "correlation")
+        status=EventWaitStatus.WAITING, event_type="edi.990", created_at__lte=now - DEMO_990_AFTER, correlation__has_key="order"
+    ).values_list("pk", "correlation")  # 1.x's waits; 2.x's (on the shipment) hear the simulator's carrier
     woken: list[int] = []
     for wait_id, correlation in waiting[:20]:
         order = correlation.get("order", "")

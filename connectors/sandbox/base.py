@@ -3,7 +3,9 @@ problem+json errors, `Idempotency-Key` handling and switchable faults.
 
 Idempotency works like the partner APIs it imitates (Stripe's model): the first answer to a key is
 stored and a repeated key gets it again, marked `Idempotent-Replayed: true`, with no second effect;
-the same key with a different request is refused (422). Injected 5xx answers happen before the
+the same key with a different request is refused (422). Keys are scoped to the caller, as Stripe
+scopes them to an account: several tenants may share one sandbox (the demo's) and send the same
+key (`<run id>:<step>`) for different requests. Injected 5xx answers happen before the
 effect and are not stored, so a retry can still succeed; an injected hang happens after the effect,
 so a caller that times out and retries with the same key sees exactly one effect.
 
@@ -220,7 +222,7 @@ class SandboxSystem:
         self.requests: list[SandboxRequest] = []
         self.effects: list[Effect] = []
         self._lock = threading.RLock()
-        self._stored: dict[str, _Stored] = {}
+        self._stored: dict[tuple[str, str], _Stored] = {}  # (caller, Idempotency-Key)
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -233,6 +235,11 @@ class SandboxSystem:
 
     def _faults_changed(self, before: Faults) -> None:
         """Hook for systems that hold work while a fault is on (the carrier's held webhooks)."""
+
+    def _caller(self, request: SandboxRequest) -> str:
+        """Who is calling, for scoping idempotency keys: the API key sent (`X-Api-Key`), if any.
+        Systems with other credentials say it their way (the TMS: the OAuth2 client)."""
+        return next((value for name, value in request.headers.items() if name.lower() == "x-api-key"), "")
 
     def _authorize(self, request: SandboxRequest, route: Route) -> Problem | None:
         """Hook for systems that want credentials (the TMS's OAuth2 bearer tokens); None lets the
@@ -382,7 +389,8 @@ class SandboxSystem:
 
     def _idempotent(self, request: SandboxRequest, route: Route, match: re.Match[str]) -> Answer:
         fingerprint = hashlib.sha256(f"{request.method} {request.path}\n".encode() + request.raw).hexdigest()
-        stored = self._stored.get(request.idempotency_key)
+        scoped = (self._caller(request), request.idempotency_key)
+        stored = self._stored.get(scoped)
         if stored is not None:
             if stored.fingerprint != fingerprint:
                 raise Problem(
@@ -397,7 +405,7 @@ class SandboxSystem:
             answer = route.handler(request, match)
         except Problem as problem:
             answer = self._problem_answer(problem)
-        self._stored[request.idempotency_key] = _Stored(fingerprint, answer.status, answer.body)
+        self._stored[scoped] = _Stored(fingerprint, answer.status, answer.body)
         return answer
 
     def _problem_answer(self, problem: Problem) -> Answer:

@@ -43,12 +43,17 @@ class ErpSandbox(SandboxSystem):
         self.orders = _seed_orders()
         self.inventory = {"SKU-PALLET-A": 140, "SKU-CARTON-B": 2_300, "SKU-REEFER-C": 48}
         self._confirmations = 0
+        self.invoices: dict[str, dict[str, Any]] = {}
 
     def routes(self) -> list[Route]:
         return [
             Route("GET", "/api/orders", self._orders_listed),
+            Route("POST", "/api/orders", self._order_placed, writes=True),
             Route("GET", r"/api/orders/(?P<number>[^/]+)", self._order_read),
             Route("POST", r"/api/orders/(?P<number>[^/]+)/confirmations", self._order_confirmed, writes=True),
+            Route("POST", "/api/order-confirmations", self._order_confirmed_by_body, writes=True),
+            Route("POST", "/api/invoices", self._invoice_imported, writes=True),
+            Route("GET", r"/api/invoices/(?P<number>[^/]+)", self._invoice_read),
             Route("GET", "/api/inventory", self._inventory_read),
         ]
 
@@ -75,8 +80,45 @@ class ErpSandbox(SandboxSystem):
     def _order_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         return Answer(200, copy.deepcopy(self._known(match["number"])))
 
+    def _order_placed(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """A sales order entered in the ERP (what the demo's customers order): open, unconfirmed."""
+        fields = Fields(request.body)
+        number = fields.text("number")
+        customer = fields.text("customer")
+        ship_to = fields.nested("ship_to")
+        destination = {"name": ship_to.text("name"), "city": ship_to.text("city"), "country": ship_to.text("country")}
+        requested = fields.text("requested_ship_date", required=False)
+        lines = []
+        for index, line in enumerate(fields.items("lines"), 1):
+            lines.append({"line": index, "sku": line.text("sku"), "quantity": line.number("quantity", integer=True), "uom": "EA"})
+        fields.check()
+        if number in self.orders:
+            raise Problem(409, "order-exists", "Order exists", f"the ERP already has an order {number}")
+        order = {
+            "number": number,
+            "status": "open",
+            "customer": customer,
+            "ship_to": destination,
+            "requested_ship_date": requested or utc_now_iso()[:10],
+            "lines": lines,
+            "confirmation": None,
+            "updated_at": utc_now_iso(),
+        }
+        self.orders[number] = order
+        self.record_effect("order", number, request.body, request)
+        return Answer(201, copy.deepcopy(order))
+
+    def _order_confirmed_by_body(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """The same confirmation addressed by the body's `order_number`."""
+        fields = Fields(request.body)
+        number = fields.text("order_number")
+        fields.check()
+        return self._confirm(request, self._known(number))
+
     def _order_confirmed(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
-        order = self._known(match["number"])
+        return self._confirm(request, self._known(match["number"]))
+
+    def _confirm(self, request: SandboxRequest, order: dict[str, Any]) -> Answer:
         fields = Fields(request.body)
         decision = fields.text("decision", choices=DECISIONS)
         reference = fields.text("reference", required=False)
@@ -106,6 +148,30 @@ class ErpSandbox(SandboxSystem):
         order["updated_at"] = confirmation["confirmed_at"]
         self.record_effect("order_confirmation", confirmation["confirmation_id"], request.body, request)
         return Answer(201, copy.deepcopy(confirmation))
+
+    def _invoice_imported(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """A customer invoice into accounts receivable (`{"invoice": {"number", "total",
+        "document": {"content_base64"}, …}}`); the ERP answers its own reference."""
+        fields = Fields(request.body)
+        invoice = fields.nested("invoice")
+        number = invoice.text("number")
+        invoice.text("total")
+        invoice.nested("document").text("content_base64")
+        fields.check()
+        if number in self.invoices:
+            earlier = self.invoices[number]
+            raise Problem(409, "invoice-exists", "Invoice exists", f"invoice {number} was imported already as {earlier['reference']}")
+        reference = f"AR-{len(self.invoices) + 1:05d}"
+        self.invoices[number] = {"reference": reference, "number": number, "invoice": request.body["invoice"], "imported_at": utc_now_iso()}
+        self.record_effect("invoice", reference, request.body, request)
+        return Answer(201, {"reference": reference, "number": number})
+
+    def _invoice_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        number = match["number"]
+        if number not in self.invoices:
+            raise Problem(404, "invoice-not-found", "Invoice not found", f"the ERP has no invoice {number}")
+        imported = self.invoices[number]
+        return Answer(200, {"reference": imported["reference"], "number": number, "imported_at": imported["imported_at"]})
 
     def _inventory_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         items = [{"sku": sku, "on_hand": on_hand, "uom": "EA"} for sku, on_hand in sorted(self.inventory.items())]

@@ -69,6 +69,12 @@ class TmsSandbox(SandboxSystem):
             return Problem(401, "unauthorized", "Unauthorized", f"send Authorization: Bearer <token>, with a token from POST {TOKEN_PATH}")
         return None
 
+    def _caller(self, request: SandboxRequest) -> str:
+        """The OAuth2 client behind the bearer token (tokens change, the client does not)."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        issued = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        return issued[0] if issued else ""
+
     def _token_issued(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         """RFC 6749 client credentials; errors are OAuth2's own `{"error": …}` answers."""
         form = request.body if isinstance(request.body, dict) else {}

@@ -2,7 +2,8 @@
 945-like shipment confirmation once the order has shipped (`ship_seconds` after its release).
 
 A release allocates stock (refused, naming the line, when there is not enough); shipping moves it
-out of the building and writes the confirmation."""
+out of the building and writes the confirmation. A receipt (`POST /api/receipts`, a 944-like
+goods receipt) brings stock in, so a long-running demo does not run the building dry."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class WmsSandbox(SandboxSystem):
             Route("GET", r"/api/releases/(?P<release_id>[^/]+)", self._release_read),
             Route("GET", r"/api/releases/(?P<release_id>[^/]+)/shipment-confirmation", self._confirmation_read),
             Route("GET", "/api/inventory", self._inventory_read),
+            Route("POST", "/api/receipts", self._goods_received, writes=True),
         ]
 
     def _order_released(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
@@ -95,6 +97,31 @@ class WmsSandbox(SandboxSystem):
                 409, "not-shipped-yet", "Not shipped yet", f"release {release['release_id']} is {release['status']}; it has not shipped yet"
             )
         return Answer(200, copy.deepcopy(release["shipment"]))
+
+    def _goods_received(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """Stock received at the dock: `{"reference", "lines": [{"sku", "quantity"}]}`, each SKU
+        one the building stocks."""
+        fields = Fields(request.body)
+        reference = fields.text("reference")
+        received: dict[str, int] = {}
+        for line in fields.items("lines"):
+            sku = line.text("sku")
+            quantity = int(line.number("quantity", integer=True))
+            if sku and sku not in self.stock:
+                line.fail("sku", f"{sku} is not stocked at {SITE}")
+            elif sku and quantity > 0:
+                received[sku] = received.get(sku, 0) + quantity
+        fields.check()
+        for sku, quantity in received.items():
+            self.stock[sku]["on_hand"] += quantity
+        receipt = {
+            "reference": reference,
+            "site": SITE,
+            "lines": [{"sku": sku, "quantity": quantity, "on_hand": self.stock[sku]["on_hand"]} for sku, quantity in received.items()],
+            "received_at": utc_now_iso(),
+        }
+        self.record_effect("receipt", reference, request.body, request)
+        return Answer(201, receipt)
 
     def _inventory_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         self._ship_due()

@@ -186,6 +186,59 @@ def test_erp_inventory_snapshot(erp):
     assert {item["sku"]: item["on_hand"] for item in snapshot["items"]} == {"SKU-CARTON-B": 2300, "SKU-PALLET-A": 140, "SKU-REEFER-C": 48}
 
 
+NEW_ORDER = {
+    "number": "SO-2001",
+    "customer": "Coyote Supplies",
+    "ship_to": {"name": "Phoenix store", "city": "Phoenix", "country": "US"},
+    "lines": [{"sku": "SKU-PALLET-A", "quantity": 4}],
+}
+
+
+def test_erp_takes_a_new_order_once_and_says_when_the_number_is_taken(erp):
+    placed = requests.post(f"{erp.url}/api/orders", json=NEW_ORDER, headers={"Idempotency-Key": "o-1"}, timeout=5)
+    assert placed.status_code == 201, placed.text
+    assert (placed.json()["status"], placed.json()["lines"]) == ("open", [{"line": 1, "sku": "SKU-PALLET-A", "quantity": 4, "uom": "EA"}])
+    again = requests.post(f"{erp.url}/api/orders", json=NEW_ORDER, headers={"Idempotency-Key": "o-1"}, timeout=5)
+    assert again.headers["Idempotent-Replayed"] == "true" and [e.reference for e in erp.effects_for("order")] == ["SO-2001"]
+    taken = requests.post(f"{erp.url}/api/orders", json=NEW_ORDER, headers={"Idempotency-Key": "o-2"}, timeout=5)
+    assert taken.status_code == 409 and problem(taken)["detail"] == "the ERP already has an order SO-2001"
+    assert requests.get(f"{erp.url}/api/orders/SO-2001", timeout=5).json()["customer"] == "Coyote Supplies"
+
+    bad = requests.post(f"{erp.url}/api/orders", json={"number": "SO-2002", "lines": [{"sku": "A", "quantity": 0}]}, timeout=5)
+    assert bad.status_code == 422
+    assert problem(bad)["detail"] == (
+        "customer is required; ship_to is required; ship_to.name is required; ship_to.city is required; "
+        "ship_to.country is required; lines[0].quantity must be greater than 0"
+    )
+
+
+def test_erp_confirms_an_order_named_in_the_body_as_a_connections_fixed_path_sends_it(erp):
+    url = f"{erp.url}/api/order-confirmations"
+    body = {"order_number": "SO-1002", "decision": "accepted", "reference": "SHP-SO-1002"}
+    confirmed = requests.post(url, json=body, headers={"Idempotency-Key": "c-1"}, timeout=5)
+    assert confirmed.status_code == 201 and confirmed.json()["order"] == "SO-1002"
+    assert requests.get(f"{erp.url}/api/orders/SO-1002", timeout=5).json()["status"] == "confirmed"
+    unknown = requests.post(url, json={**body, "order_number": "SO-9"}, timeout=5)
+    assert unknown.status_code == 404 and problem(unknown)["detail"] == "the ERP has no order SO-9"
+    nameless = requests.post(url, json={"decision": "accepted"}, timeout=5)
+    assert nameless.status_code == 422 and problem(nameless)["detail"] == "order_number is required"
+
+
+def test_erp_imports_a_customer_invoice_once_with_its_own_reference(erp):
+    invoice = {"invoice": {"number": "INV-7", "total": "1650.00", "document": {"content_base64": "JVBERi0="}}}
+    imported = requests.post(f"{erp.url}/api/invoices", json=invoice, headers={"Idempotency-Key": "i-1"}, timeout=5)
+    assert imported.status_code == 201 and imported.json() == {"reference": "AR-00001", "number": "INV-7"}
+    assert requests.get(f"{erp.url}/api/invoices/INV-7", timeout=5).json()["reference"] == "AR-00001"
+    twice = requests.post(f"{erp.url}/api/invoices", json=invoice, headers={"Idempotency-Key": "i-2"}, timeout=5)
+    assert twice.status_code == 409 and problem(twice)["detail"] == "invoice INV-7 was imported already as AR-00001"
+    no_pdf = requests.post(f"{erp.url}/api/invoices", json={"invoice": {"number": "INV-8", "total": "1"}}, timeout=5)
+    assert (
+        no_pdf.status_code == 422
+        and problem(no_pdf)["detail"] == "invoice.document is required; invoice.document.content_base64 is required"
+    )
+    assert requests.get(f"{erp.url}/api/invoices/INV-8", timeout=5).status_code == 404
+
+
 # --- TMS ---------------------------------------------------------------------------------------------
 
 
@@ -282,6 +335,21 @@ def test_wms_release_with_a_repeated_key_allocates_once():
         for _ in range(2):
             requests.post(f"{wms.url}/api/releases", json=RELEASE, headers={"Idempotency-Key": "rel-2"}, timeout=5)
         assert wms.stock["SKU-CARTON-B"]["allocated"] == 40 and len(wms.effects) == 1
+
+
+def test_wms_receives_goods_into_stock_naming_what_it_does_not_stock():
+    with WmsSandbox() as wms:
+        receipt = {"reference": "ASN-1", "lines": [{"sku": "SKU-REEFER-C", "quantity": 20}]}
+        received = requests.post(f"{wms.url}/api/receipts", json=receipt, headers={"Idempotency-Key": "asn-1"}, timeout=5)
+        assert received.status_code == 201 and received.json()["lines"] == [{"sku": "SKU-REEFER-C", "quantity": 20, "on_hand": 68}]
+        requests.post(f"{wms.url}/api/receipts", json=receipt, headers={"Idempotency-Key": "asn-1"}, timeout=5)
+        assert wms.stock["SKU-REEFER-C"]["on_hand"] == 68 and len(wms.effects_for("receipt")) == 1
+        lines = [{"sku": "SKU-REEFER-C", "quantity": 60}]
+        assert requests.post(f"{wms.url}/api/releases", json={**RELEASE, "lines": lines}, timeout=5).status_code == 201
+        unknown = requests.post(
+            f"{wms.url}/api/receipts", json={"reference": "ASN-2", "lines": [{"sku": "SKU-NOPE", "quantity": 1}]}, timeout=5
+        )
+        assert unknown.status_code == 422 and problem(unknown)["detail"] == "lines[0].sku SKU-NOPE is not stocked at DAL1"
 
 
 # --- faults (the same machinery in every system) --------------------------------------------------------

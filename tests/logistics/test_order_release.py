@@ -54,7 +54,7 @@ SYSTEM = Actor.system("tests-order-release")
 ROUTING_GUIDE = ["SBXF", "ODFL"]
 SECOND_EDI_KEY = "odfl-edi"
 HELD_ACCOUNT = "acme-c1"
-CONNECTION_KEYS = ["erp", "tms", "wms", "carrier", EDI_KEY, "reefer-telemetry", SECOND_EDI_KEY]
+CONNECTION_KEYS = ["erp", "tms", "wms", "carrier", EDI_KEY, "carrier-documents", "reefer-telemetry", SECOND_EDI_KEY]
 LOCATION_CODES = ["dock-memphis", "store-dallas", "yard-no-street"]
 _numbers = itertools.count(int(time.time()) % 100_000_000)
 

@@ -1,17 +1,33 @@
-"""`make run`'s sample traffic: the demo workflow is published by seed_demo and its runs complete."""
+"""`make run`'s sample traffic for demo workflows still on 1.x (a demo seeded before 2.x came;
+seed_demo now publishes 2.x, which `logistics.simulator` drives): its runs complete."""
 
 import pytest
 from django.core.management import call_command
 from django_tenants.utils import schema_context
 
-from accounts.management.commands.seed_demo import Command as SeedDemo
 from governance.services import Actor
 from tenants.db import connection
-from workflows.demo import DEMO_DEFINITION_KEY, demo_run_start
+from workflows.demo import DEMO_CARRIER, DEMO_DEFINITION_KEY, DEMO_ORDER_KEY, demo_run_start
 from workflows.engine import runs_advance_ready
-from workflows.models import Definition, StepExecution
+from workflows.models import Definition, StepExecution, TemplateVersion
+from workflows.services import definition_clone, definition_version_publish, definition_version_submit
 
 pytestmark = pytest.mark.django_db
+
+
+def _demo_on_1x(admin) -> None:
+    """The two demo workflows as an older seed_demo published them: on their 1.x templates."""
+    for template_key, key, parameters in (
+        ("customer-milestone-notifications", DEMO_DEFINITION_KEY, {}),
+        ("order-to-shipment-release", DEMO_ORDER_KEY, {"carrier_connection": DEMO_CARRIER}),
+    ):
+        version = TemplateVersion.objects.filter(template__key=template_key, major=1).order_by("-minor", "-patch")[:1].get()
+        definition = definition_clone(
+            template_version=version, key=key, name=key, parameters=parameters, connection_bindings={}, actor=admin
+        )
+        draft = definition.versions.get()
+        definition_version_submit(version=draft, actor=admin)
+        definition_version_publish(version=draft, actor=admin)
 
 
 def test_a_sample_delay_run_completes_through_the_delay_branch(world):
@@ -19,7 +35,7 @@ def test_a_sample_delay_run_completes_through_the_delay_branch(world):
     with schema_context(world.acme.schema):
         connection.tenant = world.acme.tenant
         assert demo_run_start(actor=Actor.system("test"), sequence=4) is None  # nothing published yet
-        SeedDemo()._demo_workflow(world.acme.users["tenant_admin"])
+        _demo_on_1x(world.acme.users["tenant_admin"])
         assert Definition.objects.get(key=DEMO_DEFINITION_KEY).published_version is not None
         run = demo_run_start(actor=Actor.system("test"), sequence=4)  # the fifth milestone: DELAYED
         assert run.input["code"] == "DELAYED"
@@ -45,7 +61,7 @@ def test_sample_orders_bring_approvals_event_waits_and_routed_failures(world, fa
     actor = Actor.system("test")
     with schema_context(world.acme.schema):
         connection.tenant = world.acme.tenant
-        SeedDemo()._demo_workflow(world.acme.users["tenant_admin"])
+        _demo_on_1x(world.acme.users["tenant_admin"])
         small, large, held = (demo_order_start(actor=actor, sequence=n) for n in (1, 2, 11))
         runs_advance_ready(owner="test", limit=10)
         small, large, held = (Run.objects.get(pk=run.pk) for run in (small, large, held))

@@ -1,13 +1,18 @@
 """Seed a demo installation: an MSP partner, Acme and Globex in clearly different brands, a user per
-role, and in each tenant connections to the sandbox systems `make run` starts (`connectors.demo`)
-and two published workflows, the order release tendering through the sandbox TMS."""
+role, and in each tenant connections to the sandbox systems `make run` starts (`connectors.demo`),
+the master data the domain templates stand on (`logistics.demo_data`: places, carriers, rules, SLA
+policies) and published workflows – milestone notifications, the order release (2.x, tendering
+through the sandbox TMS) and every other domain template of the library – for the simulator
+(`logistics.simulator`) to drive. Run again, it adds what is missing and moves an older demo's
+order release onto 2.x as a new published version."""
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db.models import Q
 from django_tenants.utils import schema_context
 
 from accounts.models import Role, User
@@ -20,12 +25,13 @@ from tenants.selectors import site_for_console, site_for_tenant
 from tenants.services import BrandingInput, partner_create, tenant_provision
 
 if TYPE_CHECKING:
-    from workflows.models import Definition
+    from workflows.models import Definition, TemplateVersion
 
 DEMO_PASSWORD = "baton-demo-2026"
 # Demo-only TOTP seed shared by every demo account that needs MFA; `manage.py demo_totp` prints its code.
 DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 SEED = Actor.system("seed_demo")
+ORDER_RELEASE = "order-to-shipment-release"
 
 TENANTS = [
     {
@@ -88,9 +94,11 @@ class Command(BaseCommand):
             with schema_context(tenant.schema_name):
                 connection.tenant = tenant
                 self._demo_connections(tenant)
+                self._demo_data(tenant)
                 admin = User.objects.filter(email=f"admin@{tenant.slug}.localhost").first()
                 if admin is not None:
                     self._demo_workflow(admin)
+                    self._domain_workflows(admin)
         connection.set_schema_to_public()
         self._write_demo_file(console_logins)
 
@@ -143,42 +151,100 @@ class Command(BaseCommand):
         for configured in seeded.configured:
             self.stdout.write(f"{tenant.slug}: {configured} set up")
 
+    def _demo_data(self, tenant: Tenant) -> None:
+        """The places, carriers, rules and SLA policies the domain templates need."""
+        from logistics.demo_data import demo_data_seed
+
+        seeded = demo_data_seed(time_zone=tenant.time_zone, actor=SEED)
+        if seeded.created:
+            self.stdout.write(f"{tenant.slug}: master data {len(seeded.created)} records created ({', '.join(seeded.created[:4])}…)")
+
     def _demo_workflow(self, admin: User) -> None:
         """Clone and publish the milestone and order-release templates, so sample traffic has
-        workflows to run (orders bring approvals, event waits and compensation to look at). The
-        order release's carrier is bound to the sandbox TMS connection: its tenders go there."""
+        workflows to run: the latest version of each (the order release 2.x: the simulator's
+        orders have its shape, locations and weights), the order release's carrier bound to the
+        sandbox TMS connection: its tenders go there. An older demo's 1.x definitions are upgraded."""
         from connectors.demo import TENDER_CONNECTION
-        from workflows import services as workflows
+        from logistics.demo_data import ROUTING_GUIDE
         from workflows.demo import DEMO_CARRIER, DEMO_DEFINITION_KEY, DEMO_ORDER_KEY
         from workflows.models import Definition, TemplateVersion
 
-        demos: tuple[tuple[str, str, str, dict[str, str], dict[str, str]], ...] = (
+        demos: tuple[tuple[str, str, str, dict[str, Any], dict[str, str]], ...] = (
             ("customer-milestone-notifications", DEMO_DEFINITION_KEY, "Milestone notifications", {}, {}),
             (
-                "order-to-shipment-release",
+                ORDER_RELEASE,
                 DEMO_ORDER_KEY,
                 "Order release",
-                {"carrier_connection": DEMO_CARRIER},
+                {"carrier_connection": DEMO_CARRIER, "routing_guide": ROUTING_GUIDE},
                 {DEMO_CARRIER: TENDER_CONNECTION},
             ),
         )
         for template_key, key, name, parameters, bindings in demos:
             existing = Definition.objects.filter(key=key).first()
+            template_version = TemplateVersion.objects.filter(template__key=template_key).order_by("-major", "-minor", "-patch").first()
             if existing is not None:
+                if template_version is not None and template_version.major >= 2:
+                    self._demo_upgrade(existing, template_version, admin)
                 self._demo_bindings(existing, bindings, admin)
                 continue
-            versions = TemplateVersion.objects.filter(template__key=template_key)
-            if template_key == "order-to-shipment-release":
-                versions = versions.filter(major=1)  # the demo's orders have 1.x's shape: no locations or weights yet
-            template_version = versions.order_by("-major", "-minor", "-patch").first()
             if template_version is None:
                 continue
-            definition = workflows.definition_clone(
-                template_version=template_version, key=key, name=name, parameters=parameters, connection_bindings=bindings, actor=admin
-            )
-            version = definition.versions.get()
+            self._clone_published(template_version, key=key, name=name, parameters=parameters, bindings=bindings, admin=admin)
+
+    def _clone_published(
+        self, template_version: "TemplateVersion", *, key: str, name: str, parameters: dict[str, Any], bindings: dict[str, str], admin: User
+    ) -> "Definition":
+        from workflows import services as workflows
+
+        definition = workflows.definition_clone(
+            template_version=template_version, key=key, name=name, parameters=parameters, connection_bindings=bindings, actor=admin
+        )
+        version = definition.versions.get()
+        workflows.definition_version_submit(version=version, actor=admin)
+        workflows.definition_version_publish(version=version, actor=admin)
+        return definition
+
+    def _demo_upgrade(self, definition: "Definition", template_version: "TemplateVersion", admin: User) -> None:
+        """A demo definition still on 1.x moves to `template_version` as a new published version
+        of the same definition (its runs on 1.x finish on 1.x)."""
+        from workflows import services as workflows
+        from workflows.validation import DefinitionInvalid
+
+        if not definition.template_version.startswith("1."):
+            return
+        try:
+            version = workflows.definition_upgrade(definition=definition, template_version=template_version, actor=admin)
             workflows.definition_version_submit(version=version, actor=admin)
             workflows.definition_version_publish(version=version, actor=admin)
+        except (workflows.WorkflowError, DefinitionInvalid) as error:
+            self.stdout.write(f"{definition.key}: not upgraded to {template_version.version}: {error}")
+            return
+        self.stdout.write(f"{definition.key}: moved to {template_version.template.name} {template_version.version} (v{version.number})")
+
+    def _domain_workflows(self, admin: User) -> None:
+        """Every other domain template of the library (`logistics.library`), cloned with its
+        default parameters under its own key and published; one that cannot be is reported and
+        skipped (it needs parameters the demo does not know)."""
+        from logistics.library import domain_templates
+        from workflows.models import Definition, TemplateVersion
+        from workflows.services import WorkflowError
+        from workflows.validation import DefinitionInvalid
+
+        slug = getattr(connection.tenant, "slug", connection.schema_name)
+        for template in domain_templates():
+            key = template["key"]
+            if key == ORDER_RELEASE or Definition.objects.filter(Q(key=key) | Q(template_key=key)).exists():
+                continue
+            template_version = TemplateVersion.objects.filter(template__key=key).order_by("-major", "-minor", "-patch").first()
+            if template_version is None:
+                self.stdout.write(f"{slug}: {key} is not in the library yet (seed_library publishes it)")
+                continue
+            try:
+                self._clone_published(template_version, key=key, name=template["name"], parameters={}, bindings={}, admin=admin)
+            except (WorkflowError, DefinitionInvalid) as error:
+                self.stdout.write(f"{slug}: {key} not cloned: {error}")
+                continue
+            self.stdout.write(f"{slug}: {template['name']} {template_version.version} published")
 
     def _demo_bindings(self, definition: "Definition", bindings: dict[str, str], admin: User) -> None:
         """A demo seeded before the sandbox connections: publish its first version again with the
