@@ -2,7 +2,8 @@
 
 Those files come from other projects (see SOURCES.md there) and are read in place, never copied
 into this repository. Per X12 file: interchanges, sets by type, documents, errors with their
-positions, what was refused and why, the 997 verdict per group, and how the inbox would store it
+positions, what was refused and why, the 997 verdict per group (the 997 also written: a 997 the
+writer refuses makes the file "crashed"), and how the inbox would store it
 (an event per interchange, one per piece of text outside them); non-X12 files are listed as skipped. The JSON report goes to var/conformance/edi.json. Exit status 1 only when the reader
 crashed on a file; refusing a broken sample is a finding, not a failure.
 
@@ -19,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from connectors.edi.ack import group_acknowledgement
+from connectors.edi.ack import acknowledge, group_acknowledgement
 from connectors.edi.parse import parse
 from connectors.edi.reader import split
 from connectors.edi.report import error_json
@@ -61,6 +62,9 @@ def check_file(path: Path) -> dict[str, Any]:
         for interchange in result.interchanges
         for ack in (group_acknowledgement(group) for group in interchange.groups)
     ]
+    # Written too, as the inbox does: the writer reads its 997 back and raises when it is not valid X12.
+    for interchange in result.interchanges:
+        acknowledge(interchange)
     return {
         "status": "clean" if result.ok else "errors",
         "bytes": len(data),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a problem is: 1-based indexes, and the byte offset of the segment's first character."""
+    """Where a problem is: 1-based indexes, and the offset of the segment's first character (in the
+    text `reader.decoded` made of the file: the byte offset for an ASCII or Latin-1 file)."""
 
     interchange: int
     segment: int

@@ -150,9 +150,22 @@ class ReadResult:
         return sorted(errors, key=lambda error: (error.position.interchange, error.position.segment, error.position.element or 0))
 
 
+def decoded(data: bytes | bytearray | str) -> str:
+    """The text of an interchange: UTF-8 when the bytes are valid UTF-8 (what current translators
+    and the inbox's stored text are), else Latin-1, one character per byte. Read as Latin-1, a
+    UTF-8 "Ü" became "Ã" and the C1 control U+009C, and its set was rejected for it. Offsets
+    count characters of this text: bytes, for an ASCII or Latin-1 file."""
+    if not isinstance(data, bytes | bytearray):
+        return data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def read(data: bytes | str) -> ReadResult:
-    """Read every interchange in `data`. Bytes are read as latin-1, so offsets are byte offsets."""
-    text = data.decode("latin-1") if isinstance(data, bytes | bytearray) else data
+    """Read every interchange in `data` (bytes as `decoded` reads them)."""
+    text = decoded(data)
     result = ReadResult()
     pos = 0
     while True:
@@ -198,7 +211,7 @@ def split(data: bytes | str) -> list[FilePart]:
     interchange without IEA ends where the next ISA starts); each interchange is read with index 1,
     as it will be when read alone. Blanks, NULs, byte order marks and Ctrl-Z between interchanges
     are no part."""
-    text = data.decode("latin-1") if isinstance(data, bytes | bytearray) else data
+    text = decoded(data)
     parts: list[FilePart] = []
     pos = 0
     while True:

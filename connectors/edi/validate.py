@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -253,7 +254,7 @@ def _check_value(value: str, rule: ElementRule) -> tuple[str, str] | None:
     if kind == "AN" or kind == "ID":
         size = len(value)
         if not value.isprintable():
-            return "6", f"contains a control character: {value!r}"
+            return "6", _unprintable(value)
     elif kind == "DT":
         if not (value.isascii() and value.isdigit()) or len(value) not in (6, 8):
             return "8", f"{value!r} is not a date (CCYYMMDD)"
@@ -279,6 +280,18 @@ def _check_value(value: str, rule: ElementRule) -> tuple[str, str] | None:
     if rule.codes is not None and value not in rule.codes:
         return "7", f"{value!r} is not a valid code here"
     return None
+
+
+_KINDS = {"Cc": "a control character", "Cf": "an invisible format character", "Zs": "a space other than the plain space"}
+
+
+def _unprintable(value: str) -> str:
+    """Text elements take graphic characters and the plain space: X12.6's basic and extended sets,
+    including the "select language" characters (Ü, é, ß) partners send by agreement. What else a
+    value holds is named, with where, for the operator reading the quarantine."""
+    at, char = next((at, char) for at, char in enumerate(value, 1) if not char.isprintable())
+    kind = _KINDS.get(unicodedata.category(char), "a character X12 text may not hold")
+    return f"contains {kind} (U+{ord(char):04X}) at character {at}: {value!r}"
 
 
 @lru_cache(maxsize=4096)

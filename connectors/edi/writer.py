@@ -405,10 +405,24 @@ def _acknowledgement(ack: Acknowledgement, partner: PartnerSettings) -> Segments
             segments.append(("IK3" if implementation else "AK3", note.segment_id, str(note.position), note.loop, note.code))
             for element in note.elements:
                 position: Element = (str(element.position), str(element.component)) if element.component else str(element.position)
-                segments.append(("IK4" if implementation else "AK4", position, element.reference, element.code, element.value))
+                copy = _copy_of_bad_data(element.value, partner)
+                segments.append(("IK4" if implementation else "AK4", position, element.reference, element.code, copy))
         segments.append(("IK5" if implementation else "AK5", answer.status, *answer.error_codes[:5]))
     segments.append(("AK9", ack.status, str(ack.sets_included), str(ack.sets_received), str(ack.sets_accepted), *ack.error_codes[:5]))
     return segments
+
+
+def _copy_of_bad_data(value: str, partner: PartnerSettings) -> str:
+    """AK404/IK404, the optional copy of a bad value, as written: only printable ASCII without the
+    reply's delimiters – else left out (the AK403 code still says what was wrong). A copy of a
+    control character, of a UTF-8 "Ü" or of the partner's separator would make the 997 itself
+    invalid; and what Baton writes stays readable by any translator."""
+    delimiters = {partner.element_separator, partner.component_separator, partner.segment_terminator}
+    if partner.version >= "00402":
+        delimiters.add(partner.repetition_separator)
+    if value.isascii() and value.isprintable() and delimiters.isdisjoint(value):
+        return value
+    return ""
 
 
 SET_WRITERS: dict[str, Callable[..., Segments]] = {
