@@ -894,8 +894,9 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
     single: list[int] = []
     active = sorted(set(run_ids))
     history = _step_history(active)
-    for _ in range(STEPS_PER_ADVANCE):
-        if not active:
+    deadline = time.monotonic() + settings.BATON_ENGINE_ADVANCE_SECONDS
+    for round_number in range(STEPS_PER_ADVANCE):
+        if not active or (round_number and time.monotonic() > deadline):  # always one round
             break
         try:
             with transaction.atomic():
@@ -904,7 +905,7 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
             log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")
             single.extend(active)
             active = []
-    if active:  # the step budget ran out: give the runs back (still ready) for another advance
+    if active:  # the step or time budget ran out: give the runs back (still ready) for another advance
         Run.objects.filter(pk__in=active, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
     for run_id in sorted(set(single)):
         statuses[run_id] = _run_advance_single(run_id, owner, lease_seconds)

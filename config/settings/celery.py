@@ -82,6 +82,10 @@ BATON_ENGINE_LEASE_SECONDS = env_int("BATON_ENGINE_LEASE_SECONDS", 60)
 # Runs one `workflows.advance` claims and advances together (one transaction per round of steps):
 # the larger the batch, the fewer rounds, commits and wake-ups per run (bench/results/engine.json).
 BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 200)
+# How long one `workflows.advance` goes on with its batch's rounds before it gives the rest back
+# (still ready, for the next advance): rounds of heavy steps – an invoice PDF each – would otherwise
+# hold a worker for half a minute while other tenants' runs and tasks wait.
+BATON_ENGINE_ADVANCE_SECONDS = env_float("BATON_ENGINE_ADVANCE_SECONDS", 3.0)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")

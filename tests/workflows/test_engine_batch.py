@@ -143,6 +143,22 @@ def test_a_failed_round_falls_back_to_one_run_at_a_time_with_no_effect_twice(wor
 
 
 @pytest.mark.django_db
+def test_an_advance_past_its_time_budget_gives_the_rest_back_ready_after_one_round(world, fake, settings):
+    settings.BATON_ENGINE_ADVANCE_SECONDS = 0  # every round is past the budget: one round per advance
+    definition = definition_published(world.acme)
+    runs = [run_started(world.acme, definition, {**ORDER, "order_id": f"TB-{n}"}) for n in range(3)]
+    statuses = _advance_all(world)
+    assert [statuses[run.pk] for run in runs] == ["running"] * 3
+    with schema_context(world.acme.schema):
+        for run in Run.objects.filter(pk__in=[run.pk for run in runs]):
+            assert (run.current_step, run.lease_owner, run.ready_at is not None) == ("price", "", True)
+    for _ in range(3):
+        statuses = _advance_all(world)
+    assert [statuses[run.pk] for run in runs] == ["succeeded"] * 3
+    assert [step for step, _status, _attempt in run_timeline(world.acme, runs[0])] == ["check", "price", "tender", "done"]
+
+
+@pytest.mark.django_db
 def test_a_run_paused_or_taken_after_the_claim_is_left_alone(world, fake):
     definition = definition_published(world.acme)
     runs = [run_started(world.acme, definition, {**ORDER, "order_id": f"PZ-{n}"}) for n in range(3)]
