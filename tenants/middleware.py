@@ -8,7 +8,8 @@ from django.template.loader import render_to_string
 from django.urls import set_urlconf
 
 from tenants.db import connection
-from tenants.models import Domain, TenantStatus
+from tenants.hosts import host_domain
+from tenants.models import TenantStatus
 from tenants.selectors import _site, site_for_console
 
 ALWAYS_SERVED = ("/healthz", "/readyz", "/metrics", "/static/")
@@ -40,7 +41,7 @@ class TenantHostMiddleware:
             set_urlconf(request.urlconf)
             structlog.contextvars.bind_contextvars(tenant="public")
             return self.get_response(request)
-        domain = Domain.objects.select_related("tenant", "tenant__branding").filter(domain=host).first()
+        domain = host_domain(host)
         if domain is None:
             return self._unknown_host(request, host)
         tenant = domain.tenant

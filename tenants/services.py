@@ -18,6 +18,7 @@ from accounts.services import user_invite
 from governance.services import Actor, audit_record
 from tenants.branding import BrandColours, brand_colours_validate
 from tenants.db import connection
+from tenants.hosts import tenant_hosts_forget
 from tenants.models import Branding, Domain, Partner, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 from tenants.schema_clone import schema_replay
 from tenants.selectors import site_for_tenant
@@ -241,6 +242,7 @@ def tenant_build(*, tenant_id: int) -> Tenant:
             audit_record(actor=PROVISIONING, action="tenant.provision_failed", target=tenant, tenant_slug=tenant.slug, reason=reason)
             _step(tenant, "Failed", ProvisioningStep.State.FAILED, reason, time.perf_counter() - started)
     _drop_leftover_schema(tenant)
+    tenant_hosts_forget()
     tenant.refresh_from_db()
     return tenant
 
@@ -267,6 +269,7 @@ def tenant_suspend(*, tenant: Tenant, reason: str, actor: Any) -> Tenant:
     with transaction.atomic():
         Tenant.objects.filter(pk=tenant.pk).update(status=TenantStatus.SUSPENDED, status_reason=reason.strip())
         audit_record(actor=actor, action="tenant.suspended", target=tenant, tenant_slug=tenant.slug, reason=reason)
+    tenant_hosts_forget()
     tenant.refresh_from_db()
     return tenant
 
@@ -277,6 +280,7 @@ def tenant_resume(*, tenant: Tenant, actor: Any, reason: str = "") -> Tenant:
     with transaction.atomic():
         Tenant.objects.filter(pk=tenant.pk).update(status=TenantStatus.READY, status_reason="")
         audit_record(actor=actor, action="tenant.resumed", target=tenant, tenant_slug=tenant.slug, reason=reason)
+    tenant_hosts_forget()
     tenant.refresh_from_db()
     return tenant
 
@@ -302,6 +306,7 @@ def tenant_archive(*, tenant: Tenant, reason: str, actor: Any) -> Tenant:
         audit_record(
             actor=actor, action="tenant.archived", target=tenant, tenant_slug=tenant.slug, reason=reason, data={"export": str(export_path)}
         )
+    tenant_hosts_forget()
     tenant.refresh_from_db()
     return tenant
 
@@ -349,6 +354,7 @@ def tenant_branding_update(*, tenant: Tenant, branding: BrandingInput, actor: An
         audit_record(
             actor=actor, action="tenant.branding_updated", target=tenant, tenant_slug=tenant.slug, data={"before": before, "after": after}
         )
+    tenant_hosts_forget()
     return brand
 
 
@@ -361,6 +367,7 @@ def tenant_domain_add(*, tenant: Tenant, host: str, actor: Any) -> Domain:
     with transaction.atomic():
         domain = Domain.objects.create(tenant=tenant, domain=host, is_primary=False)
         audit_record(actor=actor, action="tenant.domain_added", target=tenant, tenant_slug=tenant.slug, data={"domain": host})
+    tenant_hosts_forget()
     return domain
 
 

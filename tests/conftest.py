@@ -8,9 +8,11 @@ be rolled back use the `db` fixture as usual; tests that need committed writes u
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 
 import pytest
+from django.conf import settings
 from django.test import Client
 from django_tenants.utils import schema_context
 
@@ -22,6 +24,11 @@ from tenants.db import connection
 from tenants.models import Partner, Tenant
 from tenants.services import BrandingInput, partner_create, tenant_provision
 from tenants.template_schema import template_schema_refresh
+
+# Tests change tenants under running servers: every request looks its host up (a test turns the
+# per-process host cache on to check it). Also for the servers and workers the suite starts.
+os.environ["BATON_TENANT_HOST_CACHE_SECONDS"] = "0"
+settings.BATON_TENANT_HOST_CACHE_SECONDS = 0.0
 
 PASSWORD = "correct-horse-battery-staple"
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"

@@ -1,6 +1,6 @@
 """Which apps live in the public schema, which in every tenant schema, and how hosts map."""
 
-from config.env import env_list, env_str
+from config.env import env_float, env_list, env_str
 
 _BOTH = [
     "django.contrib.contenttypes",
@@ -43,6 +43,8 @@ ROOT_URLCONF = "config.urls_tenant"
 PUBLIC_SCHEMA_URLCONF = "config.urls_public"
 
 # Hosts that serve the MSP console (public schema). Every other host must be a tenant Domain.
+# How long a process keeps a host's tenant row (tenants/hosts.py): 0 looks it up for every request.
+BATON_TENANT_HOST_CACHE_SECONDS = env_float("BATON_TENANT_HOST_CACHE_SECONDS", 2.0)
 BATON_CONSOLE_HOSTS = env_list("BATON_CONSOLE_HOSTS", "localhost,127.0.0.1,testserver")
 # The suffix under which new tenants get a default host: <slug>.<suffix>.
 BATON_TENANT_DOMAIN_SUFFIX = env_str("BATON_TENANT_DOMAIN_SUFFIX", "localhost")

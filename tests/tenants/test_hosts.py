@@ -56,3 +56,32 @@ def test_openapi_schema_and_docs_are_served(world):
     schema = host_client(world.acme.host).get("/api/schema/")
     assert schema.status_code == 200 and b"/api/v1/audit-events" in schema.content
     assert host_client(world.acme.host).get("/api/docs/").status_code == 200
+
+
+def test_a_process_keeps_a_hosts_tenant_for_a_moment_and_forgets_it_when_the_tenant_changes(world, settings):
+    import time
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.hosts import tenant_hosts_forget
+
+    settings.BATON_TENANT_HOST_CACHE_SECONDS = 0.5
+    tenant_hosts_forget()
+    client = host_client(world.globex.host)
+    try:
+        assert client.get("/healthz").status_code == 200  # looked up, kept
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/healthz").status_code == 200
+        assert not [q for q in queries.captured_queries if "tenants_domain" in q["sql"]]
+        unknown = host_client("nobody-kept.localhost")
+        assert unknown.get("/").status_code == 404 and unknown.get("/").status_code == 404  # an unknown host is kept too
+        tenant = tenant_suspend(tenant=world.globex.tenant, reason="Kept no more", actor=Actor.system("test"))
+        assert client.get("/").status_code == 403  # the service forgot the kept row in this process
+        tenant_resume(tenant=tenant, actor=Actor.system("test"))
+        time.sleep(0.6)
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get("/healthz").status_code == 200
+        assert [q for q in queries.captured_queries if "tenants_domain" in q["sql"]]  # expired: looked up again
+    finally:
+        tenant_hosts_forget()
