@@ -116,6 +116,7 @@ def demo_connection_inputs(*, tenant_slug: str, urls: Mapping[str, str]) -> list
                     "list_open_orders": _get("/api/orders?status=open"),
                     "confirm_order": _post("/api/order-confirmations"),  # the order release
                     "invoice_create": _post("/api/invoices"),  # proof of delivery to invoice
+                    "adjust_inventory": _post("/api/inventory/adjustments"),  # inventory sync
                 },
             },
         ),
@@ -144,7 +145,14 @@ def demo_connection_inputs(*, tenant_slug: str, urls: Mapping[str, str]) -> list
             auth_method=AuthMethod.API_KEY,
             auth_settings={"header": "X-Api-Key"},
             secrets=_api_key(tenant_slug),
-            settings={DEMO_MARK: "wms", "actions": {"read_inventory": _get("/api/inventory"), "release_order": _post("/api/releases")}},
+            settings={
+                DEMO_MARK: "wms",
+                "actions": {
+                    "read_inventory": _get("/api/inventory"),
+                    "release_order": _post("/api/releases"),
+                    "adjust_inventory": _post("/api/inventory/adjustments"),  # inventory sync
+                },
+            },
         ),
         ConnectionInput(
             key=CARRIER_KEY,

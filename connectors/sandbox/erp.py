@@ -1,4 +1,6 @@
-"""A fake ERP: sales orders to list and read, order confirmations to post, an inventory snapshot."""
+"""A fake ERP: sales orders to list and read, order confirmations to post, an inventory snapshot
+and its adjustments, and a webhook inbox for Baton's events (`POST /api/events`: what a customer's
+system subscribed to them receives, so a demo can see its webhooks arrive)."""
 
 from __future__ import annotations
 
@@ -44,6 +46,8 @@ class ErpSandbox(SandboxSystem):
         self.inventory = {"SKU-PALLET-A": 140, "SKU-CARTON-B": 2_300, "SKU-REEFER-C": 48}
         self._confirmations = 0
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.inventory_locked = ""  # why adjustments are refused (a closed period), or "" when they are taken
+        self.events_received: dict[str, dict[str, Any]] = {}  # webhook id → the event
 
     def routes(self) -> list[Route]:
         return [
@@ -55,6 +59,8 @@ class ErpSandbox(SandboxSystem):
             Route("POST", "/api/invoices", self._invoice_imported, writes=True),
             Route("GET", r"/api/invoices/(?P<number>[^/]+)", self._invoice_read),
             Route("GET", "/api/inventory", self._inventory_read),
+            Route("POST", "/api/inventory/adjustments", self._inventory_adjusted, writes=True),
+            Route("POST", "/api/events", self._event_received),
         ]
 
     def _known(self, number: str) -> dict[str, Any]:
@@ -176,3 +182,56 @@ class ErpSandbox(SandboxSystem):
     def _inventory_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         items = [{"sku": sku, "on_hand": on_hand, "uom": "EA"} for sku, on_hand in sorted(self.inventory.items())]
         return Answer(200, {"as_of": utc_now_iso(), "site": "ERP-MAIN", "items": items})
+
+    def _inventory_adjusted(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """Book inventory corrected (`{"adjustments": [{"sku", "adjust_by", …}], "reason",
+        "reference"}`, the inventory sync's `adjust_inventory`): each SKU's on-hand moves by
+        `adjust_by`; refused whole when a SKU would go below zero or the period is closed."""
+        fields = Fields(request.body)
+        changes = adjustments_read(fields)
+        fields.check()
+        if self.inventory_locked:
+            raise Problem(409, "period-closed", "Inventory is locked", self.inventory_locked)
+        after = {sku: self.inventory.get(sku, 0) + by for sku, by in changes.items()}
+        short = [f"{sku} would be {quantity}" for sku, quantity in after.items() if quantity < 0]
+        if short:
+            raise Problem(409, "stock-negative", "Stock cannot go negative", f"the ERP cannot adjust below zero: {'; '.join(short)}")
+        self.inventory.update(after)
+        reference = f"ADJ-{len(self.effects_for('inventory_adjustment')) + 1:04d}"
+        self.record_effect("inventory_adjustment", reference, request.body, request)
+        return Answer(201, {"adjustment_id": reference, "lines": len(fields.body["adjustments"]), "on_hand": after})
+
+    def _event_received(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """A webhook from Baton (Standard Webhooks: `type`, `id`, `data`), kept as an effect
+        `webhook` once per `webhook-id` (a redelivery is answered, not kept again). The sandbox
+        holds no endpoint secret, so the signature is only required, not verified."""
+        fields = Fields(request.body)
+        kind = fields.text("type")
+        event_id = fields.text("id")
+        fields.nested("data")
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        webhook_id = headers.get("webhook-id", "")
+        if not webhook_id or not headers.get("webhook-signature"):
+            fields.fail("headers", "webhook-id and webhook-signature are required (Standard Webhooks)")
+        fields.check()
+        if webhook_id in self.events_received:
+            return Answer(200, {"received": webhook_id, "duplicate": True})
+        self.events_received[webhook_id] = {"type": kind, "id": event_id, "received_at": utc_now_iso()}
+        self.record_effect(
+            "webhook", event_id, {"type": kind, "id": event_id, "webhook_id": webhook_id, "data": request.body["data"]}, request
+        )
+        return Answer(200, {"received": webhook_id, "duplicate": False})
+
+
+def adjustments_read(fields: Fields) -> dict[str, int]:
+    """The net change per SKU of an adjustment request's lines (whole units, not 0); problems are
+    collected on `fields`."""
+    changes: dict[str, int] = {}
+    for line in fields.items("adjustments"):
+        sku = line.text("sku")
+        by = line.number("adjust_by", integer=True, positive=False)
+        if by == 0 and type(line.body.get("adjust_by")) is int:  # not already refused as no number
+            line.fail("adjust_by", "must not be 0: there is nothing to adjust")
+        if sku:
+            changes[sku] = changes.get(sku, 0) + int(by)
+    return changes

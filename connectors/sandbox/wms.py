@@ -3,7 +3,9 @@
 
 A release allocates stock (refused, naming the line, when there is not enough); shipping moves it
 out of the building and writes the confirmation. A receipt (`POST /api/receipts`, a 944-like
-goods receipt) brings stock in, so a long-running demo does not run the building dry."""
+goods receipt) brings stock in, so a long-running demo does not run the building dry. An inventory
+adjustment (`POST /api/inventory/adjustments`, the inventory sync's `adjust_inventory`) corrects
+on-hand counts, never below what is allocated."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 from typing import Any
 
 from connectors.sandbox.base import Answer, Fields, Problem, Route, SandboxRequest, SandboxSystem, utc_now_iso
+from connectors.sandbox.erp import adjustments_read
 
 SITE = "DAL1"
 
@@ -39,6 +42,7 @@ class WmsSandbox(SandboxSystem):
             Route("GET", r"/api/releases/(?P<release_id>[^/]+)/shipment-confirmation", self._confirmation_read),
             Route("GET", "/api/inventory", self._inventory_read),
             Route("POST", "/api/receipts", self._goods_received, writes=True),
+            Route("POST", "/api/inventory/adjustments", self._inventory_adjusted, writes=True),
         ]
 
     def _order_released(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
@@ -122,6 +126,33 @@ class WmsSandbox(SandboxSystem):
         }
         self.record_effect("receipt", reference, request.body, request)
         return Answer(201, receipt)
+
+    def _inventory_adjusted(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
+        """On-hand counts corrected (the same body as the ERP's): each SKU one the building
+        stocks; refused whole when a SKU would hold less than is allocated to releases."""
+        self._ship_due()
+        fields = Fields(request.body)
+        changes = adjustments_read(fields)
+        for index, line in enumerate(fields.body.get("adjustments") or []):
+            sku = line.get("sku") if isinstance(line, dict) else None
+            if isinstance(sku, str) and sku and sku not in self.stock:
+                fields.fail(f"adjustments[{index}].sku", f"{sku} is not stocked at {SITE}")
+        fields.check()
+        short = [
+            f"{sku} would hold {self.stock[sku]['on_hand'] + by}, {self.stock[sku]['allocated']} allocated"
+            for sku, by in changes.items()
+            if self.stock[sku]["on_hand"] + by < self.stock[sku]["allocated"]
+        ]
+        if short:
+            raise Problem(
+                409, "stock-allocated", "Stock is allocated", f"the WMS cannot adjust below what is allocated: {'; '.join(short)}"
+            )
+        for sku, by in changes.items():
+            self.stock[sku]["on_hand"] += by
+        reference = f"CC-{len(self.effects_for('inventory_adjustment')) + 1:05d}"
+        self.record_effect("inventory_adjustment", reference, request.body, request)
+        on_hand = {sku: self.stock[sku]["on_hand"] for sku in changes}
+        return Answer(201, {"adjustment_id": reference, "site": SITE, "lines": len(fields.body["adjustments"]), "on_hand": on_hand})
 
     def _inventory_read(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
         self._ship_due()

@@ -218,7 +218,7 @@ def test_an_older_demo_connection_gains_the_actions_a_newer_demo_calls_keeping_i
         erp.settings = {**erp.settings, "actions": {"read_inventory": {"method": "GET", "path": "/our/stock"}}}
         erp.save()
     again = _seeded(world.acme)
-    assert again.configured == ["erp: actions confirm_order, invoice_create, list_open_orders added"]
+    assert again.configured == ["erp: actions adjust_inventory, confirm_order, invoice_create, list_open_orders added"]
     with schema_context(world.acme.schema):
         actions = Connection.objects.get(key="erp").settings["actions"]
     assert actions["read_inventory"] == {"method": "GET", "path": "/our/stock"}  # a person's edit stays

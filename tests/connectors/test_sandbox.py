@@ -239,6 +239,75 @@ def test_erp_imports_a_customer_invoice_once_with_its_own_reference(erp):
     assert requests.get(f"{erp.url}/api/invoices/INV-8", timeout=5).status_code == 404
 
 
+ADJUSTMENT = {
+    "adjustments": [{"sku": "SKU-PALLET-A", "location": "dallas-dc", "quantity": 139, "adjust_by": -1, "unit": "each"}],
+    "source_of_truth": "wms",
+    "reason": "Inventory sync: within tolerance, adjusted to the source of truth",
+}
+
+
+def test_erp_adjusts_inventory_once_per_key_and_refuses_going_negative_or_a_closed_period(erp):
+    url = f"{erp.url}/api/inventory/adjustments"
+    adjusted = requests.post(url, json=ADJUSTMENT, headers={"Idempotency-Key": "adj-1"}, timeout=5)
+    assert adjusted.status_code == 201 and adjusted.json() == {"adjustment_id": "ADJ-0001", "lines": 1, "on_hand": {"SKU-PALLET-A": 139}}
+    again = requests.post(url, json=ADJUSTMENT, headers={"Idempotency-Key": "adj-1"}, timeout=5)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    [effect] = erp.effects_for("inventory_adjustment")
+    assert (effect.reference, effect.payload, effect.idempotency_key) == ("ADJ-0001", ADJUSTMENT, "adj-1")
+    stock = {item["sku"]: item["on_hand"] for item in requests.get(f"{erp.url}/api/inventory", timeout=5).json()["items"]}
+    assert stock["SKU-PALLET-A"] == 139
+
+    new_sku = requests.post(url, json={"adjustments": [{"sku": "SKU-NEW-D", "adjust_by": 5}]}, timeout=5)
+    assert new_sku.status_code == 201 and erp.inventory["SKU-NEW-D"] == 5  # book inventory takes an item it did not hold
+    below = requests.post(
+        url, json={"adjustments": [{"sku": "SKU-REEFER-C", "adjust_by": -49}, {"sku": "SKU-PALLET-A", "adjust_by": 1}]}, timeout=5
+    )
+    assert below.status_code == 409 and problem(below)["detail"] == "the ERP cannot adjust below zero: SKU-REEFER-C would be -1"
+    assert (erp.inventory["SKU-REEFER-C"], erp.inventory["SKU-PALLET-A"]) == (48, 139)  # refused whole
+    bad = requests.post(url, json={"adjustments": [{"sku": "SKU-PALLET-A", "adjust_by": 0}, {"adjust_by": 1.5}]}, timeout=5)
+    assert bad.status_code == 422 and problem(bad)["invalid_params"] == [
+        {"name": "adjustments[0].adjust_by", "reason": "must not be 0: there is nothing to adjust"},
+        {"name": "adjustments[1].sku", "reason": "is required"},
+        {"name": "adjustments[1].adjust_by", "reason": "must be a whole number"},
+    ]
+    assert problem(requests.post(url, json={"adjustments": []}, timeout=5))["detail"] == "adjustments must be a non-empty list"
+
+    erp.inventory_locked = "the period is closed until the month-end count"
+    locked = requests.post(url, json=ADJUSTMENT, headers={"Idempotency-Key": "adj-2"}, timeout=5)
+    assert locked.status_code == 409 and problem(locked)["detail"] == "the period is closed until the month-end count"
+    assert len(erp.effects_for("inventory_adjustment")) == 2 and erp.inventory["SKU-PALLET-A"] == 139
+
+
+def test_erp_keeps_each_webhook_from_baton_once_and_refuses_one_without_its_headers(erp):
+    secret = generate_secret()
+    body = json.dumps(
+        {"type": "inventory.position", "id": "k1:acme-c0", "timestamp": "2026-03-02T10:00:00+00:00", "data": {"positions": []}}
+    )
+    headers = {
+        "Content-Type": "application/json",
+        **STANDARD_WEBHOOKS.sign(body.encode(), secrets=[SigningSecret(secret)], webhook_id="msg_1"),
+    }
+    first = requests.post(f"{erp.url}/api/events", data=body, headers=headers, timeout=5)
+    again = requests.post(f"{erp.url}/api/events", data=body, headers=headers, timeout=5)  # a redelivery: same webhook id
+    assert (first.status_code, first.json(), again.json()) == (
+        200,
+        {"received": "msg_1", "duplicate": False},
+        {"received": "msg_1", "duplicate": True},
+    )
+    [effect] = erp.effects_for("webhook")
+    assert (effect.reference, effect.payload["type"], effect.payload["webhook_id"], effect.payload["data"]) == (
+        "k1:acme-c0",
+        "inventory.position",
+        "msg_1",
+        {"positions": []},
+    )
+    unsigned = requests.post(f"{erp.url}/api/events", json={"type": "shipment.milestone", "id": "m2"}, timeout=5)
+    assert unsigned.status_code == 422 and problem(unsigned)["detail"] == (
+        "data is required; headers webhook-id and webhook-signature are required (Standard Webhooks)"
+    )
+    assert len(erp.effects_for("webhook")) == 1
+
+
 # --- TMS ---------------------------------------------------------------------------------------------
 
 
@@ -350,6 +419,31 @@ def test_wms_receives_goods_into_stock_naming_what_it_does_not_stock():
             f"{wms.url}/api/receipts", json={"reference": "ASN-2", "lines": [{"sku": "SKU-NOPE", "quantity": 1}]}, timeout=5
         )
         assert unknown.status_code == 422 and problem(unknown)["detail"] == "lines[0].sku SKU-NOPE is not stocked at DAL1"
+
+
+def test_wms_adjusts_on_hand_never_below_what_is_allocated_and_only_what_it_stocks():
+    with WmsSandbox(ship_seconds=60) as wms:
+        url = f"{wms.url}/api/inventory/adjustments"
+        adjusted = requests.post(
+            url, json={"adjustments": [{"sku": "SKU-REEFER-C", "adjust_by": -18}]}, headers={"Idempotency-Key": "cc-1"}, timeout=5
+        )
+        assert adjusted.status_code == 201 and adjusted.json() == {
+            "adjustment_id": "CC-00001",
+            "site": "DAL1",
+            "lines": 1,
+            "on_hand": {"SKU-REEFER-C": 30},
+        }
+        requests.post(
+            url, json={"adjustments": [{"sku": "SKU-REEFER-C", "adjust_by": -18}]}, headers={"Idempotency-Key": "cc-1"}, timeout=5
+        )
+        assert wms.stock["SKU-REEFER-C"]["on_hand"] == 30 and len(wms.effects_for("inventory_adjustment")) == 1
+        assert requests.post(f"{wms.url}/api/releases", json={**RELEASE, "lines": [{"sku": "SKU-REEFER-C", "quantity": 25}]}, timeout=5).ok
+        short = requests.post(url, json={"adjustments": [{"sku": "SKU-REEFER-C", "adjust_by": -6}]}, timeout=5)
+        assert short.status_code == 409
+        assert problem(short)["detail"] == "the WMS cannot adjust below what is allocated: SKU-REEFER-C would hold 24, 25 allocated"
+        unknown = requests.post(url, json={"adjustments": [{"sku": "SKU-NOPE", "adjust_by": 3}]}, timeout=5)
+        assert unknown.status_code == 422 and problem(unknown)["detail"] == "adjustments[0].sku SKU-NOPE is not stocked at DAL1"
+        assert wms.stock["SKU-REEFER-C"]["on_hand"] == 30 and "SKU-NOPE" not in wms.stock
 
 
 # --- faults (the same machinery in every system) --------------------------------------------------------

@@ -6,14 +6,13 @@ exception and publish the corrected position to the customers' webhook endpoints
 rules (tolerances, 945/944 movements between two counts, one exception per pair of systems) are
 also checked without the worker.
 
-The sandbox ERP has no inventory adjustments; `AdjustingErp` adds `POST /api/inventory/adjustments`
-(the template's `adjust_inventory` action), and can refuse them like a closed period would."""
+The sandbox ERP takes the template's `adjust_inventory` action (`POST /api/inventory/adjustments`)
+and refuses it, like a closed period would, while `inventory_locked` says why."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
 from typing import Any
 
@@ -25,7 +24,6 @@ from connectors.deliveries import endpoints_forget, webhook_endpoint_create
 from connectors.inbox import inbound_record
 from connectors.models import Connection, ConnectionKind, InboundEvent, InboundMapper, WebhookDelivery, WebhookEndpoint
 from connectors.sandbox import ErpSandbox, WmsSandbox
-from connectors.sandbox.base import Answer, Fields, Problem, Route, SandboxRequest
 from governance.services import Actor
 from logistics.inventory_sync import (
     input_kind,
@@ -57,33 +55,12 @@ SITES = {"DAL1": DALLAS, "ERP-MAIN": DALLAS, "MEM1": MEMPHIS}
 T0 = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
 
 
-class AdjustingErp(ErpSandbox):
-    """The sandbox ERP, also taking inventory adjustments (see the module)."""
-
-    refusing = ""
-
-    def routes(self) -> list[Route]:
-        return [*super().routes(), Route("POST", "/api/inventory/adjustments", self._adjusted, writes=True)]
-
-    def _adjusted(self, request: SandboxRequest, match: re.Match[str]) -> Answer:
-        fields = Fields(request.body)
-        lines = [(line.text("sku"), line.number("adjust_by", positive=False)) for line in fields.items("adjustments")]
-        fields.check()
-        if self.refusing:
-            raise Problem(409, "period-closed", "Inventory is locked", self.refusing)
-        for sku, by in lines:
-            self.inventory[sku] = self.inventory.get(sku, 0) + int(by)
-        reference = f"ADJ-{len(self.effects_for('inventory_adjustment')) + 1:04d}"
-        self.record_effect("inventory_adjustment", reference, request.body, request)
-        return Answer(201, {"adjustment_id": reference, "lines": len(lines)})
-
-
 # --- the outside world, the worker, the tenant's set-up ------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def systems():
-    running = {"erp": AdjustingErp(), "wms": WmsSandbox()}
+    running = {"erp": ErpSandbox(), "wms": WmsSandbox()}
     for system in running.values():
         system.start()
     yield running
@@ -192,7 +169,7 @@ def tidy(world, committed, systems):
     with schema_context(world.acme.schema):
         _inventory_forget()
         WebhookDelivery.objects.all().delete()
-    systems["erp"].refusing = ""
+    systems["erp"].inventory_locked = ""
     yield
     with schema_context(world.acme.schema):
         _inventory_forget()
@@ -619,7 +596,7 @@ def test_a_start_by_hand_pulls_both_systems_through_their_connections(world, wor
 
 @pytest.mark.worker
 def test_an_erp_refusing_the_correction_fails_the_run_with_an_incident_and_leaves_the_variance_open(world, worker, flow, systems, tidy):
-    systems["erp"].refusing = "the period is closed until the month-end count"
+    systems["erp"].inventory_locked = "the period is closed until the month-end count"
     _erp_snapshot(world, flow, [{"sku": "SKU-PALLET-A", "quantity": 141}], as_of=timezone.now() - dt.timedelta(minutes=5))
     counted = _post(
         world,
