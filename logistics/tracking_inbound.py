@@ -74,7 +74,7 @@ from logistics.services import (
     tracking_dedupe_key,
 )
 from logistics.vocabulary import ARRIVALS, DEPARTURES, TrackingStatus, is_terminal, rank
-from tenants.db import connection
+from tenants.db import connection, rows_copy
 
 if TYPE_CHECKING:
     from connectors.normalize import CanonicalEvent
@@ -293,6 +293,29 @@ WHERE stop.id = batch.id
 """
 
 
+_EVENT_FIELDS = [field for field in TrackingEvent._meta.concrete_fields if field.column != "id"]
+_EVENT_COLUMNS = ("id", *(str(field.column) for field in _EVENT_FIELDS))
+
+
+def _events_write(events: list[TrackingEvent]) -> None:
+    """The batch's new events: their ids drawn from the table's sequence in one statement, the
+    rows written with one COPY (a 214 file brings a thousand events to a batch, and binding them
+    into a multi-row INSERT cost more than the rest of the batch's statements together)."""
+    if not events:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('logistics_trackingevent', 'id')) FROM generate_series(1, %s)", [len(events)])
+        ids = [row[0] for row in cursor.fetchall()]
+    for event, pk in zip(events, ids, strict=True):
+        event.pk = pk
+        event._state.adding = False
+    rows_copy(
+        "logistics_trackingevent",
+        _EVENT_COLUMNS,
+        ([event.pk, *(field.get_db_prep_save(getattr(event, field.attname), connection) for field in _EVENT_FIELDS)] for event in events),
+    )
+
+
 def _shipments_write(shipments: list[Shipment]) -> None:
     if shipments:
         values = [[shipment.pk for shipment in shipments]]
@@ -433,7 +456,7 @@ def tracking_events_record_many(
             if stop is not None and not item.estimate and stop_times_at(stop, status, occurred_at):
                 stops_changed[stop.pk] = stop
             pending[index] = (event, moves_status, moves_eta, notes)
-        TrackingEvent.objects.bulk_create(created)
+        _events_write(created)
         changed = [state for state in states.values() if state.changed]
         for state in changed:
             if state.status_event is not None:
