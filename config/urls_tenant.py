@@ -9,6 +9,7 @@ urlpatterns = [
     path("workflows/", include("workflows.urls")),
     path("connections/", include("connectors.urls")),
     path("logistics/", include("logistics.urls")),
+    path("exceptions/", include("logistics.exception_urls")),
     path("insights/", include("insights.urls")),
     path("hooks/", include("connectors.hook_urls")),
     path("api/v1/", include("portal.api.urls")),

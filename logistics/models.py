@@ -157,6 +157,7 @@ class Order(models.Model):
             models.Index(fields=["customer_account", "status", "-created_at"], name="order_customer_status"),
             models.Index(fields=["status", "-created_at"], name="order_status_created"),
             models.Index(fields=["po_number"], name="order_po", condition=~Q(po_number="")),
+            models.Index(fields=["number"], name="order_number"),  # reference search across customers
         ]
 
     def __str__(self) -> str:
@@ -248,6 +249,7 @@ class Shipment(models.Model):
             models.Index(fields=["customer_account", "-created_at"], name="shipment_customer_created"),
             models.Index(fields=["customer_account", "eta"], name="shipment_customer_eta"),
             models.Index(fields=["status", "eta"], name="shipment_status_eta"),
+            models.Index(fields=["eta", "id"], name="shipment_eta"),  # staff lists by ETA: keyset pages both ways, ties (no ETA) by id
             models.Index(fields=["-created_at"], name="shipment_created"),
             models.Index(fields=["bol_number"], name="shipment_bol", condition=~Q(bol_number="")),
             models.Index(fields=["pro_number"], name="shipment_pro", condition=~Q(pro_number="")),

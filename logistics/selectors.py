@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 
 from logistics import mapping_defaults
 from logistics.models import (
@@ -273,3 +273,77 @@ def mapping_translate(kind: str, code: str) -> MappedCode:
         version = StatusMappingVersion.objects.filter(kind=kind, status=MappingVersionStatus.ACTIVE).first()
         return MappedCode(TrackingStatus.UNKNOWN, False, "", "", version, False)
     return MappedCode(entry.status or TrackingStatus.UNKNOWN, entry.estimate, entry.signal, entry.description, entry.version, True)
+
+
+# --- the exception queue and its counts (workspace: /exceptions/ and the home page) -----------
+
+SEVERITY_RANK = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+
+
+@dataclass(frozen=True)
+class ExceptionQueueFilter:
+    """What the exception queue is narrowed to. `status` "" means still to handle (open or in
+    progress); `owner_id` -1 means nobody owns it yet."""
+
+    status: str = ""
+    type: str = ""
+    severity: str = ""
+    owner_id: int | None = None
+    overdue_at: datetime | None = None  # due before this moment and not closed
+    query: str = ""  # a shipment reference (any of its references), or words of the reason
+
+
+def exceptions_queue(filter: ExceptionQueueFilter) -> QuerySet[ExceptionCase]:  # noqa: A002 - the selectors' word
+    """The exception queue: most severe first, then the ones due soonest (no due time last)."""
+
+    cases = ExceptionCase.objects.select_related("shipment", "customer_account", "owner")
+    cases = cases.filter(status=filter.status) if filter.status else cases.filter(OPEN_EXCEPTION)
+    if filter.type:
+        cases = cases.filter(type=filter.type)
+    if filter.severity:
+        cases = cases.filter(severity=filter.severity)
+    if filter.owner_id == -1:
+        cases = cases.filter(owner__isnull=True)
+    elif filter.owner_id is not None:
+        cases = cases.filter(owner_id=filter.owner_id)
+    if filter.overdue_at is not None:
+        cases = cases.filter(OPEN_EXCEPTION, sla_due_at__lt=filter.overdue_at)
+    if query := filter.query.strip():
+        reference = reference_normalized(query)
+        by_reference = Q()
+        for name in REFERENCE_FIELDS:
+            by_reference |= Q(**{f"shipment__{name}": reference})
+        cases = cases.filter(by_reference | Q(shipment__reference__iexact=query) | Q(reason__icontains=query))
+    rank = Case(*(When(severity=value, then=Value(number)) for value, number in SEVERITY_RANK.items()), output_field=IntegerField())
+    return cases.annotate(severity_rank=rank).order_by("-severity_rank", F("sla_due_at").asc(nulls_last=True), "pk")
+
+
+@dataclass(frozen=True)
+class ExceptionCounts:
+    """Open exceptions (open or in progress) by severity, how many are overdue and how many `owner` holds."""
+
+    by_severity: dict[str, int]
+    overdue: int
+    mine: int
+    unassigned: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_severity.values())
+
+
+def exception_counts(*, owner_id: int | None, now: datetime) -> ExceptionCounts:
+    """One aggregate query over the open cases, for the operations home page."""
+    counts = {value: Count("pk", filter=Q(severity=value)) for value in SEVERITY_RANK}
+    row = ExceptionCase.objects.filter(OPEN_EXCEPTION).aggregate(
+        **counts,
+        overdue=Count("pk", filter=Q(sla_due_at__lt=now)),
+        mine=Count("pk", filter=Q(owner_id=owner_id or 0)),
+        unassigned=Count("pk", filter=Q(owner__isnull=True)),
+    )
+    return ExceptionCounts(
+        by_severity={value: row[value] for value in SEVERITY_RANK},
+        overdue=row["overdue"],
+        mine=row["mine"],
+        unassigned=row["unassigned"],
+    )

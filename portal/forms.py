@@ -16,6 +16,9 @@ API_SCOPES = [
     ("connections:read", "Read connections (secrets masked)"),
     ("connections:write", "Create, change and test connections"),
     ("insights:read", "Read outcome metrics"),
+    ("shipments:read", "Read shipments, tracking events, documents and invoices (Experience API)"),
+    ("subscriptions:read", "Read milestone subscriptions (Experience API)"),
+    ("subscriptions:write", "Create milestone subscriptions (Experience API)"),
 ]
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from portal import views
+from portal import shipment_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -16,4 +16,12 @@ urlpatterns = [
     path("settings/support-access/<int:grant_id>/revoke/", views.support_access_revoke_view, name="support_access_revoke"),
     path("support/enter", views.support_enter, name="support_enter"),
     path("brand/<str:kind>", views.brand_asset, name="brand_asset"),
+    # customer portal: shipments (portal/shipment_views.py)
+    path("shipments/", shipment_views.shipments, name="shipments"),
+    path("shipments/export.csv", shipment_views.shipments_export, name="shipments_export"),
+    path("shipments/saved-views/", shipment_views.saved_view_create, name="saved_view_create"),
+    path("shipments/saved-views/<int:view_id>/delete/", shipment_views.saved_view_remove, name="saved_view_delete"),
+    path("shipments/documents/<str:token>/", shipment_views.document_download, name="shipment_document"),
+    path("shipments/<str:reference>/", shipment_views.shipment, name="shipment"),
+    path("shipments/<str:reference>/timeline.json", shipment_views.shipment_timeline, name="shipment_timeline"),
 ]

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.models import TENANT_STAFF_ROLES, ApiKey, Role, User
@@ -23,8 +24,11 @@ from accounts.services import (
 )
 from governance.selectors import audit_actions, audit_events_filter
 from governance.services import Actor
+from logistics.models import Severity
 from logistics.selectors import customer_accounts_all
 from portal.forms import STAFF_ROLE_CHOICES, ApiKeyForm, CustomerInviteForm, DeactivateForm, InviteForm, RoleForm
+from portal.home_selectors import operations_summary
+from portal.navigation import SHIPMENTS_PATH
 from portal.permissions import tenant_role_required
 from tenants.db import connection
 from tenants.models import Branding
@@ -35,27 +39,27 @@ SUPPORT_ENTER_SALT = "baton.support.enter"
 
 
 def home(request):
+    """Staff: the operations home, "what needs me now", each count linking to its filtered list.
+    Customers: where to follow their shipments."""
     if not request.user.is_authenticated:
         return redirect("account_login")
-    return render(request, "portal/home.html", {"areas": _areas_for(request.user)})
+    context: dict = {"areas": _areas_for(request.user)}
+    if not request.user.is_customer:
+        now = timezone.now()
+        summary = operations_summary(user=request.user, now=now)
+        context["summary"] = summary
+        context["severity_counts"] = [(value, label, summary.exceptions.by_severity[value]) for value, label in reversed(Severity.choices)]
+        context["approval_rows"] = [
+            {"approval": approval, "overdue": approval.due_at is not None and approval.due_at <= now} for approval in summary.approvals.rows
+        ]
+    return render(request, "portal/home.html", context)
 
 
 def _areas_for(user) -> list[dict[str, str]]:
-    """The workspace's areas; each arrives with its issue and is listed here as it lands."""
+    """The customer portal's areas; staff find theirs in the navigation and on the home cards."""
     if user.role == Role.CUSTOMER:
-        return [{"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "status": "coming"}]
-    return [
-        {"name": "Shipments", "description": "Every shipment, its milestones and exceptions.", "status": "coming"},
-        {"name": "Exceptions", "description": "Delays, missed pickups and excursions that need a person.", "status": "coming"},
-        {"name": "Approvals", "description": "Decisions waiting for you.", "status": "coming"},
-        {
-            "name": "Workflows",
-            "description": "Clone templates and run your automations.",
-            "status": "live",
-            "url": reverse("workflows:definitions"),
-        },
-        {"name": "Connections", "description": "ERP, TMS, WMS, carriers, EDI partners and sensors.", "status": "coming"},
-    ]
+        return [{"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "url": SHIPMENTS_PATH}]
+    return []
 
 
 @tenant_role_required(Role.TENANT_ADMIN)

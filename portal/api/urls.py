@@ -11,3 +11,4 @@ urlpatterns = [
     path("", include("logistics.notification_api")),  # milestone subscriptions
     path("", include("insights.api")),
 ]
+urlpatterns += [path("", include("portal.api.experience"))]  # the Experience API: shipments, documents, invoices, subscriptions

@@ -1756,3 +1756,250 @@ TENANT_ROUTES += [
         "connections:write",
     ),
 ]
+
+
+# --- Experience API (issue 6): shipments, tracking events, documents, invoices, subscriptions ---
+
+
+def experience_shipment(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A shipment of the account (the tenant's first by default) whose reference is the id and
+    whose origin's name, an applied event's place, a POD's file name and a customer invoice's
+    number carry the marker."""
+    from logistics.models import DocumentKind
+    from logistics.services import document_record, location_create, shipment_create, tracking_event_record
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    reference = f"ISO-{uuid.uuid4().hex[:10].upper()}"
+    actor = Actor(email="owner@example.test")
+    with schema_context(tenant_world.schema):
+        account = customer_account or tenant_world.customer_accounts[0]
+        origin = location_create(code=f"iso-{uuid.uuid4().hex[:10]}", name=marker, actor=actor)
+        shipment = shipment_create(customer_account=account, reference=reference, origin=origin, actor=actor)
+        tracking_event_record(
+            shipment=shipment, occurred_at=shipment.created_at, source="api", status="in_transit", location_text=marker, actor=actor
+        )
+        document_record(kind=DocumentKind.POD, content=marker.encode(), original_name=f"{marker}.pdf", shipment=shipment, actor=actor)
+        document_record(
+            kind=DocumentKind.INVOICE,
+            content=f"invoice {marker}".encode(),
+            original_name="invoice.pdf",
+            shipment=shipment,
+            extracted_fields={"customer_invoice": marker, "total": "1.00", "currency": "USD"},
+            actor=actor,
+        )
+    return reference, marker
+
+
+def experience_subscription(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A milestone subscription of the account; the id is the account's, the marker its address."""
+    from logistics.notifications import subscription_create
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        account = customer_account or tenant_world.customer_accounts[0]
+        subscription_create(
+            customer_account=account,
+            milestones=["delivered"],
+            channel="email",
+            email=f"{marker}@people.test",
+            time_zone="UTC",
+            actor=Actor(email="owner@example.test"),
+        )
+    return str(account.pk), marker
+
+
+def experience_subscriptions_of_account_state(object_id: str, marker: str) -> Any:
+    from logistics.models import MilestoneSubscription
+
+    return sorted(MilestoneSubscription.objects.filter(customer_account_id=int(object_id)).values_list("id", flat=True))
+
+
+TENANT_ROUTES += [
+    Route("api experience shipments list", "/api/v1/shipments?q={id}", "api", experience_shipment, "shipments:read", True),
+    Route("api experience shipment", "/api/v1/shipments/{id}", "api", experience_shipment, "shipments:read", True),
+    Route(
+        "api experience shipment tracking events",
+        "/api/v1/shipments/{id}/tracking-events",
+        "api",
+        experience_shipment,
+        "shipments:read",
+        True,
+    ),
+    Route("api experience shipment documents", "/api/v1/shipments/{id}/documents", "api", experience_shipment, "shipments:read", True),
+    Route("api experience invoices", "/api/v1/invoices", "api", experience_shipment, "shipments:read", True),
+    Route(
+        "api experience subscriptions",
+        "/api/v1/subscriptions?customer_account={id}",
+        "api",
+        experience_subscription,
+        "subscriptions:read",
+        True,
+    ),
+    Route(
+        "write: api experience subscription create",
+        "/api/v1/subscriptions",
+        "api",
+        experience_subscription,
+        "subscriptions:write",
+        True,
+        method="post",
+        body={
+            "customer_account": "{id}",
+            "milestones": ["picked_up"],
+            "channel": "email",
+            "email": "probe@coyote.test",
+            "time_zone": "UTC",
+        },
+        state=experience_subscriptions_of_account_state,
+    ),
+]
+
+
+# ---------- workspace: the operations home and the exception queue (issue 6, portal/views.home, logistics/exception_views.py) ----------
+
+
+def _exception_case(tenant_world, *, token: str = "") -> tuple[str, str]:
+    from logistics.services import exception_open
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        case = exception_open(
+            type="other", reason=f"{marker} {token}".strip(), severity="critical", actor=Actor.system("isolation")
+        ).exception
+    return str(case.pk), marker
+
+
+def exception_case_marked(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An open critical exception whose reason is the marker; the id is the case's."""
+    return _exception_case(tenant_world)
+
+
+def exception_case_searchable(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An open exception found by a search token (the id) that is not the marker, so a page
+    echoing the query can't leak it."""
+    token = uuid.uuid4().hex[:12]
+    _case_id, marker = _exception_case(tenant_world, token=token)
+    return token, marker
+
+
+def exception_case_state(object_id: str, marker: str) -> Any:
+    """What assigning or closing changes: the case's status, owner and root cause."""
+    from logistics.models import ExceptionCase
+
+    case = ExceptionCase.objects.get(pk=int(object_id))
+    return case.status, case.owner_id, case.root_cause
+
+
+TENANT_ROUTES += [
+    Route("home, my approvals due", "/", "page", workflow_approval),
+    Route("exception queue", "/exceptions/", "page", exception_case_marked),
+    Route("exception queue, critical", "/exceptions/?severity=critical&owner=none", "page", exception_case_marked),
+    Route("exception queue, search", "/exceptions/?q={id}", "page", exception_case_searchable),
+    _write("write: exception assign to me", "/exceptions/{id}/assign-to-me/", "page", exception_case_marked, exception_case_state, {}),
+    _write(
+        "write: exception close",
+        "/exceptions/{id}/close/",
+        "page",
+        exception_case_marked,
+        exception_case_state,
+        {"root_cause": "carrier", "resolution": "isolation probe"},
+    ),
+]
+
+
+# ---------- customer portal: the shipments list and a shipment's page (issue 6, portal/shipment_views.py) ----------
+# Customer-scoped pages: the shipments are those of `experience_shipment` above (reference = id,
+# marker in the origin's name, an event's place, the POD's content and the invoice's number).
+
+
+def _portal_person(tenant_world, customer_account=None):
+    """Who owns a saved view: the tenant admin, or a customer user of `customer_account` (the
+    fixtures' customer for the first account, a new one for any other). Call inside the schema."""
+    if customer_account is None:
+        return tenant_world.users["tenant_admin"]
+    customer = tenant_world.users.get("customer")
+    if customer is not None and customer.customer_account_id == customer_account.pk:
+        return customer
+    return user_create(
+        email=f"portal-{uuid.uuid4().hex[:8]}@people.test",
+        role="customer",
+        actor=Actor(email="owner@example.test"),
+        customer_account_id=customer_account.pk,
+    )
+
+
+def portal_document_token(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A signed download link's token for a shipment's POD (whose content is the marker), made
+    for the account's people (the tenant's staff when no account is named)."""
+    from types import SimpleNamespace
+
+    from logistics.models import Document
+    from logistics.shipment_reads import document_link
+
+    reference, marker = experience_shipment(tenant_world, customer_account)
+    with schema_context(tenant_world.schema):
+        document = Document.objects.get(shipment__reference=reference, kind="pod")
+        viewer = SimpleNamespace(customer_account_id=customer_account.pk if customer_account else None)
+        path = document_link(document, viewer)
+    return path.rstrip("/").rsplit("/", 1)[1], marker
+
+
+def portal_saved_view(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A saved view named by the marker; the id is the view's."""
+    from portal.models import SavedView
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        view = SavedView.objects.create(owner=_portal_person(tenant_world, customer_account), name=marker, query="mode=ltl")
+    return str(view.pk), marker
+
+
+def portal_saved_view_owner(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The person a new saved view would belong to (the id) and the name to save it under."""
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        person = _portal_person(tenant_world, customer_account)
+    return str(person.pk), marker
+
+
+def portal_saved_view_state(object_id: str, marker: str) -> Any:
+    from portal.models import SavedView
+
+    return sorted(SavedView.objects.filter(pk=int(object_id)).values_list("name", "query"))
+
+
+def portal_saved_views_of_person_state(object_id: str, marker: str) -> Any:
+    from portal.models import SavedView
+
+    return sorted(SavedView.objects.filter(owner_id=int(object_id)).values_list("name", flat=True))
+
+
+TENANT_ROUTES += [
+    Route("portal shipments list", "/shipments/", "page", experience_shipment, customer_scoped=True),
+    Route("portal shipments search", "/shipments/?q={id}", "page", experience_shipment, customer_scoped=True),
+    Route("portal shipments export", "/shipments/export.csv?q={id}", "page", experience_shipment, customer_scoped=True),
+    Route("portal shipments saved views", "/shipments/", "page", portal_saved_view, customer_scoped=True),
+    Route("portal shipment page", "/shipments/{id}/", "page", experience_shipment, customer_scoped=True),
+    Route("portal shipment timeline feed", "/shipments/{id}/timeline.json?since=0", "page", experience_shipment, customer_scoped=True),
+    Route("portal shipment document download", "/shipments/documents/{id}/", "page", portal_document_token, customer_scoped=True),
+    Route(
+        "write: portal saved view create",
+        "/shipments/saved-views/",
+        "page",
+        portal_saved_view_owner,
+        customer_scoped=True,
+        method="post",
+        body={"name": "{marker}", "query": "mode=ltl"},
+        state=portal_saved_views_of_person_state,
+    ),
+    Route(
+        "write: portal saved view delete",
+        "/shipments/saved-views/{id}/delete/",
+        "page",
+        portal_saved_view,
+        customer_scoped=True,
+        method="post",
+        body={},
+        state=portal_saved_view_state,
+    ),
+]

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from django.http import HttpResponse
 from django_tenants.utils import schema_context
 
 from accounts.services import api_key_create
@@ -23,6 +24,9 @@ READS = [route for route in TENANT_ROUTES if route.method == "get"]
 WRITES = [route for route in TENANT_ROUTES if route.method != "get"]
 API_ROUTES = [route for route in TENANT_ROUTES if route.kind == "api"]
 PAGE_ROUTES = [route for route in TENANT_ROUTES if route.kind == "page"]
+# Pages customers use too (the customer portal): they see their own account's data there, never another's.
+STAFF_PAGE_ROUTES = [route for route in PAGE_ROUTES if not route.customer_scoped]
+CUSTOMER_PAGE_ROUTES = [route for route in PAGE_ROUTES if route.customer_scoped]
 
 
 def _name(route) -> str:
@@ -48,12 +52,22 @@ def _send(client, route, object_id, marker, **headers):
     """The route's request: a GET, or its write with the body as JSON (API) or form fields (page)."""
     path = _path(route, object_id, marker)
     if route.method == "get":
-        return client.get(path, **headers)
+        return _buffered(client.get(path, **headers))
     send = getattr(client, route.method)
     body = _filled(dict(route.body or {}), object_id, marker)
     if route.kind == "api":
-        return send(path, data=json.dumps(body), content_type="application/json", **headers)
-    return send(path, data=body, **headers)
+        return _buffered(send(path, data=json.dumps(body), content_type="application/json", **headers))
+    return _buffered(send(path, data=body, **headers))
+
+
+def _buffered(response):
+    """A streamed answer (a CSV export, a file download) read whole, so every check reads `.content`."""
+    if not getattr(response, "streaming", False):
+        return response
+    buffered = HttpResponse(b"".join(response.streaming_content), status=response.status_code)
+    for header, value in response.items():
+        buffered[header] = value
+    return buffered
 
 
 def _state(world, route, object_id, marker) -> Any:
@@ -166,7 +180,7 @@ def test_tenant_sessions_are_worthless_on_the_console(world, path):
     assert world.acme.tenant.name not in response.content.decode() or path == "/tenants/new/"
 
 
-@pytest.mark.parametrize("route", PAGE_ROUTES, ids=_name)
+@pytest.mark.parametrize("route", STAFF_PAGE_ROUTES, ids=_name)
 def test_customer_users_cannot_open_staff_pages(world, route):
     object_id, marker = route.private_object(world.acme)
     before = _state(world, route, object_id, marker)
@@ -178,4 +192,38 @@ def test_customer_users_cannot_open_staff_pages(world, route):
         assert response.status_code == 403
     if route.private_object.__name__ != "tenant_name":
         assert marker not in response.content.decode()
+    assert _state(world, route, object_id, marker) == before
+
+
+# --- customer accounts: one customer never sees another's, on the pages customers use ------------
+
+
+@pytest.mark.parametrize("route", CUSTOMER_PAGE_ROUTES, ids=_name)
+def test_a_customer_sees_its_own_accounts_data_on_customer_pages(world, route):
+    """The control for the refusal below: the customer's own account's object shows (a read) or
+    changes (a write), so a missing marker there means refused, not broken."""
+    object_id, marker = route.private_object(world.acme, world.acme.customer_accounts[0])
+    before = _state(world, route, object_id, marker)
+    client = signed_in_client(world.acme.host, world.acme.users["customer"], world.acme.schema)
+    response = _send(client, route, object_id, marker)
+    if route.method == "get":
+        assert response.status_code == 200, response.content[:300]
+        assert marker in response.content.decode()
+    else:
+        assert response.status_code in (200, 201, 202, 302), response.content[:300]
+        assert _state(world, route, object_id, marker) != before
+
+
+@pytest.mark.parametrize("route", CUSTOMER_PAGE_ROUTES, ids=_name)
+def test_a_customer_never_sees_or_changes_another_customers_data(world, route):
+    """The fixtures' customer (first account) with the second account's ids, references and links."""
+    object_id, marker = route.private_object(world.acme, world.acme.customer_accounts[1])
+    before = _state(world, route, object_id, marker)
+    client = signed_in_client(world.acme.host, world.acme.users["customer"], world.acme.schema)
+    response = _send(client, route, object_id, marker)
+    if route.method == "get":
+        assert response.status_code in (200, 403, 404)
+    else:
+        assert response.status_code < 500, response.content[:300]
+    assert marker not in response.content.decode()
     assert _state(world, route, object_id, marker) == before
