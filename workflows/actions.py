@@ -12,11 +12,13 @@ A refusal of the input (`ActionRefused`) fails the step like a partner's 4xx; an
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
@@ -54,6 +56,27 @@ def actions_known() -> list[Action]:
     return sorted(_ACTIONS.values(), key=lambda action: action.name)
 
 
+# A deadlock or a serialization failure is the database's verdict on two transactions at the same
+# moment, not the action's on its input: the action (all of it, in one transaction) goes again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+TRANSIENT_ATTEMPTS = 3
+
+
+def _applied(registered: Action, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """The action and its receipt in one transaction, again after a deadlock (a few times)."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                result = registered.function(payload, idempotency_key=idempotency_key)
+                ActionReceipt.objects.create(idempotency_key=idempotency_key, action=action, result=result, created_at=timezone.now())
+            return result
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) not in TRANSIENT_SQLSTATES or attempt == TRANSIENT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise AssertionError("unreachable")
+
+
 def action_call(*, tenant: str, action: str, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
     """Apply `action` to `payload` in `tenant`'s schema once per idempotency key (see the module)."""
     registered = _ACTIONS.get(action)
@@ -65,9 +88,7 @@ def action_call(*, tenant: str, action: str, payload: dict[str, Any], idempotenc
         if done is not None:
             return dict(done.result)
         try:
-            with transaction.atomic():
-                result = registered.function(payload, idempotency_key=idempotency_key)
-                ActionReceipt.objects.create(idempotency_key=idempotency_key, action=action, result=result, created_at=timezone.now())
+            result = _applied(registered, action, payload, idempotency_key)
         except IntegrityError:
             done = ActionReceipt.objects.filter(idempotency_key=idempotency_key).first()
             if done is None:

@@ -87,3 +87,31 @@ def test_receipts_are_per_tenant(world):
     for tenant in (world.acme, world.globex):
         assert action_call(tenant=tenant.schema, action="tests.note", payload={"text": "same key"}, idempotency_key="1:note")["noted"]
     assert len(CALLS) == 2  # the same key in another workspace is another step
+
+
+def test_an_action_caught_in_a_deadlock_goes_again_and_applies_once(world):
+    """A deadlock rolls the whole action back; it is applied again (the step does not fail), and
+    only the attempt that committed left an effect. Any other database error fails the call."""
+    import psycopg
+    from django.db import OperationalError
+
+    attempts: list[str] = []
+
+    def _deadlocked_once(payload, *, idempotency_key):
+        attempts.append(idempotency_key)
+        audit_record(actor=Actor.system("tests"), action="tests.noted", data={"text": "deadlock", "key": idempotency_key})
+        if len(attempts) == 1:
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected("deadlock detected")
+        if payload.get("locked"):
+            raise OperationalError("could not obtain lock") from psycopg.errors.LockNotAvailable("could not obtain lock")
+        return {"attempts": len(attempts)}
+
+    action_register("tests.deadlocked", _deadlocked_once, "Deadlocked once (tests)")
+    with schema_context(world.acme.schema):
+        assert action_call(tenant=world.acme.schema, action="tests.deadlocked", payload={}, idempotency_key="11:dl") == {"attempts": 2}
+        assert AuditEvent.objects.filter(action="tests.noted", data__key="11:dl").count() == 1  # the first attempt's row rolled back
+        assert ActionReceipt.objects.filter(idempotency_key="11:dl").count() == 1
+        attempts.clear()
+        with pytest.raises(ConnectorError, match="could not obtain lock"):
+            action_call(tenant=world.acme.schema, action="tests.deadlocked", payload={"locked": True}, idempotency_key="11:lock")
+        assert len(attempts) == 2  # the deadlock went again; the lock timeout did not
