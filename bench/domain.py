@@ -39,7 +39,7 @@ compare the CPU seconds the two used.
 
 Environment: BENCH_DOMAIN_SHIPMENTS (20000), BENCH_DOMAIN_PODS (2000), BENCH_DOMAIN_INVOICES (2000),
 BENCH_DOMAIN_SLICES (60), BENCH_DOMAIN_REPLAY_SECONDS (480; 0 sends flat out), BENCH_DOMAIN_CLIENTS (16), BENCH_DOMAIN_WEBHOOK_SHARE (0.3),
-BENCH_DOMAIN_DELAY_SHARE (0.05), BENCH_DOMAIN_ENGINE_WORKERS (2; plus one for dispatch), BENCH_DOMAIN_WEB_WORKERS (2),
+BENCH_DOMAIN_DELAY_SHARE (0.05), BENCH_DOMAIN_WORKERS (2), BENCH_DOMAIN_WEB_WORKERS (2),
 BENCH_DOMAIN_WEB_THREADS (4), BENCH_DOMAIN_DRAIN_SECONDS (1200), BENCH_DOMAIN_SKIP_BASELINE,
 BENCH_DOMAIN_PYSPY_SECONDS, BENCH_DOMAIN_KEEP_LOGS, BENCH_DOMAIN_OUT.
 """
@@ -86,7 +86,7 @@ CLIENTS = _env_int("BENCH_DOMAIN_CLIENTS", 16)
 WEBHOOK_SHARE = _env_float("BENCH_DOMAIN_WEBHOOK_SHARE", 0.3)
 DELAY_SHARE = _env_float("BENCH_DOMAIN_DELAY_SHARE", 0.05)
 OVER_TOLERANCE_EVERY = 10  # one invoice in ten is over the carrier's tolerance
-ENGINE_WORKERS = _env_int("BENCH_DOMAIN_ENGINE_WORKERS", 2)
+WORKERS = _env_int("BENCH_DOMAIN_WORKERS", 2)
 WEB_WORKERS = _env_int("BENCH_DOMAIN_WEB_WORKERS", 2)
 WEB_THREADS = _env_int("BENCH_DOMAIN_WEB_THREADS", 4)
 REPLAY_SECONDS = _env_int("BENCH_DOMAIN_REPLAY_SECONDS", 480)  # the day's clock compressed into this; 0: flat out
@@ -841,15 +841,16 @@ def main() -> None:
 
 
 def workers_start(processes: Processes, app: Any) -> None:
-    """Celery workers laid out as deploy/k8s/worker.yaml lays out its pools: one for the inbox's
-    dispatch (with beat's default queue), so tracking events and delays never queue behind a
-    round of workflow steps, and ENGINE_WORKERS for the engine and the documents queue."""
+    """WORKERS Celery workers on every queue the day touches (the inbox's dispatch, the engine,
+    documents, beat's default). On two cores, pools per queue (as deploy/k8s/worker.yaml lays them
+    out for machines that have the cores) starved the dispatch of CPU while the engine rendered
+    invoices; engine wake-ups give their batch back after BATON_ENGINE_ADVANCE_SECONDS, so a
+    dispatch never waits long behind one."""
     host = socket.gethostname()
-    layout = [("connectors,default", 0), *[("engine,documents", n + 1) for n in range(ENGINE_WORKERS)]]
-    for queues, index in layout:
+    for index in range(WORKERS):
         name = f"{TAG}-{index}@{host}"
         argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", LOG_LEVEL, "-n", name]
-        argv += ["-Q", queues, "-P", "solo", "--without-gossip", "--without-mingle"]
+        argv += ["-Q", "connectors,default,engine,documents", "-P", "solo", "--without-gossip", "--without-mingle"]
         processes.workers.append(processes._spawn(f"worker-{index}", argv))
         processes.worker_names.append(name)
     deadline = time.time() + 120
