@@ -184,3 +184,21 @@ def test_seed_library_publishes_every_library_entry_valid_and_once(world):
         assert version.documentation and version.parameters_schema["properties"]
         assert definition_validate(version.definition, placeholders=True) == []
     assert WorkflowTemplate.objects.filter(partner_id__isnull=True).count() == len(templates)
+
+
+def test_seed_library_leaves_a_template_that_already_has_a_later_version_as_it_is(world, monkeypatch):
+    """A library where 2.0.0 came first (published by hand, or by an older seed's order) keeps it:
+    1.0.0 is skipped with a word, not refused with an error."""
+    from workflows.management.commands import seed_library
+
+    key = "seed-order-test"
+    first = {**CUSTOMER_MILESTONES, "key": key, "name": "Seed order test", "version": "1.0.0"}
+    later = {**first, "version": "2.0.0", "changelog": "Second."}
+    monkeypatch.setattr(seed_library, "LIBRARY", [later])
+    call_command("seed_library", stdout=io.StringIO())
+    monkeypatch.setattr(seed_library, "LIBRARY", [first, later])
+    out = io.StringIO()
+    call_command("seed_library", stdout=out)
+    assert f"[1/2] {key} 1.0.0: skipped, the library is at 2.0.0" in out.getvalue()
+    assert f"[2/2] {key} 2.0.0: already published" in out.getvalue()
+    assert list(TemplateVersion.objects.filter(template__key=key).values_list("version", flat=True)) == ["2.0.0"]

@@ -6,13 +6,14 @@ services the console uses, so it is validated exactly like a partner's template 
 
 from typing import Any
 
+import semver
 from django.core.management.base import BaseCommand
 
 from governance.services import Actor
 from logistics.library import domain_templates
 from tenants.db import connection
 from workflows.models import TemplateCategory, WorkflowTemplate
-from workflows.selectors import template_version_get
+from workflows.selectors import template_latest_version, template_version_get
 from workflows.services import template_create, template_version_publish
 
 SEED = Actor.system("seed_library")
@@ -238,6 +239,13 @@ class Command(BaseCommand):
             )
             if template_version_get(template=template, version=entry["version"]) is not None:
                 self.stdout.write(f"[{number}/{len(LIBRARY)}] {entry['key']} {entry['version']}: already published")
+                continue
+            latest = template_latest_version(template=template)
+            if latest is not None and semver.Version.parse(latest.version) > semver.Version.parse(entry["version"]):
+                # Versions only go up: a library that already has a later one keeps its history as it is.
+                self.stdout.write(
+                    f"[{number}/{len(LIBRARY)}] {entry['key']} {entry['version']}: skipped, the library is at {latest.version}"
+                )
                 continue
             template_version_publish(
                 template=template,
