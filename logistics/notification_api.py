@@ -203,32 +203,7 @@ class MilestoneSubscriptionListCreate(generics.ListAPIView):
         account = CustomerAccount.objects.filter(pk=body["customer_account"]).first()
         if account is None:
             raise SubscriptionRequestInvalid([("/customer_account", f"There is no customer account {body['customer_account']} here.")])
-        user = None
-        if body.get("user") is not None:
-            user = User.objects.filter(pk=body["user"], is_active=True, support_grant_id__isnull=True).first()
-            if user is None:
-                raise SubscriptionRequestInvalid([("/user", f"There is no active person {body['user']} here.")])
-        times: dict[str, time | None] = {name: body.get(name) for name in ("quiet_start", "quiet_end", "digest_at")}
-        try:
-            subscription = notifications.subscription_create(
-                customer_account=account,
-                milestones=body["milestones"],
-                channel=body["channel"],
-                email=body["email"],
-                user=user,
-                event_type=body["event_type"],
-                time_zone=body["time_zone"],
-                digest=body["digest"],
-                actor=request_actor(request),
-                **times,
-            )
-        except notifications.SubscriptionRefused as error:
-            raise SubscriptionRequestInvalid([(f"/{error.field}" if error.field else "", error.message)]) from error
-        return Response(
-            MilestoneSubscriptionSerializer(subscription).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/v1/milestone-subscriptions/{subscription.pk}"},
-        )
+        return subscription_created(request, body, account, SubscriptionRequestInvalid)
 
 
 class MilestoneSubscriptionDetail(APIView):
@@ -332,3 +307,35 @@ urlpatterns = [
         name="api-milestone-subscription-notifications",
     ),
 ]
+
+
+def subscription_created(request, body: dict[str, Any], account: CustomerAccount, invalid: type[exceptions.APIException]) -> Response:
+    """The 201 answer for a validated create body, shared by this API and the Experience API's
+    `/subscriptions`: the person named (active, not a support session), the service, its
+    refusal as `invalid` pointing at the field (the service refuses a person of another account)."""
+    user = None
+    if body.get("user") is not None:
+        user = User.objects.filter(pk=body["user"], is_active=True, support_grant_id__isnull=True).first()
+        if user is None:
+            raise invalid([("/user", f"There is no active person {body['user']} here.")])
+    times: dict[str, time | None] = {name: body.get(name) for name in ("quiet_start", "quiet_end", "digest_at")}
+    try:
+        subscription = notifications.subscription_create(
+            customer_account=account,
+            milestones=body["milestones"],
+            channel=body["channel"],
+            email=body["email"],
+            user=user,
+            event_type=body["event_type"],
+            time_zone=body["time_zone"],
+            digest=body["digest"],
+            actor=request_actor(request),
+            **times,
+        )
+    except notifications.SubscriptionRefused as error:
+        raise invalid([(f"/{error.field}" if error.field else "", error.message)]) from error
+    return Response(
+        MilestoneSubscriptionSerializer(subscription).data,
+        status=status.HTTP_201_CREATED,
+        headers={"Location": f"/api/v1/milestone-subscriptions/{subscription.pk}"},
+    )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import time, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,13 +31,12 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 from rest_framework.views import APIView
 
-from accounts.api.authentication import request_actor
-from accounts.models import TENANT_STAFF_ROLES, Role, User
+from accounts.models import TENANT_STAFF_ROLES, Role
 from config.problems import serializer_error_pointers
 from logistics import notifications
 from logistics import shipment_reads as reads
 from logistics.models import CustomerAccount, Document, NotificationChannel, Shipment, TrackingEvent
-from logistics.notification_api import MilestoneSubscriptionCreateSerializer, MilestoneSubscriptionSerializer
+from logistics.notification_api import MilestoneSubscriptionCreateSerializer, MilestoneSubscriptionSerializer, subscription_created
 from logistics.vocabulary import TrackingStatus
 from portal.api.permissions import scoped
 
@@ -710,34 +709,7 @@ class SubscriptionList(ETagMixin, APIView):
             raise SubscriptionInvalid(serializer_error_pointers(serializer.errors))
         body = dict(serializer.validated_data)
         account = _subscription_account(request, body.get("customer_account"))
-        user = None
-        if body.get("user") is not None:
-            user = User.objects.filter(
-                pk=body["user"], is_active=True, support_grant_id__isnull=True, customer_account_id=account.pk
-            ).first()
-            if user is None:
-                raise SubscriptionInvalid([("/user", f"There is no active person {body['user']} of this account.")])
-        times: dict[str, time | None] = {name: body.get(name) for name in ("quiet_start", "quiet_end", "digest_at")}
-        try:
-            subscription = notifications.subscription_create(
-                customer_account=account,
-                milestones=body["milestones"],
-                channel=body["channel"],
-                email=body["email"],
-                user=user,
-                event_type=body["event_type"],
-                time_zone=body["time_zone"],
-                digest=body["digest"],
-                actor=request_actor(request),
-                **times,
-            )
-        except notifications.SubscriptionRefused as error:
-            raise SubscriptionInvalid([(f"/{error.field}" if error.field else "", error.message)]) from error
-        return Response(
-            MilestoneSubscriptionSerializer(subscription).data,
-            status=status.HTTP_201_CREATED,
-            headers={"Location": f"/api/v1/milestone-subscriptions/{subscription.pk}"},
-        )
+        return subscription_created(request, body, account, SubscriptionInvalid)
 
 
 urlpatterns = [
