@@ -828,7 +828,7 @@ def main() -> None:
         processes.stop()
         from bench.engine import redis_cleanup
 
-        redis_cleanup()
+        redis_cleanup(TAG)  # this bench's prefix, not the engine bench's
         from django.db import connections
 
         connections.close_all()

@@ -1486,8 +1486,8 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def redis_cleanup() -> None:
-    """Remove this run's broker and cache keys (they all carry the run's prefix)."""
+def redis_cleanup(tag: str = TAG) -> None:
+    """Remove a run's broker and cache keys (they all carry its prefix, `tag`)."""
     with contextlib.suppress(Exception):
         import redis
         from django.conf import settings
@@ -1496,7 +1496,7 @@ def redis_cleanup() -> None:
             if not url.startswith(("redis", "unix")):
                 continue
             client = redis.Redis.from_url(url)
-            keys = [key for pattern in (f"{TAG}*", f"*{TAG}*") for key in client.scan_iter(match=pattern, count=1000)]
+            keys = [key for pattern in (f"{tag}*", f"*{tag}*") for key in client.scan_iter(match=pattern, count=1000)]
             for offset in range(0, len(keys), 1000):
                 client.delete(*keys[offset : offset + 1000])
 
