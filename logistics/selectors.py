@@ -94,7 +94,7 @@ def location_contains(location: Location, latitude: float | Decimal, longitude: 
 # --- shipments -------------------------------------------------------------------------------
 
 
-def _reference_match(text: str) -> Q:
+def reference_match(text: str) -> Q:
     reference = reference_normalized(text)
     match = Q(reference=text.strip())
     for name in REFERENCE_FIELDS[1:]:
@@ -119,7 +119,7 @@ def shipments_list(
     if status:
         shipments = shipments.filter(status=status)
     if query.strip():
-        shipments = shipments.filter(_reference_match(query))
+        shipments = shipments.filter(reference_match(query))
     if eta_after is not None:
         shipments = shipments.filter(eta__gte=eta_after)
     if eta_before is not None:

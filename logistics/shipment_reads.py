@@ -50,7 +50,7 @@ from logistics.models import (
     TrackingEvent,
     TransportMode,
 )
-from logistics.selectors import _reference_match, reference_normalized
+from logistics.selectors import reference_match, reference_normalized
 from logistics.vocabulary import TrackingStatus
 from tenants.db import connection
 from workflows.calendars import tenant_time_zone
@@ -285,7 +285,7 @@ def _reference_ids(scope: QuerySet[Shipment], text: str) -> list[int]:
     order's number or PO through the orders it carries. Resolved apart so each look-up uses its
     own index instead of an OR the planner can only answer with a scan."""
     normalized = reference_normalized(text)
-    ids = list(scope.filter(_reference_match(text)).values_list("id", flat=True)[:_REFERENCE_MATCHES_MAX])
+    ids = list(scope.filter(reference_match(text)).values_list("id", flat=True)[:_REFERENCE_MATCHES_MAX])
     numbers = {text.strip(), normalized} - {""}
     orders = Order.objects.filter(Q(number__in=numbers) | Q(po_number__in=numbers)).values("id")[:_REFERENCE_MATCHES_MAX]
     through = Shipment.orders.through.objects.filter(order_id__in=Subquery(orders)).values("shipment_id")
