@@ -638,10 +638,10 @@ def edi_acknowledgement_prepare(event: InboundEvent) -> None:
     else:
         control_numbers = EdiControlNumbers()
         settings = partner_settings(partner)
-        answers = [
-            acknowledge(interchange, partner=settings, control_numbers=control_numbers) for interchange in parse(event.body).interchanges
-        ]
+        interchanges = parse(event.body).interchanges
+        answers = [acknowledge(interchange, partner=settings, control_numbers=control_numbers) for interchange in interchanges]
         text = "".join(answer for answer in answers if answer)
+        kind = "TA1" if all(interchange.rejected for interchange in interchanges) else "997"
         if not text:
             return
         if partner.connection.transport == Transport.SFTP:
@@ -650,7 +650,7 @@ def edi_acknowledgement_prepare(event: InboundEvent) -> None:
                 event=event,
                 partner=partner,
                 interchange_control_number=isa13,
-                file_name=f"997_{isa13}.edi",
+                file_name=f"{kind}_{isa13}.edi",
                 text=text,
                 created_at=timezone.now(),
             )

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workflows.models import CORRELATION_KEYS
+
+if TYPE_CHECKING:
+    from connectors.edi.errors import EdiError
 
 MAPPERS = ("canonical", "easypost", "mapping", "x12")
 
@@ -262,9 +265,21 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
         first = result.errors[0].describe() if result.errors else "no ISA segment"
         raise NormalizationFailed(f"this is not an X12 interchange: {first}")
     senders = {interchange.index: f"{interchange.sender_id}:{interchange.control_number}" for interchange in result.interchanges}
+    # A broken envelope refuses what it holds: the whole interchange (answered with a TA1) or the
+    # whole group (its 997 rejects the group), so the partner sends it again and nothing of it is
+    # applied now.
+    refused: dict[tuple[int, str | None], EdiError] = {}
+    for interchange in result.interchanges:
+        if interchange.rejected:
+            refused[(interchange.index, None)] = next(error for error in interchange.errors if error.interchange_code)
+        for group in interchange.groups:
+            if group.rejected:
+                refused[(interchange.index, group.control_number)] = next(error for error in group.errors if error.group_code)
     events: list[CanonicalEvent] = []
     for parsed in result.sets:
         if not parsed.accepted or parsed.document is None:
+            continue
+        if (parsed.interchange, None) in refused or (parsed.interchange, parsed.group_control_number) in refused:
             continue
         source = f"x12:{senders.get(parsed.interchange, '')}:{parsed.group_control_number}:{parsed.control_number}"
         document = parsed.document
@@ -302,6 +317,14 @@ def _x12(body: bytes) -> list[CanonicalEvent]:
             payload["order"] = shipment
         events.append(CanonicalEvent(X12_EVENT_TYPES.get(parsed.code, f"edi.{parsed.code}"), source, correlation, payload))
     if not events:
+        if refused:
+            (interchange_index, group_number), problem = next(iter(refused.items()))
+            what = (
+                f"interchange {interchange_index} was refused with a TA1"
+                if group_number is None
+                else f"functional group {group_number} was rejected in the 997"
+            )
+            raise NormalizationFailed(f"{what}: {problem.message}", problem.position.describe())
         problems = [error for parsed in result.sets for error in parsed.errors] + result.errors
         unsupported = [parsed.code for parsed in result.sets if not parsed.supported]
         if problems:
@@ -356,9 +379,10 @@ def inventory_snapshot_payload(document: Any) -> dict[str, Any]:
 
 
 def x12_acknowledgement(body: bytes) -> str:
-    """The 997s answering every interchange in `body` (one per interchange with groups), as sent
-    back to the partner: every received set accepted or rejected, with the rejected segments and
-    elements. Empty when there is nothing to acknowledge."""
+    """The 997s answering every interchange in `body` (one per interchange with groups, or a TA1
+    for an interchange whose envelope is broken), as sent back to the partner: every received set
+    accepted or rejected, with the rejected segments and elements. Empty when there is nothing to
+    acknowledge."""
     from connectors.edi import acknowledge, parse
 
     return "".join(ack for ack in (acknowledge(interchange) for interchange in parse(body).interchanges) if ack)

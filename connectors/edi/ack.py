@@ -10,7 +10,13 @@ import datetime as dt
 
 from connectors.edi.documents import Acknowledgement, ElementNote, SegmentNote, SetAcknowledgement
 from connectors.edi.reader import FunctionalGroup, Interchange, TransactionSet
-from connectors.edi.writer import ControlNumbers, InMemoryControlNumbers, PartnerSettings, write_interchange
+from connectors.edi.writer import (
+    ControlNumbers,
+    InMemoryControlNumbers,
+    PartnerSettings,
+    write_interchange,
+    write_interchange_acknowledgement,
+)
 
 _MAX_CODES = 5
 
@@ -99,7 +105,24 @@ def acknowledge(
     control_numbers: ControlNumbers | None = None,
     now: dt.datetime | None = None,
 ) -> str | None:
-    """An interchange acknowledging every group of `interchange` (None when it has no group)."""
+    """An interchange acknowledging every group of `interchange` (None when it has no group), or,
+    when its envelope is broken (an IEA that does not match, a missing trailer, a segment outside
+    any group), a TA1 refusing the whole interchange with the first problem's note code: no group
+    of a refused interchange is taken, so none is acknowledged."""
+    if interchange.rejected:
+        if not (interchange.control_number.isdigit() and interchange.sender_id):
+            return None  # an ISA too broken to say who sent it or which interchange it is: nobody to answer
+        code = next(error.interchange_code for error in interchange.errors if error.interchange_code)
+        assert code is not None
+        return write_interchange_acknowledgement(
+            control_number=interchange.control_number,
+            date=interchange.header.element(9).strip(),
+            time=interchange.header.element(10).strip(),
+            note_code=code,
+            partner=partner or reply_settings(interchange, kind),
+            control_numbers=control_numbers or InMemoryControlNumbers(),
+            now=now,
+        )
     if not interchange.groups:
         return None
     acknowledgements = [group_acknowledgement(group, kind) for group in interchange.groups]

@@ -87,6 +87,11 @@ class FunctionalGroup:
     trailer: Segment | None = None
     errors: list[EdiError] = field(default_factory=list)
 
+    @property
+    def rejected(self) -> bool:
+        """A group-level problem (AK905 code): the 997 rejects the whole group, so none of its sets is taken."""
+        return any(error.group_code for error in self.errors)
+
 
 @dataclass(slots=True)
 class Interchange:
@@ -98,6 +103,12 @@ class Interchange:
     groups: list[FunctionalGroup] = field(default_factory=list)
     trailer: Segment | None = None
     errors: list[EdiError] = field(default_factory=list)
+    acknowledgements: list[Segment] = field(default_factory=list)  # TA1 segments (before any GS)
+
+    @property
+    def rejected(self) -> bool:
+        """An envelope problem (TA105 code): the whole interchange is refused with a TA1."""
+        return any(error.interchange_code for error in self.errors)
 
     @property
     def sender_qualifier(self) -> str:
@@ -437,6 +448,8 @@ def _check_envelopes(interchange: Interchange, segments: list[Segment]) -> None:
                 _missing_ge(group, segment, index)
                 group = None
             _close_interchange(interchange, segment)
+        elif segment_id == "TA1" and group is None and not interchange.groups:
+            interchange.acknowledgements.append(segment)
         elif segment_id == "SE":
             interchange.errors.append(
                 EdiError("se.unexpected", "SE found without an ST before it", segment.position(index), interchange_code="024")

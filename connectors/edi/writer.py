@@ -137,12 +137,7 @@ def write_interchange(
     key = partner.partner
     isa13 = control_numbers.next_interchange(key)
     out = _Output(partner)
-    out.segment(
-        "ISA", "00", " " * 10, "00", " " * 10, partner.sender_qualifier, partner.sender_id.ljust(15), partner.receiver_qualifier,
-        partner.receiver_id.ljust(15), now.strftime("%y%m%d"), now.strftime("%H%M"),
-        partner.repetition_separator if partner.version >= "00402" else "U", partner.version, f"{isa13:09d}",
-        "1" if partner.acknowledgement_requested else "0", partner.usage, partner.component_separator, isa=True,
-    )  # fmt: skip
+    _isa(out, partner, isa13, now)
     for functional_id, members in groups.items():
         gs06 = control_numbers.next_group(key)
         version = partner.group_version
@@ -161,7 +156,41 @@ def write_interchange(
             out.segment("SE", str(len(body) + 2), st02)
         out.segment("GE", str(len(members)), str(gs06))
     out.segment("IEA", str(len(groups)), f"{isa13:09d}")
-    text = out.text()
+    return _verified(out.text(), verify)
+
+
+def write_interchange_acknowledgement(
+    *,
+    control_number: str,
+    date: str,
+    time: str,
+    note_code: str,
+    partner: PartnerSettings,
+    control_numbers: ControlNumbers,
+    now: dt.datetime | None = None,
+) -> str:
+    """A TA1 refusing the received interchange `control_number` (its ISA13, ISA09 and ISA10) with
+    the TA105 `note_code`, in an interchange of its own without functional groups."""
+    now = now or dt.datetime.now(dt.UTC)
+    isa13 = control_numbers.next_interchange(partner.partner)
+    out = _Output(partner)
+    _isa(out, partner, isa13, now)
+    out.segment("TA1", control_number, date, time, "R", note_code)
+    out.segment("IEA", "0", f"{isa13:09d}")
+    return _verified(out.text(), True)
+
+
+def _isa(out: _Output, partner: PartnerSettings, isa13: int, now: dt.datetime) -> None:
+    out.segment(
+        "ISA", "00", " " * 10, "00", " " * 10, partner.sender_qualifier, partner.sender_id.ljust(15), partner.receiver_qualifier,
+        partner.receiver_id.ljust(15), now.strftime("%y%m%d"), now.strftime("%H%M"),
+        partner.repetition_separator if partner.version >= "00402" else "U", partner.version, f"{isa13:09d}",
+        "1" if partner.acknowledgement_requested else "0", partner.usage, partner.component_separator, isa=True,
+    )  # fmt: skip
+
+
+def _verified(text: str, verify: bool) -> str:
+    """With `verify` the text is read back and any error raises EdiFormatError: nothing malformed leaves Baton."""
     if verify:
         from connectors.edi.parse import parse
 

@@ -294,3 +294,38 @@ def test_a_planner_uploads_a_file_of_several_interchanges_and_sees_each_one(worl
         with schema_context(world.acme.schema):
             InboundEvent.objects.filter(connection__key="batch-partner").delete()
             Connection.objects.filter(key="batch-partner").delete()
+
+
+# --- a broken envelope refuses what it holds ------------------------------------------------------
+
+
+@in_db
+@pytest.mark.parametrize(
+    ("body", "answer", "error"),
+    [
+        (
+            FIRST.replace("IEA*1*000000101", "IEA*1*000000999"),
+            "TA1*000000101*",
+            "interchange 1 was refused with a TA1: IEA02 control number '000000999' does not match ISA13 '000000101'",
+        ),
+        (FIRST[: FIRST.index("IEA*")], "TA1*000000101*", "interchange 1 was refused with a TA1: Interchange 000000101 has no IEA"),
+        (FIRST.replace("GE*1*", "GE*7*"), "AK9*R*7*1*1*5~", "functional group 7001 was rejected in the 997: GE01 says 7"),
+    ],
+    ids=["iea-control-number", "iea-missing", "ge-count"],
+)
+def test_an_interchange_or_group_with_a_broken_envelope_is_refused_whole_answered_and_applies_nothing(world, body, answer, error):
+    with schema_context(world.acme.schema):
+        partner = partner_made(wants_997=True)
+        received = edi_receive(connection=partner.connection, data=body, channel="api")
+
+        assert event_dispatch(received.event.pk) == "quarantined"  # at once: not retried five times
+
+        event = InboundEvent.objects.get(pk=received.event.pk)
+        assert event.error.startswith(error), event.error
+        assert event.canonical == [] and answer in event.acknowledgement
+        if answer.startswith("TA1"):
+            ta1 = read(event.acknowledgement).interchanges[0]
+            assert not ta1.errors and not ta1.groups and ta1.receiver_id == "SHIPPERCO"
+            assert ta1.acknowledgements[0].element(4) == "R" and ta1.acknowledgements[0].element(5) in ("001", "023")
+        inbound_replay(event=event, actor=ADMIN, body=FIRST)  # the operator mends it: then it is taken
+        assert event_dispatch(received.event.pk) == "delivered"
