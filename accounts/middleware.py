@@ -1,13 +1,31 @@
-"""Request guards for signed-in people: support sessions end with their grant; MFA is enforced."""
+"""Request guards for signed-in people: their chosen language, support sessions end with their grant, MFA is enforced."""
 
+from django.conf import settings
 from django.contrib.auth import logout
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils import translation
 
 from tenants.selectors import support_grant_active
 
 MFA_ENROLLED_KEY = "baton.mfa_enrolled"
 MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz", "/metrics", "/brand/", "/api/")
+
+
+class UserLanguageMiddleware:
+    """A signed-in person's chosen language wins over the cookie and Accept-Language, on every host
+    and device; LocaleMiddleware runs before authentication and cannot know it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        user = getattr(request, "user", None)
+        language = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
+        if language and language in dict(settings.LANGUAGES):
+            translation.activate(language)
+            request.LANGUAGE_CODE = translation.get_language()
+        return self.get_response(request)
 
 
 class SupportSessionMiddleware:

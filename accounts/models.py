@@ -6,18 +6,19 @@ from django.contrib.auth.base_user import BaseUserManager
 from django.contrib.auth.models import AbstractBaseUser, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 
 class Role(models.TextChoices):
-    MSP_ADMIN = "msp_admin", "MSP admin"
-    MSP_OPERATOR = "msp_operator", "MSP operator"
-    MSP_SUPPORT = "msp_support", "MSP support"
-    TENANT_ADMIN = "tenant_admin", "Tenant admin"
-    PLANNER = "planner", "Planner"
-    DISPATCHER = "dispatcher", "Dispatcher"
-    CUSTOMER_SERVICE = "customer_service", "Customer service"
-    FINANCE = "finance", "Finance"
-    CUSTOMER = "customer", "Customer user"
+    MSP_ADMIN = "msp_admin", gettext_noop("MSP admin")
+    MSP_OPERATOR = "msp_operator", gettext_noop("MSP operator")
+    MSP_SUPPORT = "msp_support", gettext_noop("MSP support")
+    TENANT_ADMIN = "tenant_admin", gettext_noop("Tenant admin")
+    PLANNER = "planner", gettext_noop("Planner")
+    DISPATCHER = "dispatcher", gettext_noop("Dispatcher")
+    CUSTOMER_SERVICE = "customer_service", gettext_noop("Customer service")
+    FINANCE = "finance", gettext_noop("Finance")
+    CUSTOMER = "customer", gettext_noop("Customer user")
 
 
 MSP_ROLES = frozenset({Role.MSP_ADMIN, Role.MSP_OPERATOR, Role.MSP_SUPPORT})
@@ -43,6 +44,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Support sessions: MSP staff working in a tenant under a SupportAccessGrant.
     support_grant_id = models.BigIntegerField(null=True, blank=True)
     invited_at = models.DateTimeField(null=True, blank=True)
+    # One of settings.LANGUAGES, chosen in the user menu; blank follows the browser (Accept-Language).
+    language = models.CharField(max_length=10, blank=True, default="")
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()

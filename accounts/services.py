@@ -186,3 +186,18 @@ def mfa_secrets_rotate() -> int:
             authenticator.save(update_fields=["data"])
             rotated += 1
     return rotated
+
+
+def user_language_set(*, user: User, language: str, actor: Any) -> User:
+    """Keep the person's language for every device they sign in on; blank follows their browser."""
+    from django.conf import settings
+
+    if language and language not in dict(settings.LANGUAGES):
+        raise AccountError(f"Language {language!r} is not offered here.", field="language")
+    if user.language != language:
+        with transaction.atomic():
+            before = user.language
+            user.language = language
+            user.save(update_fields=["language"])
+            audit_record(actor=actor, action="user.language_changed", target=user, data={"from": before, "to": language})
+    return user

@@ -3,9 +3,11 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from accounts.views import language_set
 from config.observability import healthz, metrics, readyz
 
 urlpatterns = [
+    path("accounts/language/", language_set, name="language_set"),
     path("accounts/", include("allauth.urls")),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),

@@ -28,8 +28,9 @@ from typing import Any
 
 import requests
 import structlog
-from django.core.mail import send_mail
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 from prometheus_client import Counter
 
@@ -315,7 +316,7 @@ def _endpoint_disable(endpoint: WebhookEndpoint, now: datetime, last_error: str)
 
 
 def _owner_tell(endpoint_id: int) -> None:
-    """Email the endpoint's creator (and its customer's users) that it was disabled."""
+    """Email the endpoint's creator (and its customer's users) that it was disabled, in the tenant's brand."""
     from accounts.selectors import users_of_customer_account
 
     endpoint = WebhookEndpoint.objects.filter(pk=endpoint_id).first()
@@ -328,15 +329,18 @@ def _owner_tell(endpoint_id: int) -> None:
     if not recipients:
         return
     try:
-        send_mail(
-            subject="Webhook endpoint disabled",
-            message=(
-                f"Baton stopped sending events to {endpoint.url}: {endpoint.disabled_reason}\n\n"
-                "Fix the endpoint, then enable it again from the webhooks page; undelivered events can be replayed there."
-            ),
-            from_email=None,
-            recipient_list=sorted(recipients),
+        from tenants.selectors import site_for_tenant, tenants_filter
+
+        site = site_for_tenant(tenants_filter().get(schema_name=db.schema_name))
+        context = {"site": site, "endpoint": endpoint}
+        message = EmailMultiAlternatives(
+            subject=f"Webhook endpoint disabled – {site.product_name}",
+            body=render_to_string("email/webhook_disabled.txt", context),
+            from_email=site.from_email,
+            to=sorted(recipients),
         )
+        message.attach_alternative(render_to_string("email/webhook_disabled.html", context), "text/html")
+        message.send()
     except Exception:  # noqa: BLE001 - the disabling stands; the mail is best effort and logged
         log.exception("endpoint owner not told", endpoint=endpoint_id)
 

@@ -28,7 +28,8 @@ from console.permissions import msp_staff_required
 from governance.selectors import audit_actions, audit_events_filter
 from tenants import services
 from tenants.branding import BrandColourError
-from tenants.models import Branding, SupportAccessGrant, Tenant, TenantStatus
+from tenants.domains import domain_check_url, domain_token
+from tenants.models import Branding, Domain, SupportAccessGrant, Tenant, TenantStatus
 from tenants.selectors import partners_with_counts, site_for_console, site_for_tenant, support_grants_for_tenant, tenants_filter
 from workflows import services as workflow_services
 from workflows.diagram import diagram_svg
@@ -137,11 +138,18 @@ def _brand_initial(tenant: Tenant) -> dict[str, str]:
 
 def _tenant_detail_render(request, tenant: Tenant, *, brand_form: BrandingForm | None = None, brand_open: bool = False, status: int = 200):
     brand = Branding.objects.filter(tenant=tenant).first()
+    domains = [
+        {"row": domain, "own_host": services.domain_is_installation_host(domain.domain), "check_url": domain_check_url(domain.domain)}
+        for domain in tenant.domains.order_by("-is_primary", "domain")
+    ]
     context = {
         "tenant": tenant,
         "tenant_site": site_for_tenant(tenant),
         "brand": brand,
-        "domains": tenant.domains.all(),
+        "domains": domains,
+        "example_check_url": next((item["check_url"] for item in domains if not item["own_host"]), domain_check_url("track.example.com")),
+        "domain_token": domain_token(tenant),
+        "installation_host": f"{tenant.slug}.{settings.BATON_TENANT_DOMAIN_SUFFIX}",
         "steps": tenant.provisioning_steps.all(),
         "grants": support_grants_for_tenant(tenant=tenant)[:20],
         "reason_form": ReasonForm(),
@@ -203,6 +211,48 @@ def tenant_domain_add(request, tenant_id: int):
     else:
         messages.success(request, f"{domain.domain} now serves {tenant.name}.")
     return redirect("console:tenant", tenant_id=tenant.pk)
+
+
+def _tenant_domain(tenant_id: int, domain_id: int) -> Domain:
+    """A domain of that tenant only: another tenant's domain id is not found."""
+    return get_object_or_404(Domain.objects.select_related("tenant"), pk=domain_id, tenant_id=tenant_id)
+
+
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN, Role.MSP_OPERATOR)
+def tenant_domain_remove(request, tenant_id: int, domain_id: int):
+    domain = _tenant_domain(tenant_id, domain_id)
+    try:
+        services.tenant_domain_remove(domain=domain, actor=request.user, reason=request.POST.get("reason", ""))
+    except services.TenantError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{domain.domain} no longer serves {domain.tenant.name}.")
+    return redirect("console:tenant", tenant_id=tenant_id)
+
+
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN, Role.MSP_OPERATOR)
+def tenant_domain_primary(request, tenant_id: int, domain_id: int):
+    domain = _tenant_domain(tenant_id, domain_id)
+    try:
+        services.tenant_domain_make_primary(domain=domain, actor=request.user)
+    except services.TenantError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{domain.domain} is now the primary domain: links in emails point at it.")
+    return redirect("console:tenant", tenant_id=tenant_id)
+
+
+@require_POST
+@msp_staff_required(Role.MSP_ADMIN, Role.MSP_OPERATOR)
+def tenant_domain_verify(request, tenant_id: int, domain_id: int):
+    domain = services.tenant_domain_verify(domain=_tenant_domain(tenant_id, domain_id), actor=request.user)
+    if domain.verified_at:
+        messages.success(request, f"{domain.domain} is verified: it reaches this installation and {domain.tenant.name}.")
+    else:
+        messages.error(request, f"{domain.domain} is not verified: {domain.verification_error}")
+    return redirect("console:tenant", tenant_id=tenant_id)
 
 
 @msp_staff_required()

@@ -17,6 +17,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_noop
 
 from logistics.vocabulary import Signal, TrackingStatus
 from tenants.db import connection
@@ -186,14 +187,14 @@ class OrderLine(models.Model):
 
 
 class TransportMode(models.TextChoices):
-    FTL = "ftl", "Full truckload"
-    LTL = "ltl", "Less than truckload"
-    PARCEL = "parcel", "Parcel"
-    INTERMODAL = "intermodal", "Intermodal"
-    DRAYAGE = "drayage", "Drayage"
-    OCEAN = "ocean", "Ocean"
-    AIR = "air", "Air"
-    RAIL = "rail", "Rail"
+    FTL = "ftl", gettext_noop("Full truckload")
+    LTL = "ltl", gettext_noop("Less than truckload")
+    PARCEL = "parcel", gettext_noop("Parcel")
+    INTERMODAL = "intermodal", gettext_noop("Intermodal")
+    DRAYAGE = "drayage", gettext_noop("Drayage")
+    OCEAN = "ocean", gettext_noop("Ocean")
+    AIR = "air", gettext_noop("Air")
+    RAIL = "rail", gettext_noop("Rail")
 
 
 class TenderStatus(models.TextChoices):
@@ -264,8 +265,8 @@ class Shipment(models.Model):
 
 
 class StopKind(models.TextChoices):
-    PICKUP = "pickup", "Pickup"
-    DELIVERY = "delivery", "Delivery"
+    PICKUP = "pickup", gettext_noop("Pickup")
+    DELIVERY = "delivery", gettext_noop("Delivery")
 
 
 class Stop(models.Model):
@@ -338,19 +339,19 @@ class TrackingEvent(models.Model):
 
 
 class ExceptionType(models.TextChoices):
-    DELAY = "delay", "Delay"
-    MISSED_PICKUP = "missed_pickup", "Missed pickup"
-    MISSED_DELIVERY = "missed_delivery", "Missed delivery"
-    ROUTE_DEVIATION = "route_deviation", "Route deviation"
-    TEMPERATURE_EXCURSION = "temperature_excursion", "Temperature excursion"
-    DAMAGE = "damage", "Damage"
-    SHORTAGE = "shortage", "Shortage"
-    TENDER_DECLINED = "tender_declined", "Tender declined"
-    ORDER_INVALID = "order_invalid", "Order failed validation"
-    INVENTORY_VARIANCE = "inventory_variance", "Inventory variance"
-    POD_INCOMPLETE = "pod_incomplete", "Proof of delivery incomplete"
-    INVOICE_MISMATCH = "invoice_mismatch", "Invoice mismatch"
-    OTHER = "other", "Other"
+    DELAY = "delay", gettext_noop("Delay")
+    MISSED_PICKUP = "missed_pickup", gettext_noop("Missed pickup")
+    MISSED_DELIVERY = "missed_delivery", gettext_noop("Missed delivery")
+    ROUTE_DEVIATION = "route_deviation", gettext_noop("Route deviation")
+    TEMPERATURE_EXCURSION = "temperature_excursion", gettext_noop("Temperature excursion")
+    DAMAGE = "damage", gettext_noop("Damage")
+    SHORTAGE = "shortage", gettext_noop("Shortage")
+    TENDER_DECLINED = "tender_declined", gettext_noop("Tender declined")
+    ORDER_INVALID = "order_invalid", gettext_noop("Order failed validation")
+    INVENTORY_VARIANCE = "inventory_variance", gettext_noop("Inventory variance")
+    POD_INCOMPLETE = "pod_incomplete", gettext_noop("Proof of delivery incomplete")
+    INVOICE_MISMATCH = "invoice_mismatch", gettext_noop("Invoice mismatch")
+    OTHER = "other", gettext_noop("Other")
 
 
 class Severity(models.TextChoices):
@@ -428,12 +429,12 @@ class ExceptionCase(models.Model):
 
 
 class DocumentKind(models.TextChoices):
-    POD = "pod", "Proof of delivery"
-    BOL = "bol", "Bill of lading"
-    RATE_CONFIRMATION = "rate_confirmation", "Rate confirmation"
-    RECEIPT = "receipt", "Receipt"
-    INVOICE = "invoice", "Invoice"
-    OTHER = "other", "Other"
+    POD = "pod", gettext_noop("Proof of delivery")
+    BOL = "bol", gettext_noop("Bill of lading")
+    RATE_CONFIRMATION = "rate_confirmation", gettext_noop("Rate confirmation")
+    RECEIPT = "receipt", gettext_noop("Receipt")
+    INVOICE = "invoice", gettext_noop("Invoice")
+    OTHER = "other", gettext_noop("Other")
 
 
 def document_upload_to(document: Document, filename: str) -> str:
@@ -801,8 +802,8 @@ class Milestone(models.TextChoices):
     DELIVERED = TrackingStatus.DELIVERED.value, TrackingStatus.DELIVERED.label
     RETURN_TO_SENDER = TrackingStatus.RETURN_TO_SENDER.value, TrackingStatus.RETURN_TO_SENDER.label
     CANCELLED = TrackingStatus.CANCELLED.value, TrackingStatus.CANCELLED.label
-    DELAY = "delay", "Delay detected"
-    EXCEPTION_OPENED = "exception_opened", "Exception opened"
+    DELAY = "delay", gettext_noop("Delay detected")
+    EXCEPTION_OPENED = "exception_opened", gettext_noop("Exception opened")
 
 
 class NotificationChannel(models.TextChoices):

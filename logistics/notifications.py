@@ -38,12 +38,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from celery import shared_task
+from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import formats, timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from governance.services import Actor, actor_of, audit_record
 from logistics.models import (
@@ -348,22 +351,46 @@ def _time_zone_checked(value: str) -> str:
     return value
 
 
-def subscription_create(
+@dataclass(frozen=True)
+class SubscriptionFields:
+    """A subscription's settings as checked: what create and update write."""
+
+    milestones: list[str]
+    channel: str
+    email: str
+    user: Any
+    event_type: str
+    quiet_start: time | None
+    quiet_end: time | None
+    time_zone: str
+    digest: str
+    digest_at: time | None
+
+    def as_audit(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "milestones": self.milestones,
+            "to": self.email or (self.user.email if self.user else ""),
+            "quiet_hours": [str(self.quiet_start), str(self.quiet_end)] if self.quiet_start else None,
+            "digest": self.digest,
+            "time_zone": self.time_zone,
+        }
+
+
+def _fields_checked(
     *,
     customer_account: CustomerAccount,
     milestones: Sequence[str],
     channel: str,
     time_zone: str,
-    email: str = "",
-    user: Any = None,
-    event_type: str = DEFAULT_EVENT_TYPE,
-    quiet_start: time | None = None,
-    quiet_end: time | None = None,
-    digest: str = DigestMode.OFF,
-    digest_at: time | None = None,
-    actor: Any,
-) -> MilestoneSubscription:
-    """A customer account's subscription, checked field by field; audited."""
+    email: str,
+    user: Any,
+    event_type: str,
+    quiet_start: time | None,
+    quiet_end: time | None,
+    digest: str,
+    digest_at: time | None,
+) -> SubscriptionFields:
     chosen = list(dict.fromkeys(milestones))
     unknown = [value for value in chosen if value not in Milestone.values]
     if unknown:
@@ -390,38 +417,129 @@ def subscription_create(
         raise SubscriptionRefused(f"{digest!r} is not a digest: use off, hourly or daily.", "digest")
     if digest == DigestMode.DAILY and digest_at is None:
         raise SubscriptionRefused("A daily digest needs the local time it is sent.", "digest_at")
+    return SubscriptionFields(
+        milestones=chosen,
+        channel=channel,
+        email=email,
+        user=user,
+        event_type=event_type,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        time_zone=_time_zone_checked(time_zone),
+        digest=digest,
+        digest_at=digest_at if digest == DigestMode.DAILY else None,
+    )
+
+
+def subscription_create(
+    *,
+    customer_account: CustomerAccount,
+    milestones: Sequence[str],
+    channel: str,
+    time_zone: str,
+    email: str = "",
+    user: Any = None,
+    event_type: str = DEFAULT_EVENT_TYPE,
+    quiet_start: time | None = None,
+    quiet_end: time | None = None,
+    digest: str = DigestMode.OFF,
+    digest_at: time | None = None,
+    actor: Any,
+) -> MilestoneSubscription:
+    """A customer account's subscription, checked field by field; audited."""
+    fields = _fields_checked(
+        customer_account=customer_account,
+        milestones=milestones,
+        channel=channel,
+        time_zone=time_zone,
+        email=email,
+        user=user,
+        event_type=event_type,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        digest=digest,
+        digest_at=digest_at,
+    )
     with transaction.atomic():
         subscription = MilestoneSubscription.objects.create(
-            customer_account=customer_account,
-            user=user,
-            milestones=chosen,
-            channel=channel,
-            email=email,
-            event_type=event_type,
-            quiet_start=quiet_start,
-            quiet_end=quiet_end,
-            time_zone=_time_zone_checked(time_zone),
-            digest=digest,
-            digest_at=digest_at if digest == DigestMode.DAILY else None,
-            created_by_email=actor_of(actor).email,
+            customer_account=customer_account, **_model_fields(fields), created_by_email=actor_of(actor).email
         )
         audit_record(
             actor=actor,
             action="milestone_subscription.created",
             target=subscription,
-            target_label=f"{customer_account.name}: {channel}",
-            data={
-                "customer_account": customer_account.code,
-                "channel": channel,
-                "milestones": chosen,
-                "to": email or (user.email if user else ""),
-                "quiet_hours": [str(quiet_start), str(quiet_end)] if quiet_start else None,
-                "digest": digest,
-                "time_zone": subscription.time_zone,
-            },
+            target_label=f"{customer_account.name}: {fields.channel}",
+            data={"customer_account": customer_account.code, **fields.as_audit()},
         )
         subscriptions_forget()
     return subscription
+
+
+def _model_fields(fields: SubscriptionFields) -> dict[str, Any]:
+    """The fields as model keyword arguments (`asdict` would deep-copy the user)."""
+    return {name: getattr(fields, name) for name in SubscriptionFields.__dataclass_fields__}
+
+
+def subscription_update(
+    *,
+    subscription: MilestoneSubscription,
+    milestones: Sequence[str],
+    channel: str,
+    time_zone: str,
+    email: str = "",
+    user: Any = None,
+    event_type: str = DEFAULT_EVENT_TYPE,
+    quiet_start: time | None = None,
+    quiet_end: time | None = None,
+    digest: str = DigestMode.OFF,
+    digest_at: time | None = None,
+    actor: Any,
+    now: datetime | None = None,
+) -> MilestoneSubscription:
+    """Change what a subscription tells, how and when, checked as on create; audited with what
+    changed. What was waiting follows the new rules: a milestone no longer wanted is cancelled,
+    the rest is due again by the new quiet hours and digest (counted from now)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = (
+            MilestoneSubscription.objects.select_for_update(of=("self",)).select_related("customer_account", "user").get(pk=subscription.pk)
+        )
+        fields = _fields_checked(
+            customer_account=locked.customer_account,
+            milestones=milestones,
+            channel=channel,
+            time_zone=time_zone,
+            email=email,
+            user=user,
+            event_type=event_type,
+            quiet_start=quiet_start,
+            quiet_end=quiet_end,
+            digest=digest,
+            digest_at=digest_at,
+        )
+        before = SubscriptionFields(**{name: getattr(locked, name) for name in SubscriptionFields.__dataclass_fields__}).as_audit()
+        for name, value in _model_fields(fields).items():
+            setattr(locked, name, value)
+        after = fields.as_audit()
+        changed = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}
+        if not changed:
+            return locked
+        locked.save()
+        waiting = MilestoneNotification.objects.filter(subscription=locked, status=NotificationStatus.PENDING)
+        cancelled = waiting.exclude(milestone__in=fields.milestones).update(
+            status=NotificationStatus.CANCELLED, error="The subscription stopped telling this milestone before it was sent."
+        )
+        due_at, held = notification_due(locked, now)
+        rescheduled = waiting.filter(milestone__in=fields.milestones).update(due_at=due_at, held=held)
+        audit_record(
+            actor=actor,
+            action="milestone_subscription.updated",
+            target=locked,
+            target_label=f"{locked.customer_account.name}: {fields.channel}",
+            data={"changed": changed, "cancelled": cancelled, "rescheduled": rescheduled},
+        )
+        subscriptions_forget()
+    return locked
 
 
 def subscription_disable(*, subscription: MilestoneSubscription, reason: str, actor: Any) -> MilestoneSubscription:
@@ -609,7 +727,22 @@ def _local_text(moment: datetime | str | None, zone: ZoneInfo) -> str:
             return ""
     if moment is None:
         return ""
-    return moment.astimezone(zone).strftime("%a %d %b %Y, %H:%M %Z")
+    local = moment.astimezone(zone)
+    return f"{formats.date_format(local, 'DATETIME_FORMAT')} {local.strftime('%Z')}"
+
+
+def _email_language(subscription: MilestoneSubscription) -> str:
+    """The language the recipient chose (accounts.User.language); an account-wide email goes out in
+    the one its people share, else in the default, as does one to a bare address."""
+    from accounts.selectors import users_of_customer_account
+
+    if subscription.email:
+        chosen = set()
+    elif subscription.user is not None:
+        chosen = {subscription.user.language}
+    else:
+        chosen = set(users_of_customer_account(subscription.customer_account_id).values_list("language", flat=True))
+    return chosen.pop() if len(chosen) == 1 and "" not in chosen else settings.LANGUAGE_CODE
 
 
 def milestone_email(group: list[MilestoneNotification], *, sender_name: str = "") -> EmailMultiAlternatives | None:
@@ -621,19 +754,30 @@ def milestone_email(group: list[MilestoneNotification], *, sender_name: str = ""
     if not recipients:
         return None
     site = site_for_tenant(tenants_filter().get(schema_name=connection.schema_name))
+    with translation.override(_email_language(subscription)):
+        return _milestone_message(group, subscription, site, recipients, sender_name)
+
+
+def _milestone_message(group, subscription, site, recipients: list[str], sender_name: str) -> EmailMultiAlternatives:
+    """The email's words and dates in the active language (milestone_email picks the recipient's)."""
     zone = _zone(subscription)
     items = []
     for notification in group:
         item = _item(notification)
+        item["label"] = _(item["label"])
         item["when"] = _local_text(notification.occurred_at, zone)
         item["eta_text"] = _local_text(item["eta"], zone)
         items.append(item)
     digest = subscription.digest != DigestMode.OFF
     if digest:
         shipments = len({item["shipment"] for item in items})
-        title = f"{len(items)} shipment update{'s' if len(items) != 1 else ''} for {shipments} shipment{'s' if shipments != 1 else ''}"
+        updates = ngettext("%(count)d shipment update", "%(count)d shipment updates", len(items)) % {"count": len(items)}
+        title = ngettext("%(updates)s for %(count)d shipment", "%(updates)s for %(count)d shipments", shipments) % {
+            "updates": updates,
+            "count": shipments,
+        }
     else:
-        title = f"Shipment {items[0]['shipment']}: {items[0]['label']}"
+        title = _("Shipment %(shipment)s: %(milestone)s") % {"shipment": items[0]["shipment"], "milestone": items[0]["label"]}
     name, address = parseaddr(site.from_email)
     context = {
         "site": site,
@@ -642,7 +786,7 @@ def milestone_email(group: list[MilestoneNotification], *, sender_name: str = ""
         "digest": digest,
         "account": subscription.customer_account,
         "sender": sender_name or name or site.product_name,
-        "manage_hint": "Your contact at " + (sender_name or site.product_name) + " can change what you receive.",
+        "manage_hint": _("Your contact at %(sender)s can change what you receive.") % {"sender": sender_name or site.product_name},
     }
     message = EmailMultiAlternatives(
         subject=f"{title} – {site.product_name}",
@@ -736,6 +880,17 @@ def subscriptions_list(criteria: SubscriptionFilter) -> QuerySet[MilestoneSubscr
 
 def subscription_notifications(subscription: MilestoneSubscription, status: str = "") -> QuerySet[MilestoneNotification]:
     rows = MilestoneNotification.objects.filter(subscription=subscription).select_related("shipment")
+    if status in NotificationStatus.values:
+        rows = rows.filter(status=status)
+    return rows.order_by("-created_at", "-id")
+
+
+def account_notifications(customer_account_id: int | None, status: str = "") -> QuerySet[MilestoneNotification]:
+    """The notifications of one account's subscriptions, newest first (every account's for None:
+    staff), as the customer portal lists them."""
+    rows = MilestoneNotification.objects.select_related("shipment", "subscription")
+    if customer_account_id is not None:
+        rows = rows.filter(subscription__customer_account_id=customer_account_id)
     if status in NotificationStatus.values:
         rows = rows.filter(status=status)
     return rows.order_by("-created_at", "-id")

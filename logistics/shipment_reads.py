@@ -33,6 +33,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext_noop
 
 from connectors.models import TelemetryAsset
 from logistics.models import (
@@ -450,7 +451,12 @@ def shipments_page(
     if after:
         value, pk = _cursor_read(after, binding)
         shipments = shipments.filter(_after(filters.sort, value, pk))
-    found = list(_annotated(shipments).order_by(*_ordering(filters.sort))[: limit + 1])
+    # The page's ids first, then their annotations: planned over the whole filtered set, the
+    # open-exception EXISTS became a hashed subplan that read every open exception of the tenant
+    # on each page (bench/portal.py); over limit + 1 ids it is one index probe per row.
+    ordering = _ordering(filters.sort)
+    page_ids = shipments.order_by(*ordering).values("pk")[: limit + 1]
+    found = list(_annotated(Shipment.objects.filter(pk__in=Subquery(page_ids))).order_by(*ordering))
     rows = [_row(shipment) for shipment in found[:limit]]
     next_cursor = _cursor_make(found[limit - 1], filters, binding) if len(found) > limit else None
     return ShipmentPage(rows=rows, next_cursor=next_cursor, limit=limit, filters=filters)
@@ -585,20 +591,25 @@ class ShipmentDetail:
         return max(moments)
 
 
+# Customer-facing words, translated where shown (portal/shipments/_exceptions.html).
 _EXCEPTION_MESSAGES: dict[str, str] = {
-    ExceptionType.DELAY: "Your shipment is running late. We are working with the carrier on a new delivery time.",
-    ExceptionType.MISSED_PICKUP: "The carrier missed the pickup. We are arranging a new pickup.",
-    ExceptionType.MISSED_DELIVERY: "The delivery did not happen as planned. We are arranging a new delivery time.",
-    ExceptionType.ROUTE_DEVIATION: "The truck left its planned route. We are checking with the carrier.",
-    ExceptionType.TEMPERATURE_EXCURSION: "The load's temperature went outside its range. We are checking the load with the carrier.",
-    ExceptionType.DAMAGE: "Damage was reported on this shipment. We are looking into it.",
-    ExceptionType.SHORTAGE: "A shortage was reported on this shipment. We are looking into it.",
-    ExceptionType.TENDER_DECLINED: "The carrier could not take this shipment. We are booking another carrier.",
-    ExceptionType.ORDER_INVALID: "Some order details need checking before this shipment can move. We will contact you if we need anything.",
-    ExceptionType.INVENTORY_VARIANCE: "Stock counts differ between systems. We are reconciling them.",
-    ExceptionType.POD_INCOMPLETE: "The proof of delivery is incomplete. We are requesting a complete copy from the carrier.",
-    ExceptionType.INVOICE_MISMATCH: "We are checking the carrier's charges for this shipment.",
-    ExceptionType.OTHER: "Something needs our attention on this shipment. We are working on it.",
+    ExceptionType.DELAY: gettext_noop("Your shipment is running late. We are working with the carrier on a new delivery time."),
+    ExceptionType.MISSED_PICKUP: gettext_noop("The carrier missed the pickup. We are arranging a new pickup."),
+    ExceptionType.MISSED_DELIVERY: gettext_noop("The delivery did not happen as planned. We are arranging a new delivery time."),
+    ExceptionType.ROUTE_DEVIATION: gettext_noop("The truck left its planned route. We are checking with the carrier."),
+    ExceptionType.TEMPERATURE_EXCURSION: gettext_noop(
+        "The load's temperature went outside its range. We are checking the load with the carrier."
+    ),
+    ExceptionType.DAMAGE: gettext_noop("Damage was reported on this shipment. We are looking into it."),
+    ExceptionType.SHORTAGE: gettext_noop("A shortage was reported on this shipment. We are looking into it."),
+    ExceptionType.TENDER_DECLINED: gettext_noop("The carrier could not take this shipment. We are booking another carrier."),
+    ExceptionType.ORDER_INVALID: gettext_noop(
+        "Some order details need checking before this shipment can move. We will contact you if we need anything."
+    ),
+    ExceptionType.INVENTORY_VARIANCE: gettext_noop("Stock counts differ between systems. We are reconciling them."),
+    ExceptionType.POD_INCOMPLETE: gettext_noop("The proof of delivery is incomplete. We are requesting a complete copy from the carrier."),
+    ExceptionType.INVOICE_MISMATCH: gettext_noop("We are checking the carrier's charges for this shipment."),
+    ExceptionType.OTHER: gettext_noop("Something needs our attention on this shipment. We are working on it."),
 }
 _EXCEPTION_CLOSED = "Resolved: {label}."
 

@@ -24,25 +24,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class TrackingStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    TENDERED = "tendered", "Tendered"
-    TENDER_ACCEPTED = "tender_accepted", "Tender accepted"
-    ARRIVED_AT_PICKUP = "arrived_at_pickup", "Arrived at pickup"
-    PICKED_UP = "picked_up", "Picked up"
-    IN_TRANSIT = "in_transit", "In transit"
-    ON_HOLD = "on_hold", "On hold"
-    DELIVERY_DELAYED = "delivery_delayed", "Delivery delayed"
-    OUT_FOR_DELIVERY = "out_for_delivery", "Out for delivery"
-    DELIVERY_FAILED = "delivery_failed", "Delivery failed"
-    READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"
-    ARRIVED_AT_DELIVERY = "arrived_at_delivery", "Arrived at delivery"
-    DELIVERED = "delivered", "Delivered"
-    RETURN_TO_SENDER = "return_to_sender", "Return to sender"
-    CANCELLED = "cancelled", "Cancelled"
-    UNKNOWN = "unknown", "Unknown"
+    PENDING = "pending", gettext_noop("Pending")
+    TENDERED = "tendered", gettext_noop("Tendered")
+    TENDER_ACCEPTED = "tender_accepted", gettext_noop("Tender accepted")
+    ARRIVED_AT_PICKUP = "arrived_at_pickup", gettext_noop("Arrived at pickup")
+    PICKED_UP = "picked_up", gettext_noop("Picked up")
+    IN_TRANSIT = "in_transit", gettext_noop("In transit")
+    ON_HOLD = "on_hold", gettext_noop("On hold")
+    DELIVERY_DELAYED = "delivery_delayed", gettext_noop("Delivery delayed")
+    OUT_FOR_DELIVERY = "out_for_delivery", gettext_noop("Out for delivery")
+    DELIVERY_FAILED = "delivery_failed", gettext_noop("Delivery failed")
+    READY_FOR_PICKUP = "ready_for_pickup", gettext_noop("Ready for pickup")
+    ARRIVED_AT_DELIVERY = "arrived_at_delivery", gettext_noop("Arrived at delivery")
+    DELIVERED = "delivered", gettext_noop("Delivered")
+    RETURN_TO_SENDER = "return_to_sender", gettext_noop("Return to sender")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
+    UNKNOWN = "unknown", gettext_noop("Unknown")
 
 
 S = TrackingStatus

@@ -20,6 +20,9 @@ API_SCOPES = [
     ("subscriptions:read", "Read milestone subscriptions (Experience API)"),
     ("subscriptions:write", "Create milestone subscriptions (Experience API)"),
 ]
+# What a key bound to a customer account may hold: the Experience API's scopes, the only
+# endpoints that take such keys (`scoped(..., customers=True)`) and narrow answers to the account.
+CUSTOMER_KEY_SCOPES = [(value, label) for value, label in API_SCOPES if value.split(":")[0] in ("shipments", "subscriptions")]
 
 
 class InviteForm(forms.Form):
@@ -31,6 +34,39 @@ class InviteForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=80, help_text="What uses this key, e.g. 'ERP integration'.")
     scopes = forms.MultipleChoiceField(choices=API_SCOPES, widget=forms.CheckboxSelectMultiple, required=False)
+    customer_account = forms.ModelChoiceField(
+        queryset=customer_accounts_all(),
+        required=False,
+        empty_label="None: a key for this workspace",
+        label="Bind to a customer account",
+        help_text="A bound key reads only that account's shipments and subscriptions, through the Experience API.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        account, scopes = data.get("customer_account"), data.get("scopes") or []
+        allowed = {value for value, _label in CUSTOMER_KEY_SCOPES}
+        if account is not None and not set(scopes) <= allowed:
+            wrong = ", ".join(sorted(set(scopes) - allowed))
+            self.add_error(
+                "scopes", f"A key bound to a customer account holds Experience API scopes only ({', '.join(sorted(allowed))}); not {wrong}."
+            )
+        return data
+
+
+class CustomerApiKeyForm(forms.Form):
+    """A key of the customer's own account (staff choose the account)."""
+
+    name = forms.CharField(max_length=80, help_text="What uses this key, e.g. 'our TMS'.")
+    scopes = forms.MultipleChoiceField(
+        choices=CUSTOMER_KEY_SCOPES, widget=forms.CheckboxSelectMultiple, help_text="What the key may do; nothing else is possible."
+    )
+    customer_account = forms.ModelChoiceField(queryset=customer_accounts_all(), empty_label="Choose an account…", label="Customer account")
+
+    def __init__(self, *args, for_account: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if for_account:  # a customer's own account, implied
+            del self.fields["customer_account"]
 
 
 class CustomerInviteForm(forms.Form):

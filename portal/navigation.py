@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from accounts.models import TENANT_STAFF_ROLES, Role
 
@@ -50,27 +51,29 @@ def _items() -> list[tuple[str, list[NavItem]]]:
     settings_pages = ("/settings/",)
     return [
         (
-            "Operate",
+            _("Operate"),
             [
-                NavItem("Home", reverse("portal:home"), STAFF, exact=True),
-                NavItem("Shipments", SHIPMENTS_PATH, STAFF | {Role.CUSTOMER}),
-                NavItem("Exceptions", reverse("exceptions:list"), STAFF),
-                NavItem("Approvals", reverse("workflows:approvals"), STAFF),
-                NavItem("Runs", reverse("workflows:runs"), OPERATORS),
-                NavItem("Incidents", reverse("workflows:incidents"), OPERATORS),
+                NavItem(_("Home"), reverse("portal:home"), STAFF, exact=True),
+                NavItem(_("Shipments"), SHIPMENTS_PATH, STAFF | {Role.CUSTOMER}),
+                NavItem(_("Notifications"), reverse("portal:notifications"), frozenset({Role.CUSTOMER})),
+                NavItem(_("API keys"), reverse("portal:account_api_keys"), frozenset({Role.CUSTOMER})),
+                NavItem(_("Exceptions"), reverse("exceptions:list"), STAFF),
+                NavItem(_("Approvals"), reverse("workflows:approvals"), STAFF),
+                NavItem(_("Runs"), reverse("workflows:runs"), OPERATORS),
+                NavItem(_("Incidents"), reverse("workflows:incidents"), OPERATORS),
             ],
         ),
         (
-            "Build",
+            _("Build"),
             [
-                NavItem("Workflows", reverse("workflows:definitions"), BUILDERS),
-                NavItem("Connections", reverse("connectors:connections"), BUILDERS),
-                NavItem("Notifications", reverse("logistics:notifications"), BUILDERS | {Role.CUSTOMER_SERVICE}),
-                NavItem("Status mappings", reverse("logistics:mappings"), BUILDERS | {Role.DISPATCHER}),
+                NavItem(_("Workflows"), reverse("workflows:definitions"), BUILDERS),
+                NavItem(_("Connections"), reverse("connectors:connections"), BUILDERS),
+                NavItem(_("Notifications"), reverse("logistics:notifications"), BUILDERS | {Role.CUSTOMER_SERVICE}),
+                NavItem(_("Status mappings"), reverse("logistics:mappings"), BUILDERS | {Role.DISPATCHER}),
             ],
         ),
-        ("Measure", [NavItem("Outcomes", reverse("insights:outcomes"), STAFF, prefixes=("/insights/",))]),
-        ("Settings", [NavItem("Settings", reverse("portal:users"), frozenset({Role.TENANT_ADMIN}), prefixes=settings_pages)]),
+        (_("Measure"), [NavItem(_("Outcomes"), reverse("insights:outcomes"), STAFF, prefixes=("/insights/",))]),
+        (_("Settings"), [NavItem(_("Settings"), reverse("portal:users"), frozenset({Role.TENANT_ADMIN}), prefixes=settings_pages)]),
     ]
 
 

@@ -190,10 +190,10 @@ def _list_context(request) -> dict[str, Any]:
     filtered = any(request.GET.get(name, "").strip() for name in _FILTER_PARAMS)
     context: dict[str, Any] = {
         "query": request.GET.get("q", "").strip(),
-        "statuses": [(value, label) for value, label in TrackingStatus.choices if value != TrackingStatus.UNKNOWN],
+        "statuses": [(value, _(label)) for value, label in TrackingStatus.choices if value != TrackingStatus.UNKNOWN],
         "selected_statuses": request.GET.getlist("status"),
         "has_exception": request.GET.get("has_exception", ""),
-        "modes": TransportMode.choices,
+        "modes": [(value, _(label)) for value, label in TransportMode.choices],
         "mode": request.GET.get("mode", ""),
         "origin": request.GET.get("origin", "").strip(),
         "destination": request.GET.get("destination", "").strip(),
@@ -518,7 +518,7 @@ def shipment_timeline(request, reference: str):
                 "html": render_to_string(
                     "portal/shipments/_timeline_item.html", {"item": item, "viewer_zone": context["viewer_zone"]}, request
                 ),
-                "announce": _("New milestone: %(status)s") % {"status": item.status_label},
+                "announce": _("New milestone: %(status)s") % {"status": _(item.status_label)},
             }
             for item in new
         ]

@@ -58,7 +58,19 @@ def home(request):
 def _areas_for(user) -> list[dict[str, str]]:
     """The customer portal's areas; staff find theirs in the navigation and on the home cards."""
     if user.role == Role.CUSTOMER:
-        return [{"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "url": SHIPMENTS_PATH}]
+        return [
+            {"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "url": SHIPMENTS_PATH},
+            {
+                "name": "Notifications",
+                "description": "Choose the milestones you hear about, by email or webhook, with quiet hours and digests.",
+                "url": reverse("portal:notifications"),
+            },
+            {
+                "name": "API keys",
+                "description": "Keys for your own systems to read your shipments.",
+                "url": reverse("portal:account_api_keys"),
+            },
+        ]
     return []
 
 
@@ -194,12 +206,23 @@ def api_keys(request):
     new_secret = None
     if request.method == "POST" and form.is_valid():
         try:
-            _key, new_secret = api_key_create(name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user)
+            account = form.cleaned_data["customer_account"]
+            _key, new_secret = api_key_create(
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                actor=request.user,
+                customer_account_id=account.pk if account else None,
+            )
         except AccountError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
             form = ApiKeyForm()
-    return render(request, "portal/api_keys.html", {"form": form, "keys": ApiKey.objects.all(), "new_secret": new_secret})
+    accounts = dict(customer_accounts_all().values_list("pk", "name"))
+    keys = list(ApiKey.objects.all())
+    for key in keys:
+        key.customer_account_name = accounts.get(key.customer_account_id or 0, "")  # type: ignore[attr-defined]  # for the template
+    status = 400 if form.errors else 200
+    return render(request, "portal/api_keys.html", {"form": form, "keys": keys, "new_secret": new_secret}, status=status)
 
 
 @require_POST

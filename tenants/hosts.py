@@ -19,13 +19,13 @@ _kept: dict[str, tuple[float, Domain | None]] = {}
 
 
 def host_domain(host: str) -> Domain | None:
-    """The domain row for `host` with its tenant and branding, or None for a host nobody has."""
+    """The domain row for `host` with its tenant, branding and portal texts, or None for a host nobody has."""
     seconds = settings.BATON_TENANT_HOST_CACHE_SECONDS
     now = time.monotonic()
     kept = _kept.get(host) if seconds > 0 else None
     if kept is not None and now - kept[0] < seconds:
         return kept[1]
-    domain = Domain.objects.select_related("tenant", "tenant__branding").filter(domain=host).first()
+    domain = Domain.objects.select_related("tenant", "tenant__branding", "tenant__portal_texts").filter(domain=host).first()
     if seconds > 0:
         if len(_kept) > 10_000:  # hosts nobody has, probed one after another
             _kept.clear()

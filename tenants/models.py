@@ -71,6 +71,12 @@ class Tenant(TenantMixin):
 class Domain(DomainMixin):
     """A host name that serves one tenant (its default <slug>.<suffix> or a custom domain)."""
 
+    # Set by tenants.services.tenant_domain_verify: the host answered /.well-known/baton-domain
+    # with the tenant's token, so it reaches this installation and this tenant.
+    verified_at = models.DateTimeField(null=True, blank=True)
+    verification_checked_at = models.DateTimeField(null=True, blank=True)
+    verification_error = models.CharField(max_length=300, blank=True)
+
 
 class Branding(models.Model):
     """How a tenant's (or the partner console's) pages, emails and PDFs look."""
@@ -97,6 +103,31 @@ class Branding(models.Model):
 
     def __str__(self) -> str:
         return self.product_name
+
+
+class PortalTexts(models.Model):
+    """What a tenant's admin writes for their customer portal: plain text, escaped where shown.
+
+    Beside Branding in public, so a host's brand and texts come with its domain row in one query.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="portal_texts")
+    welcome_headline = models.CharField(max_length=120, blank=True)
+    welcome_message = models.TextField(blank=True)
+    support_email = models.EmailField(blank=True)
+    support_phone = models.CharField(max_length=40, blank=True)
+    support_hours = models.CharField(max_length=120, blank=True)
+    notice = models.TextField(blank=True)
+    notice_expires_at = models.DateTimeField(null=True, blank=True)
+    sign_in_message = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by_email = models.EmailField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "portal texts"
+
+    def __str__(self) -> str:
+        return f"Portal texts of {self.tenant_id}"
 
 
 class ProvisioningStep(models.Model):

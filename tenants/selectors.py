@@ -1,13 +1,16 @@
 """Reads of tenants, their hosts and brands."""
 
 from dataclasses import dataclass
+from email.utils import formataddr, parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from tenants.branding import BrandColours, brand_css_variables
 from tenants.db import connection
-from tenants.models import Branding, Partner, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
+from tenants.models import Branding, Partner, PortalTexts, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,9 @@ def _site(branding: Branding | None, host: str, tenant_slug: str = "") -> Site:
     if branding is None:
         branding = Branding(product_name="Baton")
     colours = BrandColours(branding.primary_color, branding.on_primary_color, branding.accent_color)
-    sender = settings.DEFAULT_FROM_EMAIL
-    if branding.email_sender_address:
-        sender = f"{branding.email_sender_name or branding.product_name} <{branding.email_sender_address}>"
+    # Mail always comes from the brand's name; from the installation's address unless the brand has its own.
+    address = branding.email_sender_address or parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    sender = formataddr((branding.email_sender_name or branding.product_name, address))
     return Site(
         base_url=_base_url(host),
         product_name=branding.product_name,
@@ -85,6 +88,53 @@ def site_current() -> Site:
     if isinstance(tenant, Tenant):
         return site_for_tenant(tenant)
     return site_for_console()
+
+
+@dataclass(frozen=True)
+class PortalCopy:
+    """The tenant admin's texts for the customer portal as pages show them (plain text: templates
+    escape it and keep its line breaks); the notice is empty once it has expired."""
+
+    welcome_headline: str = ""
+    welcome_message: str = ""
+    support_email: str = ""
+    support_phone: str = ""
+    support_hours: str = ""
+    notice: str = ""
+    notice_expires_at: Any = None
+    sign_in_message: str = ""
+
+    @property
+    def has_support(self) -> bool:
+        return bool(self.support_email or self.support_phone or self.support_hours)
+
+
+def portal_texts_stored(tenant: Tenant) -> PortalTexts | None:
+    """The stored row (what the settings form edits), read through the relation the host
+    middleware already loaded."""
+    try:
+        return tenant.portal_texts
+    except PortalTexts.DoesNotExist:
+        return None
+
+
+def portal_copy_for_tenant(tenant: Tenant, *, now: Any = None) -> PortalCopy:
+    row = portal_texts_stored(tenant)
+    if row is None:
+        return PortalCopy()
+    notice = row.notice
+    if row.notice_expires_at is not None and row.notice_expires_at <= (now or timezone.now()):
+        notice = ""
+    return PortalCopy(
+        welcome_headline=row.welcome_headline,
+        welcome_message=row.welcome_message,
+        support_email=row.support_email,
+        support_phone=row.support_phone,
+        support_hours=row.support_hours,
+        notice=notice,
+        notice_expires_at=row.notice_expires_at if notice else None,
+        sign_in_message=row.sign_in_message,
+    )
 
 
 def partners_with_counts() -> QuerySet[Partner]:

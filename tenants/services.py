@@ -18,8 +18,9 @@ from accounts.services import user_invite
 from governance.services import Actor, audit_record
 from tenants.branding import BrandColours, brand_colours_validate
 from tenants.db import connection
+from tenants.domains import DomainCheckFailed, domain_answers_token
 from tenants.hosts import tenant_hosts_forget
-from tenants.models import Branding, Domain, Partner, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
+from tenants.models import Branding, Domain, Partner, PortalTexts, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 from tenants.schema_clone import schema_replay
 from tenants.selectors import site_for_tenant
 from tenants.template_schema import template_snapshot_current
@@ -369,6 +370,157 @@ def tenant_domain_add(*, tenant: Tenant, host: str, actor: Any) -> Domain:
         audit_record(actor=actor, action="tenant.domain_added", target=tenant, tenant_slug=tenant.slug, data={"domain": host})
     tenant_hosts_forget()
     return domain
+
+
+def domain_is_installation_host(host: str) -> bool:
+    """Hosts under the installation's own suffix reach it by its wildcard: nothing to verify."""
+    return host.endswith("." + settings.BATON_TENANT_DOMAIN_SUFFIX)
+
+
+def tenant_domain_remove(*, domain: Domain, actor: Any, reason: str = "") -> None:
+    """Stop serving a host; the primary one stays until another is made primary."""
+    tenant = domain.tenant
+    if domain.is_primary:
+        raise TenantError(f"{domain.domain} is the primary domain: make another domain primary before removing it.", field="domain")
+    with transaction.atomic():
+        Domain.objects.filter(pk=domain.pk).delete()
+        audit_record(
+            actor=actor,
+            action="tenant.domain_removed",
+            target=tenant,
+            tenant_slug=tenant.slug,
+            reason=reason,
+            data={"domain": domain.domain},
+        )
+    tenant_hosts_forget()
+
+
+def tenant_domain_make_primary(*, domain: Domain, actor: Any) -> Domain:
+    """The host links in emails, invitations and the console point at. A custom domain must be
+    verified first, so no email sends people to a host that does not reach the tenant."""
+    tenant = domain.tenant
+    if domain.is_primary:
+        return domain
+    if domain.verified_at is None and not domain_is_installation_host(domain.domain):
+        raise TenantError(f"Verify {domain.domain} before making it primary: links in emails would point at it.", field="domain")
+    with transaction.atomic():
+        before = Domain.objects.select_for_update().filter(tenant=tenant, is_primary=True).values_list("domain", flat=True).first()
+        Domain.objects.filter(tenant=tenant, is_primary=True).update(is_primary=False)
+        Domain.objects.filter(pk=domain.pk).update(is_primary=True)
+        audit_record(
+            actor=actor,
+            action="tenant.domain_made_primary",
+            target=tenant,
+            tenant_slug=tenant.slug,
+            data={"domain": domain.domain, "before": before},
+        )
+    tenant_hosts_forget()
+    domain.refresh_from_db()
+    return domain
+
+
+def tenant_domain_verify(*, domain: Domain, actor: Any) -> Domain:
+    """Ask the host for the tenant's token (see tenants.domains) and record the answer: verified,
+    or unverified with the reason. A later failure un-verifies: the host stopped reaching us."""
+    tenant = domain.tenant
+    now = timezone.now()
+    try:
+        domain_answers_token(domain.domain, tenant)
+    except DomainCheckFailed as failure:
+        verified_at, error = None, str(failure)[:300]
+    else:
+        verified_at, error = domain.verified_at or now, ""
+    with transaction.atomic():
+        Domain.objects.filter(pk=domain.pk).update(verified_at=verified_at, verification_checked_at=now, verification_error=error)
+        audit_record(
+            actor=actor,
+            action="tenant.domain_verified" if verified_at else "tenant.domain_verification_failed",
+            target=tenant,
+            tenant_slug=tenant.slug,
+            data={"domain": domain.domain, **({"error": error} if error else {})},
+        )
+    domain.refresh_from_db()
+    return domain
+
+
+@dataclass(frozen=True)
+class PortalTextsInput:
+    welcome_headline: str = ""
+    welcome_message: str = ""
+    support_email: str = ""
+    support_phone: str = ""
+    support_hours: str = ""
+    notice: str = ""
+    notice_expires_at: Any = None
+    sign_in_message: str = ""
+
+
+# Field: (label, most characters). Long enough for a paragraph, short enough for a footer or a banner.
+PORTAL_TEXT_LIMITS = {
+    "welcome_headline": ("Welcome headline", 120),
+    "welcome_message": ("Welcome message", 1000),
+    "support_email": ("Support email", 254),
+    "support_phone": ("Support phone", 40),
+    "support_hours": ("Support hours", 120),
+    "notice": ("Notice", 300),
+    "sign_in_message": ("Sign-in message", 500),
+}
+SINGLE_LINE = {"welcome_headline", "support_email", "support_phone", "support_hours"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+
+
+def _plain(value: str, *, single_line: bool) -> str:
+    """Plain text as people typed it: line ends normalised, control characters dropped, and
+    newlines kept where the text is a paragraph (pages escape it and keep the breaks)."""
+    text = (value or "").replace("\r\n", "\n").replace("\r", "\n")
+    if single_line:
+        text = " ".join(text.split())
+    text = _CONTROL.sub("", text)
+    return "\n".join(line.rstrip() for line in text.strip().split("\n"))
+
+
+def portal_texts_clean(texts: PortalTextsInput, *, now: Any = None) -> PortalTextsInput:
+    """The texts as they will be stored, or TenantError naming the field and the limit."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    cleaned = {name: _plain(getattr(texts, name), single_line=name in SINGLE_LINE) for name in PORTAL_TEXT_LIMITS}
+    for name, (label, limit) in PORTAL_TEXT_LIMITS.items():
+        if len(cleaned[name]) > limit:
+            raise TenantError(f"{label} is {len(cleaned[name])} characters long; at most {limit} fit.", field=name)
+    if cleaned["support_email"]:
+        try:
+            validate_email(cleaned["support_email"])
+        except ValidationError as exc:
+            raise TenantError(f"{cleaned['support_email']!r} is not an email address.", field="support_email") from exc
+    if cleaned["support_phone"] and not _PHONE.match(cleaned["support_phone"]):
+        raise TenantError("Support phone takes digits, spaces and + ( ) - . / only, such as +31 20 123 4567.", field="support_phone")
+    expires = texts.notice_expires_at
+    if expires is not None:
+        if not cleaned["notice"]:
+            raise TenantError("An expiry needs a notice to expire: write the notice or clear the expiry.", field="notice_expires_at")
+        if expires <= (now or timezone.now()):
+            raise TenantError("The notice would expire before anyone sees it: choose a time in the future.", field="notice_expires_at")
+    return PortalTextsInput(**cleaned, notice_expires_at=expires)
+
+
+def portal_texts_update(*, tenant: Tenant, texts: PortalTextsInput, actor: Any) -> PortalTexts:
+    """Save what the tenant's admin wrote for their customer portal, audited in the current schema
+    (the tenant's own log, where its admins read it)."""
+    cleaned = portal_texts_clean(texts)
+    with transaction.atomic():
+        row, _created = PortalTexts.objects.select_for_update().get_or_create(tenant=tenant)
+        changed = sorted(name for name in PORTAL_TEXT_LIMITS if getattr(row, name) != getattr(cleaned, name))
+        if row.notice_expires_at != cleaned.notice_expires_at:
+            changed.append("notice_expires_at")
+        for name, value in cleaned.__dict__.items():
+            setattr(row, name, value)
+        row.updated_by_email = getattr(actor, "email", "") or ""
+        row.save()
+        audit_record(actor=actor, action="tenant.portal_texts_updated", target=row, tenant_slug=tenant.slug, data={"changed": changed})
+    tenant_hosts_forget()
+    return row
 
 
 def support_access_request(*, tenant: Tenant, staff_user: Any, reason: str, hours: float, actor: Any) -> SupportAccessGrant:

@@ -81,7 +81,7 @@ def approvals_announce(approval_id: int) -> int:
     run = approval.run
     urlconf = settings.ROOT_URLCONF
     escalated = approval.escalation_level > 0
-    subject = f"{'Escalated: ' if escalated else ''}Approval needed – {approval.title} (run #{run.pk})"
+    subject = f"{'Escalated: ' if escalated else ''}Approval needed – {approval.title} (run #{run.pk}) – {site.product_name}"
     base = {
         "site": site,
         "approval": approval,

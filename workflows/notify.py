@@ -100,7 +100,7 @@ def notify_email_send(run_id: int, step_id: str, key: str) -> int:
     for person in people.values():
         personal = {**context, "person": person, "staff": person.role != "customer"}
         message = EmailMultiAlternatives(
-            subject=f"{title} – {run.definition.name}",
+            subject=f"{title} – {run.definition.name} – {site.product_name}",
             body=render_to_string("email/notification.txt", personal),
             from_email=site.from_email,
             to=[person.email],

@@ -16,6 +16,13 @@ register = template.Library()
 
 
 @register.filter
+def translated(label: str) -> str:
+    """A vocabulary label (a status, mode or document kind, marked with gettext_noop where it is
+    defined) in the viewer's language; usable inside `blocktranslate with`, where a tag is not."""
+    return _(label) if label else ""
+
+
+@register.filter
 def dwell_words(span: timedelta | None) -> str:
     return duration_words(span) if span is not None else ""
 

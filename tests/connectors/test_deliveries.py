@@ -136,7 +136,9 @@ def test_an_endpoint_failing_for_a_day_is_disabled_audited_and_its_owner_told(wo
             webhook_publish(event_type="shipment.milestone", event_id="evt-5", payload={}, customer_account_id=_customer(world.acme)) == []
         )
     (message,) = mail.outbox
-    assert message.subject == "Webhook endpoint disabled" and "ops@acme.test" in message.to and receiver.url in message.body
+    assert (
+        message.subject == "Webhook endpoint disabled – Acme Freight Hub" and "ops@acme.test" in message.to and receiver.url in message.body
+    )
 
 
 def test_a_replayed_delivery_goes_again_and_is_audited(world, receiver):

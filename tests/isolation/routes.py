@@ -2003,3 +2003,267 @@ TENANT_ROUTES += [
         state=portal_saved_view_state,
     ),
 ]
+
+
+def language_chooser(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The person whose language a switch would change (the id), back on "follow the browser"
+    first so that the owner's own switch to German always changes something."""
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    with schema_context(tenant_world.schema):
+        person = _portal_person(tenant_world, customer_account)
+        type(person).objects.filter(pk=person.pk).update(language="")
+    return str(person.pk), marker
+
+
+def language_of_person_state(object_id: str, marker: str) -> Any:
+    from accounts.models import User
+
+    return User.objects.filter(pk=int(object_id)).values_list("language", flat=True).first()
+
+
+TENANT_ROUTES += [
+    # Anyone may choose a language (the sign-in page has the switcher too); a signed-in person's
+    # choice is kept on their own account only. `next` is the sign-in page, where a signed-out
+    # visitor's switch lands.
+    Route(
+        "write: language switch",
+        "/accounts/language/",
+        "page",
+        language_chooser,
+        customer_scoped=True,
+        method="post",
+        body={"language": "de", "next": "/accounts/login/"},
+        state=language_of_person_state,
+    ),
+]
+
+
+# ---------- customer portal: notification preferences and customer API keys (portal/notification_views.py, account_views.py) ----------
+
+
+def _account_or_first(customer_account=None) -> CustomerAccount:
+    """`customer_account`, or the tenant's first (the owner's control); call inside the schema."""
+    account = customer_account or CustomerAccount.objects.order_by("code").first()
+    assert account is not None
+    return account
+
+
+def _portal_notification(tenant_world, customer_account=None, *, enabled: bool = True) -> tuple[str, str]:
+    """A subscription of the account emailing an address that carries the marker, with one waiting
+    notification of a shipment whose reference carries it too; the id is the subscription's."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from logistics.models import MilestoneNotification, Shipment
+    from logistics.notifications import subscription_create, subscription_disable
+
+    marker = _marker(tenant_world)
+    owner = Actor.system("isolation")
+    with schema_context(tenant_world.schema):
+        account = _account_or_first(customer_account)
+        subscription = subscription_create(
+            customer_account=account, milestones=["delivered"], channel="email", email=f"{marker}@coyote.test", time_zone="UTC", actor=owner
+        )
+        shipment = Shipment.objects.create(reference=f"SH-{marker}"[:60], customer_account=account)
+        now = timezone.now()
+        MilestoneNotification.objects.create(
+            subscription=subscription,
+            shipment=shipment,
+            milestone="delivered",
+            occurred_at=now,
+            due_at=now + timedelta(hours=8),
+            held="quiet_hours",
+            details={"label": "Delivered"},
+        )
+        if not enabled:
+            subscription_disable(subscription=subscription, reason=marker, actor=owner)
+    return str(subscription.pk), marker
+
+
+def portal_notification(tenant_world, customer_account=None) -> tuple[str, str]:
+    return _portal_notification(tenant_world, customer_account)
+
+
+def portal_notification_paused(tenant_world, customer_account=None) -> tuple[str, str]:
+    return _portal_notification(tenant_world, customer_account, enabled=False)
+
+
+def portal_notification_form(tenant_world, customer_account=None) -> tuple[str, str]:
+    """What the new-notification form shows its viewer: a customer, their account's webhook
+    endpoints (one at a URL carrying the marker); staff, the customer accounts (one named by it)."""
+    from connectors.models import WebhookEndpoint
+
+    marker = _marker(tenant_world)
+    with schema_context(tenant_world.schema):
+        if customer_account is None:
+            CustomerAccount.objects.create(code=marker, name=marker)
+        else:
+            WebhookEndpoint.objects.create(customer_account=customer_account, url=f"https://{marker}.example.test/hooks", event_types=["*"])
+    return "", marker
+
+
+def portal_account_target(tenant_world, customer_account=None) -> tuple[str, str]:
+    """A write's target: the id is the account's; nothing carries the marker yet."""
+    with schema_context(tenant_world.schema):
+        account = _account_or_first(customer_account)
+    return str(account.pk), _marker(tenant_world)
+
+
+def portal_customer_key(tenant_world, customer_account=None) -> tuple[str, str]:
+    """An API key of the account, named by the marker; the id is the key's."""
+    from accounts.services import api_key_create
+
+    marker = _marker(tenant_world)
+    with schema_context(tenant_world.schema):
+        account = _account_or_first(customer_account)
+        key, _secret = api_key_create(
+            name=marker, scopes=["shipments:read"], actor=Actor.system("isolation"), customer_account_id=account.pk
+        )
+    return str(key.pk), marker
+
+
+def portal_notifications_of_account_state(object_id: str, marker: str) -> Any:
+    from logistics.models import MilestoneSubscription
+
+    return list(MilestoneSubscription.objects.filter(customer_account_id=int(object_id)).order_by("pk").values_list("pk", "milestones"))
+
+
+def portal_notification_state(object_id: str, marker: str) -> Any:
+    from logistics.models import MilestoneSubscription
+
+    return list(MilestoneSubscription.objects.filter(pk=int(object_id)).values_list("milestones", "email", "enabled", "disabled_reason"))
+
+
+def portal_keys_of_account_state(object_id: str, marker: str) -> Any:
+    from accounts.models import ApiKey
+
+    return sorted(ApiKey.objects.filter(customer_account_id=int(object_id)).values_list("name", flat=True))
+
+
+def portal_key_state(object_id: str, marker: str) -> Any:
+    from accounts.models import ApiKey
+
+    return list(ApiKey.objects.filter(pk=int(object_id)).values_list("revoked_at", flat=True))
+
+
+_NOTIFICATION_FORM = {"milestones": ["delay"], "send_to": "people", "time_zone": "UTC", "digest": "off"}
+
+TENANT_ROUTES += [
+    Route("portal notifications page", "/notifications/", "page", portal_notification, customer_scoped=True),
+    Route("portal notifications page, recent pending", "/notifications/?status=pending", "page", portal_notification, customer_scoped=True),
+    Route("portal notification new form", "/notifications/new/", "page", portal_notification_form, customer_scoped=True),
+    Route("portal notification page", "/notifications/{id}/", "page", portal_notification, customer_scoped=True),
+    Route(
+        "write: portal notification add",
+        "/notifications/new/",
+        "page",
+        portal_account_target,
+        customer_scoped=True,
+        method="post",
+        body={**_NOTIFICATION_FORM, "customer_account": "{id}"},
+        state=portal_notifications_of_account_state,
+    ),
+    Route(
+        "write: portal notification change",
+        "/notifications/{id}/",
+        "page",
+        portal_notification,
+        customer_scoped=True,
+        method="post",
+        body=_NOTIFICATION_FORM,
+        state=portal_notification_state,
+    ),
+    Route(
+        "write: portal notification pause",
+        "/notifications/{id}/pause/",
+        "page",
+        portal_notification,
+        customer_scoped=True,
+        method="post",
+        body={},
+        state=portal_notification_state,
+    ),
+    Route(
+        "write: portal notification resume",
+        "/notifications/{id}/resume/",
+        "page",
+        portal_notification_paused,
+        customer_scoped=True,
+        method="post",
+        body={},
+        state=portal_notification_state,
+    ),
+    Route("portal account api keys", "/account/api-keys/", "page", portal_customer_key, customer_scoped=True),
+    Route(
+        "write: portal account api key create",
+        "/account/api-keys/",
+        "page",
+        portal_account_target,
+        customer_scoped=True,
+        method="post",
+        body={"name": "isolation probe key", "scopes": ["shipments:read"], "customer_account": "{id}"},
+        state=portal_keys_of_account_state,
+    ),
+    Route(
+        "write: portal account api key revoke",
+        "/account/api-keys/{id}/revoke/",
+        "page",
+        portal_customer_key,
+        customer_scoped=True,
+        method="post",
+        body={},
+        state=portal_key_state,
+    ),
+    _write(
+        "write: api key bound to a customer account",
+        "/settings/api-keys/",
+        "page",
+        portal_account_target,
+        portal_keys_of_account_state,
+        {"name": "isolation probe key", "scopes": ["shipments:read"], "customer_account": "{id}"},
+    ),
+]
+
+
+# ---------- portal texts: the tenant admin's words for the customer portal (issue 6, portal/texts_views.py) ----------
+# The rows live in public beside the brand, one per tenant; the state hook finds the owner's row by
+# the schema it is read in. `/.well-known/baton-domain` is not listed: it is public on purpose (no
+# session, the same answer for everyone on a host) and carries only that host's own tenant token;
+# tests/console/test_domains.py checks each host answers its own.
+
+
+def portal_texts_marked(tenant_world, customer_account=None) -> tuple[str, str]:
+    """The tenant's portal texts with the marker as the welcome headline (shown on the settings
+    page and the customer home only, never on error pages)."""
+    from tenants.models import PortalTexts
+
+    marker = f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+    PortalTexts.objects.update_or_create(tenant=tenant_world.tenant, defaults={"welcome_headline": marker})
+    return "", marker
+
+
+def portal_texts_unwritten(tenant_world, customer_account=None) -> tuple[str, str]:
+    """No texts yet; the write would make the marker the welcome headline."""
+    return "", f"secret-{tenant_world.tenant.slug}-{uuid.uuid4().hex[:10]}"
+
+
+def portal_texts_state(object_id: str, marker: str) -> Any:
+    from tenants.db import connection
+    from tenants.models import PortalTexts
+
+    return list(PortalTexts.objects.filter(tenant__schema_name=connection.schema_name).values_list("welcome_headline", "notice"))
+
+
+TENANT_ROUTES += [
+    Route("portal texts settings", "/settings/portal-texts/", "page", portal_texts_marked),
+    Route(
+        "write: portal texts save",
+        "/settings/portal-texts/",
+        "page",
+        portal_texts_unwritten,
+        method="post",
+        body={"welcome_headline": "{marker}", "notice": "{marker}", "action": "save"},
+        state=portal_texts_state,
+    ),
+]

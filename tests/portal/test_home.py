@@ -102,10 +102,11 @@ def test_each_staff_role_sees_the_areas_it_works_in(world, role, shown, hidden):
 
 @pytest.mark.django_db
 def test_a_customer_gets_the_portal_nav_only(world):
-    assert _nav(world.acme.users["customer"]) == {"Operate": ["Shipments"]}
+    assert _nav(world.acme.users["customer"]) == {"Operate": ["Shipments", "Notifications", "API keys"]}
     body = _client(world, "customer").get("/").content.decode()
     bar = _bar(body)
-    assert 'href="/shipments/"' in bar and "nav-group__button" not in bar  # one link, no group menus
+    assert 'href="/shipments/"' in bar and "nav-group__button" not in bar  # one group: its links in the bar, no menus
+    assert 'href="/notifications/"' in bar and 'href="/account/api-keys/"' in bar
     for url in ("/exceptions/", "/workflows/", "/connections/", "/settings/users/", "/insights/outcomes/"):
         assert f'href="{url}"' not in body, url
     assert "What needs you now" not in body and "Follow your shipments" in body

@@ -177,7 +177,7 @@ def test_the_email_goes_to_each_active_assignee_and_its_link_decides_after_confi
         assert approvals_announce(approval.pk) == 0  # a redelivered task sends nothing new
     assert sorted(message.to[0] for message in mail.outbox) == ["planner2@acme.test", "planner@acme.test"]
     message = next(message for message in mail.outbox if message.to == ["planner@acme.test"])
-    assert message.subject == f"Approval needed – Approve the rate (run #{run.pk})"
+    assert message.subject == f"Approval needed – Approve the rate (run #{run.pk}) – Acme Freight Hub"
     assert "Acme Freight Hub" in message.body and "Check the rate against the contract" in message.body and "RATE-9" in message.body
     assert "Due: " in message.body and "(UTC)" in message.body
     html = message.alternatives[0][0]
