@@ -17,6 +17,9 @@ BENCHES = [
     # A 3PL's day (20,000 shipments x 10 tracking events as webhooks and 214 files, 2,000 PODs, 2,000
     # invoices) replayed into one tenant with its workflows, against the same stream into an empty one.
     ["bench.domain"],
+    # Shipment pages (portal and Experience API) in a tenant of 1,000,000 shipments and 10,000,000 tracking events, seeded
+    # with set-based SQL, against a 1,000-shipment tenant; BENCH_PORTAL_SHIPMENTS sets the size.
+    ["bench.portal"],
 ]
 
 

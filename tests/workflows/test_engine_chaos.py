@@ -153,7 +153,10 @@ def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world
     monkeypatch.setattr(runs_module, "_wake", lambda schema: None)
     definition = definition_published(world.acme, TENDER_SPEC)
     cleanup.append(definition)
-    with fake_partner(delay=3.0) as partner:
+    with fake_partner() as partner:
+        # The doomed worker's three calls hang until the kill (however slow the machine is to
+        # send all three); the next worker's calls are answered at once.
+        partner.delay_next(60.0, times=3)
         env = _worker_env(partner)
         with celery_worker(tmp_path / "doomed.log", env=env) as doomed:
             runs = [_start(world, definition, f"SO-K{n}") for n in range(3)]
