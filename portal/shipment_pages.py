@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -149,9 +149,22 @@ class RoutePoint:
 
 
 @dataclass(frozen=True)
+class MapTile:
+    """One map tile under the route, placed in percent of the box so the map scales with the page."""
+
+    url: str
+    left: float
+    top: float
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
 class RouteSchematic:
     """A route drawn without map tiles: the stops as points on their coordinates (scaled into
-    the box) or, without coordinates, evenly along a line; the last known position between them."""
+    the box) or, without coordinates, evenly along a line; the last known position between them.
+    With a configured tile server (`BATON_MAP_TILE_URL`) and coordinates, the same drawing lies on
+    that server's Web Mercator tiles (`tiles`): the portal loads nothing from outside otherwise."""
 
     width: int
     height: int
@@ -160,10 +173,53 @@ class RouteSchematic:
     travelled: str  # SVG points of the line up to the position (or the last reached stop)
     planned: str  # SVG points of the whole line
     geographic: bool
+    tiles: list[MapTile] = field(default_factory=list)
 
 
 ROUTE_WIDTH, ROUTE_HEIGHT = 640, 200
+MAP_HEIGHT = 320  # a map needs more height than the schematic line to be read
 ROUTE_PAD_X, ROUTE_PAD_Y = 90, 40  # room for the labels beside and above or below the points
+TILE_SIZE = 256
+MAP_ZOOM_MAX = 15
+
+
+def _mercator(latitude: float, longitude: float, zoom: int) -> tuple[float, float]:
+    """Web Mercator pixel coordinates at `zoom` (256-pixel tiles), as tile servers cut them."""
+    scale = TILE_SIZE * 2**zoom
+    latitude = max(min(latitude, 85.0511), -85.0511)
+    sine = math.sin(math.radians(latitude))
+    return (longitude + 180.0) / 360.0 * scale, (0.5 - math.log((1 + sine) / (1 - sine)) / (4 * math.pi)) * scale
+
+
+def _map_placed(coordinates: list[tuple[float, float]], tile_url: str) -> tuple[list[tuple[float, float]], list[MapTile]]:
+    """The points in the map box at the highest zoom that fits them all, and the tiles under it."""
+    zoom = 1
+    for candidate in range(MAP_ZOOM_MAX, 0, -1):
+        pixels = [_mercator(lat, lon, candidate) for lat, lon in coordinates]
+        xs, ys = [x for x, _y in pixels], [y for _x, y in pixels]
+        if max(xs) - min(xs) <= ROUTE_WIDTH - 2 * ROUTE_PAD_X and max(ys) - min(ys) <= MAP_HEIGHT - 2 * ROUTE_PAD_Y:
+            zoom = candidate
+            break
+    pixels = [_mercator(lat, lon, zoom) for lat, lon in coordinates]
+    xs, ys = [x for x, _y in pixels], [y for _x, y in pixels]
+    shift_x = ROUTE_WIDTH / 2 - (max(xs) + min(xs)) / 2
+    shift_y = MAP_HEIGHT / 2 - (max(ys) + min(ys)) / 2
+    tiles = []
+    count = 2**zoom
+    for column in range(math.floor(-shift_x / TILE_SIZE), math.floor((ROUTE_WIDTH - shift_x) / TILE_SIZE) + 1):
+        for row in range(math.floor(-shift_y / TILE_SIZE), math.floor((MAP_HEIGHT - shift_y) / TILE_SIZE) + 1):
+            if not 0 <= row < count:
+                continue
+            tiles.append(
+                MapTile(
+                    url=tile_url.format(z=zoom, x=column % count, y=row),
+                    left=round((column * TILE_SIZE + shift_x) / ROUTE_WIDTH * 100, 3),
+                    top=round((row * TILE_SIZE + shift_y) / MAP_HEIGHT * 100, 3),
+                    width=round(TILE_SIZE / ROUTE_WIDTH * 100, 3),
+                    height=round(TILE_SIZE / MAP_HEIGHT * 100, 3),
+                )
+            )
+    return [(x + shift_x, y + shift_y) for x, y in pixels], tiles
 
 
 def _projected(latitude: float, longitude: float) -> tuple[float, float]:
@@ -172,14 +228,24 @@ def _projected(latitude: float, longitude: float) -> tuple[float, float]:
     return longitude * math.cos(math.radians(latitude)), -latitude
 
 
-def route_schematic(stops: Sequence[dict[str, Any]], position: dict[str, Any] | None) -> RouteSchematic | None:
+def route_schematic(stops: Sequence[dict[str, Any]], position: dict[str, Any] | None, tile_url: str = "") -> RouteSchematic | None:
     """`stops`: dicts with label, kind, latitude, longitude (or None) and reached; `position`:
-    latitude and longitude, or None. None when there is nothing to draw (fewer than two stops)."""
+    latitude and longitude, or None; `tile_url`: a tile server's `{z}/{x}/{y}` template, or empty
+    for no map. None when there is nothing to draw (fewer than two stops)."""
     if len(stops) < 2:
         return None
     located = all(stop.get("latitude") is not None and stop.get("longitude") is not None for stop in stops)
     with_position = position is not None and position.get("latitude") is not None and position.get("longitude") is not None
-    if located:
+    tiles: list[MapTile] = []
+    height = ROUTE_HEIGHT
+    if located and tile_url:
+        coordinates = [(float(stop["latitude"]), float(stop["longitude"])) for stop in stops]
+        if with_position:
+            assert position is not None
+            coordinates.append((float(position["latitude"]), float(position["longitude"])))
+        points, tiles = _map_placed(coordinates, tile_url)
+        height = MAP_HEIGHT
+    elif located:
         raw = [_projected(float(stop["latitude"]), float(stop["longitude"])) for stop in stops]
         if with_position:
             assert position is not None
@@ -225,10 +291,11 @@ def route_schematic(stops: Sequence[dict[str, Any]], position: dict[str, Any] | 
         travelled = [*travelled, f"{marker.x},{marker.y}"]
     return RouteSchematic(
         width=ROUTE_WIDTH,
-        height=ROUTE_HEIGHT,
+        height=height,
         stops=stop_points,
         position=marker,
         travelled=" ".join(travelled),
         planned=" ".join(line),
         geographic=located,
+        tiles=tiles,
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
@@ -454,7 +455,8 @@ def _detail_context(request, detail: ShipmentDetail) -> dict[str, Any]:
         "shipment": shipment,
         "row_view": _row_view(detail.row),
         "references": _references(shipment),
-        "route": route_schematic(_stop_dicts(detail), position),
+        "route": route_schematic(_stop_dicts(detail), position, settings.BATON_MAP_TILE_URL),
+        "map_attribution": settings.BATON_MAP_ATTRIBUTION,
         "documents": documents,
         "invoices": invoices,
         "eta_changes": list(reversed(eta_changes)),

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -133,6 +134,16 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIN
 
 # Calls to tenants' connections refuse private, loopback and link-local addresses except these
 # host names and CIDRs (connectors.safety). Development allows loopback, where the sandbox fakes run.
+# A map under the shipment page's route: a tile server's URL template with {z}, {x} and {y}
+# (e.g. http://tiles.internal/{z}/{x}/{y}.png) and the attribution its tiles require. Unset, the
+# portal draws the schematic route only and loads nothing from outside.
+BATON_MAP_TILE_URL = env_str("BATON_MAP_TILE_URL")
+BATON_MAP_ATTRIBUTION = env_str("BATON_MAP_ATTRIBUTION")
+if BATON_MAP_TILE_URL and not (
+    BATON_MAP_TILE_URL.startswith(("http://", "https://")) and all(part in BATON_MAP_TILE_URL for part in ("{z}", "{x}", "{y}"))
+):
+    raise ImproperlyConfigured(f"BATON_MAP_TILE_URL must be an http(s) URL with {{z}}, {{x}} and {{y}}, not {BATON_MAP_TILE_URL!r}")
+
 # The largest webhook body /hooks/<connection> takes (bytes); larger ones get a 413.
 BATON_WEBHOOK_MAX_BYTES = env_int("BATON_WEBHOOK_MAX_BYTES", 1024 * 1024)
 BATON_OUTBOUND_ALLOW = env_list("BATON_OUTBOUND_ALLOW", "127.0.0.0/8,::1,localhost" if DJANGO_ENV == "development" else "")
