@@ -237,14 +237,14 @@ def route_schematic(stops: Sequence[dict[str, Any]], position: dict[str, Any] | 
     located = all(stop.get("latitude") is not None and stop.get("longitude") is not None for stop in stops)
     with_position = position is not None and position.get("latitude") is not None and position.get("longitude") is not None
     tiles: list[MapTile] = []
-    height = ROUTE_HEIGHT
+    box_height = ROUTE_HEIGHT
     if located and tile_url:
         coordinates = [(float(stop["latitude"]), float(stop["longitude"])) for stop in stops]
         if with_position:
             assert position is not None
             coordinates.append((float(position["latitude"]), float(position["longitude"])))
         points, tiles = _map_placed(coordinates, tile_url)
-        height = MAP_HEIGHT
+        box_height = MAP_HEIGHT
     elif located:
         raw = [_projected(float(stop["latitude"]), float(stop["longitude"])) for stop in stops]
         if with_position:
@@ -291,7 +291,7 @@ def route_schematic(stops: Sequence[dict[str, Any]], position: dict[str, Any] | 
         travelled = [*travelled, f"{marker.x},{marker.y}"]
     return RouteSchematic(
         width=ROUTE_WIDTH,
-        height=height,
+        height=box_height,
         stops=stop_points,
         position=marker,
         travelled=" ".join(travelled),
