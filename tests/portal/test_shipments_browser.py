@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -281,6 +282,13 @@ def test_a_customer_follows_its_shipments_in_a_browser(world, live_port, journey
         refused = page.goto(f"{base}/shipments/documents/not-a-real-link/")
         refused_text = page.locator("main").inner_text()
         screenshot(page, "portal-document-link-refused")
+
+        # the session cookie carried to another tenant's host
+        session = next(cookie for cookie in context.cookies() if cookie["name"] == settings.SESSION_COOKIE_NAME)
+        context.add_cookies([{**session, "domain": world.globex.host}])
+        elsewhere = page.goto(f"http://{world.globex.host}:{live_port}/shipments/")
+        elsewhere_text = page.locator("body").inner_text()
+        elsewhere_url = page.url
         browser.close()
 
     assert f"BR-{tag}-1" in listed and f"BR-{tag}-2" in listed and f"BR-{tag}-X" not in listed
@@ -302,3 +310,5 @@ def test_a_customer_follows_its_shipments_in_a_browser(world, live_port, journey
     )
     assert missing_by_id is not None and missing_by_id.status == 404
     assert refused is not None and refused.status == 403 and "does not work here" in refused_text
+    assert elsewhere is not None and (elsewhere.status == 403 or "/accounts/login/" in elsewhere_url), elsewhere_url
+    assert tag not in elsewhere_text and "Acme" not in elsewhere_text
