@@ -27,6 +27,8 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -215,7 +217,7 @@ def _list_context(request) -> dict[str, Any]:
         + (1 if sort != SORTS[0] else 0),
         "is_staff": _is_staff(request.user),
         "customer": request.GET.get("customer", ""),
-        "customers": list(customer_accounts_all()) if _is_staff(request.user) else [],
+        "customer_options": _customer_options(request.GET.get("customer", "")) if _is_staff(request.user) else "",
         "filter_query": _filter_query(request),
         "saved_views": list(saved_views_of(request.user)),
         "saved_query": saved_view_query(_filter_query(request)),
@@ -224,6 +226,19 @@ def _list_context(request) -> dict[str, Any]:
         "problem": None,
     }
     return context
+
+
+def _customer_options(chosen: str) -> str:
+    """The staff filter's customer options as HTML, joined in Python: a tenant has hundreds of
+    accounts, and a template loop over them was a fifth of the list page's time."""
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        (
+            (code, mark_safe(" selected") if code == chosen else "", name)
+            for code, name in customer_accounts_all().values_list("code", "name")
+        ),
+    )
 
 
 @require_GET

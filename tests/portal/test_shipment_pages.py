@@ -325,6 +325,19 @@ def test_staff_exports_carry_the_customer_and_a_filter_narrows_them(world, acme,
     assert rows[1][1] == acme.customer_accounts[0].name
 
 
+def test_staff_filter_by_customer_keeps_the_choice_and_escapes_names(world, acme, places):
+    from logistics.models import CustomerAccount
+
+    CustomerAccount.objects.create(code="angle", name="<b>Angle & Co</b>")
+    ship(acme, places, "SP-CU-1")
+    ship(acme, places, "SP-CU-2", account=1)
+    chosen = acme.customer_accounts[1]
+    page = body(client_for(world, "planner").get("/shipments/", {"customer": chosen.code}))
+    assert f'<option value="{chosen.code}" selected>' in page and "SP-CU-2" in page and "SP-CU-1" not in page
+    assert '<option value="angle">&lt;b&gt;Angle &amp; Co&lt;/b&gt;</option>' in page
+    assert "All customers" in page and 'value="angle" selected' not in page
+
+
 # --- saved views --------------------------------------------------------------------------------
 
 
