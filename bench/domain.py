@@ -54,10 +54,8 @@ import json
 import os
 import queue
 import random
-import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -66,7 +64,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.engine import ROOT, CpuMeter, Processes, RssSampler, Vacuumer, _admin_conninfo, percentile, pyspy_sample, pyspy_summary
+from bench.engine import (
+    ROOT,
+    CpuMeter,
+    Processes,
+    RssSampler,
+    Vacuumer,
+    isolated_run,
+    percentile,
+    pyspy_sample,
+    pyspy_summary,
+)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -802,42 +810,7 @@ def replay_measure(processes: Processes, tenant: Tenant, stream: Stream, *, day:
 
 
 def main() -> None:
-    import psycopg
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.update(
-        DATABASE_NAME=BENCH_DB,
-        DEBUG="0",
-        LOG_LEVEL=LOG_LEVEL,
-        BATON_FAST_PASSWORD_HASHER="1",
-        BATON_CELERY_KEY_PREFIX=f"{TAG}-",
-        BATON_CACHE_KEY_PREFIX=TAG,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )
-    for name in ("BATON_DEMO_TRAFFIC", "BATON_CONNECTOR_HTTP_URL"):
-        os.environ.pop(name, None)
-    conninfo = _admin_conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    scratch = Path(tempfile.mkdtemp(prefix="bench-domain-"))
-    (scratch / "prometheus").mkdir()
-    processes = Processes(scratch=scratch, env={})
-    try:
-        run(processes, scratch)
-    finally:
-        processes.stop()
-        from bench.engine import redis_cleanup
-
-        redis_cleanup(TAG)  # this bench's prefix, not the engine bench's
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if os.environ.get("BENCH_DOMAIN_KEEP_LOGS"):
-            log(f"logs kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+    isolated_run("domain", database=BENCH_DB, tag=TAG, log_level=LOG_LEVEL, run=run)
 
 
 def workers_start(processes: Processes, app: Any) -> None:

@@ -64,7 +64,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1465,41 +1465,48 @@ def _admin_conninfo() -> str:
 
 
 def main() -> None:
-    import psycopg
-
     if START not in ("batch", "single") or not 1 <= BATCH_SIZE <= 500:
         raise SystemExit(f"BENCH_ENGINE_START is batch or single (not {START!r}), BENCH_ENGINE_BATCH_SIZE 1-500 (not {BATCH_SIZE})")
 
-    # This process, the web and the workers share the database, the queue prefix and the settings.
+    isolated_run("engine", database=BENCH_DB, tag=TAG, log_level=LOG_LEVEL, run=run)
+
+
+def isolated_run(name: str, *, database: str, tag: str, log_level: str, run: Callable[[Processes, Path], Any]) -> None:
+    """What every server bench does around its `run`: this process, the web and the workers share
+    a throwaway database, a queue and cache prefix (`tag`) and the settings; afterwards the
+    processes stop, the prefix's Redis keys and the database go, and the scratch folder too unless
+    BENCH_<NAME>_KEEP_LOGS is set."""
+    import psycopg
+
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.update(
-        DATABASE_NAME=BENCH_DB,
+        DATABASE_NAME=database,
         DEBUG="0",
-        LOG_LEVEL=LOG_LEVEL,
+        LOG_LEVEL=log_level,
         BATON_FAST_PASSWORD_HASHER="1",
-        BATON_CELERY_KEY_PREFIX=f"{TAG}-",
-        BATON_CACHE_KEY_PREFIX=TAG,
+        BATON_CELERY_KEY_PREFIX=f"{tag}-",
+        BATON_CACHE_KEY_PREFIX=tag,
         EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
     )
-    os.environ.pop("BATON_DEMO_TRAFFIC", None)
-    os.environ.pop("BATON_CONNECTOR_HTTP_URL", None)
+    for variable in ("BATON_DEMO_TRAFFIC", "BATON_CONNECTOR_HTTP_URL"):
+        os.environ.pop(variable, None)
     conninfo = _admin_conninfo()
     with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-"))
+        admin.execute(f'CREATE DATABASE "{database}"')
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     (scratch / "prometheus").mkdir()
     processes = Processes(scratch=scratch, env={})
     try:
         run(processes, scratch)
     finally:
         processes.stop()
-        redis_cleanup()
+        redis_cleanup(tag)
         from django.db import connections
 
         connections.close_all()
         with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if os.environ.get("BENCH_ENGINE_KEEP_LOGS"):
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if os.environ.get(f"BENCH_{name.upper()}_KEEP_LOGS"):
             log(f"logs kept in {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -43,16 +43,14 @@ import http.client
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bench.engine import ROOT, Processes, _admin_conninfo, percentile
+from bench.engine import ROOT, Processes, isolated_run, percentile
 
 
 def _env_int(name: str, default: int) -> int:
@@ -1153,42 +1151,7 @@ def _tenant_figures(tenant: BenchTenant) -> dict[str, Any]:
 
 
 def main() -> None:
-    import psycopg
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.update(
-        DATABASE_NAME=BENCH_DB,
-        DEBUG="0",
-        LOG_LEVEL=LOG_LEVEL,
-        BATON_FAST_PASSWORD_HASHER="1",
-        BATON_CELERY_KEY_PREFIX=f"{TAG}-",
-        BATON_CACHE_KEY_PREFIX=TAG,
-        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
-    )
-    for name in ("BATON_DEMO_TRAFFIC", "BATON_CONNECTOR_HTTP_URL"):
-        os.environ.pop(name, None)
-    conninfo = _admin_conninfo()
-    with psycopg.connect(conninfo, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    scratch = Path(tempfile.mkdtemp(prefix="bench-portal-"))
-    (scratch / "prometheus").mkdir()
-    processes = Processes(scratch=scratch, env={})
-    try:
-        run(processes, scratch)
-    finally:
-        processes.stop()
-        from bench.engine import redis_cleanup
-
-        redis_cleanup(TAG)
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        if os.environ.get("BENCH_PORTAL_KEEP_LOGS"):
-            log(f"logs kept in {scratch}")
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+    isolated_run("portal", database=BENCH_DB, tag=TAG, log_level=LOG_LEVEL, run=run)
 
 
 if __name__ == "__main__":

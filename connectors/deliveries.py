@@ -143,7 +143,8 @@ def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, actor: Any) -> Webhook
 # --- publishing ----------------------------------------------------------------------------------------
 
 
-def _subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
+def endpoint_receives(endpoint: WebhookEndpoint, event_type: str) -> bool:
+    """Whether the endpoint's event types (exact or glob patterns, `*` for all) take `event_type`."""
     return any(pattern == "*" or fnmatch.fnmatchcase(event_type, pattern) for pattern in endpoint.event_types)
 
 
@@ -171,7 +172,7 @@ def endpoints_forget() -> None:
 def webhook_publish(*, event_type: str, event_id: str, payload: dict[str, Any], customer_account_id: int | None) -> list[int]:
     """Queue the event for the customer's subscribed, enabled endpoints (the tenant's own, without
     a customer); returns the new deliveries' ids. Runs in the caller's transaction."""
-    endpoints = [endpoint for endpoint in _enabled_endpoints(customer_account_id) if _subscribed(endpoint, event_type)]
+    endpoints = [endpoint for endpoint in _enabled_endpoints(customer_account_id) if endpoint_receives(endpoint, event_type)]
     if not endpoints:
         return []
     now = timezone.now()

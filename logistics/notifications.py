@@ -48,6 +48,8 @@ from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from connectors.deliveries import endpoint_receives, webhook_endpoint_create
+from connectors.selectors import webhook_endpoints_list
 from governance.services import Actor, actor_of, audit_record
 from logistics.models import (
     CustomerAccount,
@@ -473,6 +475,43 @@ def subscription_create(
         )
         subscriptions_forget()
     return subscription
+
+
+def subscription_save(
+    *,
+    customer_account: CustomerAccount,
+    subscription: MilestoneSubscription | None,
+    webhook_url: str = "",
+    **fields: Any,
+) -> tuple[MilestoneSubscription, str]:
+    """Create (`subscription` None) or change a subscription, and for a webhook one make sure the
+    account has an endpoint that receives it: a URL the account has no enabled endpoint for
+    becomes one (`webhook_endpoint_create`), in the same transaction. Refused, on `webhook_url`,
+    when no URL is given and no endpoint of the account receives the milestones. Returns the
+    subscription and the new endpoint's signing secret ("" when none was made)."""
+    secret = ""
+    event_type = fields.get("event_type", DEFAULT_EVENT_TYPE)
+    with transaction.atomic():
+        if fields.get("channel") == NotificationChannel.WEBHOOK:
+            url = webhook_url.strip()
+            endpoints = list(webhook_endpoints_list(customer_account=str(customer_account.pk)))
+            if url and not any(endpoint.url == url and endpoint.enabled for endpoint in endpoints):
+                _endpoint, secret = webhook_endpoint_create(
+                    url=url,
+                    event_types=[event_type],
+                    actor=fields["actor"],
+                    customer_account_id=customer_account.pk,
+                    description="Milestone notifications (customer portal)",
+                )
+            elif not url and not any(endpoint.enabled and endpoint_receives(endpoint, event_type) for endpoint in endpoints):
+                raise SubscriptionRefused(
+                    "Give the URL to send to: the account has no webhook endpoint that receives milestones yet.", "webhook_url"
+                )
+        if subscription is None:
+            subscription = subscription_create(customer_account=customer_account, **fields)
+        else:
+            subscription = subscription_update(subscription=subscription, **fields)
+    return subscription, secret
 
 
 def _model_fields(fields: SubscriptionFields) -> dict[str, Any]:

@@ -13,7 +13,6 @@ shown once, in the answer to that request."""
 
 from __future__ import annotations
 
-import fnmatch
 from functools import wraps
 from typing import Any
 from zoneinfo import available_timezones
@@ -23,7 +22,6 @@ from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -31,7 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.models import TENANT_STAFF_ROLES, Role
-from connectors.deliveries import EndpointInvalid, webhook_endpoint_create
+from connectors.deliveries import EndpointInvalid
 from connectors.selectors import webhook_endpoints_list
 from logistics import notifications
 from logistics.models import CustomerAccount, DigestMode, Milestone, MilestoneSubscription, NotificationChannel, NotificationStatus
@@ -174,10 +172,6 @@ def _person(subscription: MilestoneSubscription | None, viewer: Any) -> str:
     return subscription.user.email
 
 
-def _listens(endpoint: Any, event_type: str) -> bool:
-    return endpoint.enabled and any(pattern == "*" or fnmatch.fnmatchcase(event_type, pattern) for pattern in endpoint.event_types)
-
-
 def _account_endpoints(account_id: int | None) -> list[Any]:
     return list(webhook_endpoints_list(customer_account=str(account_id))) if account_id else []
 
@@ -185,8 +179,7 @@ def _account_endpoints(account_id: int | None) -> list[Any]:
 def _save(
     request: HttpRequest, form: PreferenceForm, account: CustomerAccount, subscription: MilestoneSubscription | None
 ) -> tuple[MilestoneSubscription, str]:
-    """Create or change the subscription (and the webhook endpoint a new URL needs) in one
-    transaction; returns it and a new endpoint's signing secret ("" when none was made)."""
+    """The form's answers as the service's fields (who "me" is, an address or a webhook)."""
     data = form.cleaned_data
     send_to = data["send_to"]
     channel = NotificationChannel.WEBHOOK if send_to == "webhook" else NotificationChannel.EMAIL
@@ -209,28 +202,9 @@ def _save(
         "digest_at": data["digest_at"],
         "actor": request.user,
     }
-    secret = ""
-    with transaction.atomic():
-        if channel == NotificationChannel.WEBHOOK:
-            url = (data["webhook_url"] or "").strip()
-            endpoints = _account_endpoints(account.pk)
-            if url and not any(endpoint.url == url and endpoint.enabled for endpoint in endpoints):
-                _endpoint, secret = webhook_endpoint_create(
-                    url=url,
-                    event_types=[event_type],
-                    actor=request.user,
-                    customer_account_id=account.pk,
-                    description="Milestone notifications (customer portal)",
-                )
-            elif not url and not any(_listens(endpoint, event_type) for endpoint in endpoints):
-                raise notifications.SubscriptionRefused(
-                    "Give the URL to send to: the account has no webhook endpoint that receives milestones yet.", "webhook_url"
-                )
-        if subscription is None:
-            subscription = notifications.subscription_create(customer_account=account, **fields)
-        else:
-            subscription = notifications.subscription_update(subscription=subscription, **fields)
-    return subscription, secret
+    return notifications.subscription_save(
+        customer_account=account, subscription=subscription, webhook_url=data["webhook_url"] or "", **fields
+    )
 
 
 def _form_render(request: HttpRequest, form: PreferenceForm, subscription: MilestoneSubscription | None, status: int = 200) -> HttpResponse:
