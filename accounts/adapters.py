@@ -2,6 +2,8 @@
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
+from django.conf import settings
+from django.utils import translation
 
 from config.encryption import secret_decrypt, secret_encrypt
 from tenants.selectors import site_current
@@ -25,8 +27,12 @@ class BatonAccountAdapter(DefaultAccountAdapter):
         return site_current().from_email
 
     def send_mail(self, template_prefix, email, context):  # type: ignore[override]
+        """In the recipient's language when they chose one; else the page's (UserLanguageMiddleware:
+        the visitor's pick, the workspace's default or their browser)."""
         context = {**context, "site": site_current()}
-        return super().send_mail(template_prefix, email, context)
+        chosen = getattr(context.get("user"), "language", "")
+        with translation.override(chosen if chosen in dict(settings.LANGUAGES) else translation.get_language()):
+            return super().send_mail(template_prefix, email, context)
 
 
 class BatonMFAAdapter(DefaultMFAAdapter):

@@ -13,16 +13,24 @@ MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz", "/metric
 
 
 class UserLanguageMiddleware:
-    """A signed-in person's chosen language wins over the cookie and Accept-Language, on every host
-    and device; LocaleMiddleware runs before authentication and cannot know it."""
+    """The language of a page: the signed-in person's choice (on every host and device), else the
+    one a visitor picked in the switcher (its cookie), else the workspace's default that its admin
+    set, else the browser's Accept-Language, else English. LocaleMiddleware runs before
+    authentication and knows neither the person nor the workspace's default; it has already applied
+    the cookie and the browser, so this one only steps in for a choice or a default."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        offered = dict(settings.LANGUAGES)
         user = getattr(request, "user", None)
         language = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
-        if language and language in dict(settings.LANGUAGES):
+        if language not in offered:
+            language = ""
+        if not language and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) not in offered:
+            language = getattr(getattr(request, "tenant", None), "default_language", "")
+        if language and language in offered:
             translation.activate(language)
             request.LANGUAGE_CODE = translation.get_language()
         return self.get_response(request)

@@ -10,11 +10,13 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from accounts.models import MSP_ROLES, TENANT_STAFF_ROLES, ApiKey, Role, User
 from governance.services import audit_record
 from tenants.db import connection
+from tenants.selectors import recipient_language
 
 
 class AccountError(Exception):
@@ -68,14 +70,23 @@ def user_invite(*, email: str, role: str, actor: Any, site: Any, full_name: str 
             "account_reset_password_from_key",
             kwargs={"uidb36": user_pk_to_url_str(user), "key": default_token_generator.make_token(user)},
         )
-        context = {"site": site, "user": user, "link": link, "role_label": Role(role).label, "inviter": getattr(actor, "display_name", "")}
-        message = EmailMultiAlternatives(
-            subject=f"You're invited to {site.product_name}",
-            body=render_to_string("email/invitation.txt", context),
-            from_email=site.from_email,
-            to=[user.email],
-        )
-        message.attach_alternative(render_to_string("email/invitation.html", context), "text/html")
+        # The invitee has chosen no language yet: the workspace's default (the console's: English).
+        with translation.override(recipient_language(chosen="", tenant=getattr(connection, "tenant", None))):
+            context = {
+                "site": site,
+                "user": user,
+                "link": link,
+                "role_label": _(Role(role).label),
+                "admin_mfa": role == Role.TENANT_ADMIN,
+                "inviter": getattr(actor, "display_name", ""),
+            }
+            message = EmailMultiAlternatives(
+                subject=_("You're invited to %(product)s") % {"product": site.product_name},
+                body=render_to_string("email/invitation.txt", context),
+                from_email=site.from_email,
+                to=[user.email],
+            )
+            message.attach_alternative(render_to_string("email/invitation.html", context), "text/html")
         transaction.on_commit(message.send)
     return user
 

@@ -31,7 +31,8 @@ import structlog
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from prometheus_client import Counter
 
 from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
@@ -330,17 +331,20 @@ def _owner_tell(endpoint_id: int) -> None:
     if not recipients:
         return
     try:
-        from tenants.selectors import site_for_tenant, tenants_filter
+        from tenants.selectors import site_for_tenant, tenant_language, tenants_filter
 
-        site = site_for_tenant(tenants_filter().get(schema_name=db.schema_name))
+        tenant = tenants_filter().get(schema_name=db.schema_name)
+        site = site_for_tenant(tenant)
         context = {"site": site, "endpoint": endpoint}
-        message = EmailMultiAlternatives(
-            subject=f"Webhook endpoint disabled – {site.product_name}",
-            body=render_to_string("email/webhook_disabled.txt", context),
-            from_email=site.from_email,
-            to=sorted(recipients),
-        )
-        message.attach_alternative(render_to_string("email/webhook_disabled.html", context), "text/html")
+        # One message to several people: the workspace's language (tenants.Tenant.default_language).
+        with translation.override(tenant_language(tenant)):
+            message = EmailMultiAlternatives(
+                subject=_("Webhook endpoint disabled – %(product)s") % {"product": site.product_name},
+                body=render_to_string("email/webhook_disabled.txt", context),
+                from_email=site.from_email,
+                to=sorted(recipients),
+            )
+            message.attach_alternative(render_to_string("email/webhook_disabled.html", context), "text/html")
         message.send()
     except Exception:  # noqa: BLE001 - the disabling stands; the mail is best effort and logged
         log.exception("endpoint owner not told", endpoint=endpoint_id)

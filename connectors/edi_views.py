@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import tenant_role_required
 from connectors.edi_selectors import edi_partner_by_key, edi_upload_results, edi_uploads_recent
@@ -32,10 +34,12 @@ class EdiUploadForm(forms.Form):
     use_required_attribute = False
 
     file = forms.FileField(
-        label="Interchange file", required=False, help_text="An X12 file (.edi, .x12, .txt) of one or more interchanges, at most 20 MiB."
+        label=_("Interchange file"),
+        required=False,
+        help_text=_("An X12 file (.edi, .x12, .txt) of one or more interchanges, at most 20 MiB."),
     )
     interchange = forms.CharField(
-        label="Or paste the interchange",
+        label=_("Or paste the interchange"),
         required=False,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code-input", "placeholder": "ISA*00*          *00*…"}),
@@ -45,18 +49,22 @@ class EdiUploadForm(forms.Form):
         data = super().clean() or {}
         upload, pasted = data.get("file"), data.get("interchange") or ""
         if upload and pasted.strip():
-            raise forms.ValidationError("Choose a file or paste an interchange, not both.")
+            raise forms.ValidationError(gettext("Choose a file or paste an interchange, not both."))
         if upload:
             if upload.size > EDI_MAX_BYTES:
-                self.add_error("file", f"The file is {upload.size} bytes; Baton takes interchanges of at most {EDI_MAX_BYTES} bytes.")
+                self.add_error(
+                    "file",
+                    gettext("The file is %(size)s bytes; Baton takes interchanges of at most %(limit)s bytes.")
+                    % {"size": upload.size, "limit": EDI_MAX_BYTES},
+                )
             elif not upload.size:
-                self.add_error("file", "The file is empty.")
+                self.add_error("file", gettext("The file is empty."))
             else:
                 data["data"], data["file_name"] = upload.read(), upload.name
         elif pasted.strip():
             data["data"], data["file_name"] = pasted, ""
         else:
-            raise forms.ValidationError("Choose an interchange file, or paste one.")
+            raise forms.ValidationError(gettext("Choose an interchange file, or paste one."))
         return data
 
 
@@ -71,20 +79,29 @@ def _stored_message(received: FileReceived) -> tuple[int, str]:
     """The message level and words for what an upload stored."""
     if received.duplicate:
         events = ", ".join(str(part.event.pk) for part in received.parts)
-        return (
-            messages.INFO,
-            f"{'These interchanges were' if len(received.parts) > 1 else 'This interchange was'} received before, as event{'s' if len(received.parts) > 1 else ''} {events}: nothing was stored again.",
-        )
+        if len(received.parts) > 1:
+            again_words = gettext("These interchanges were received before, as events %(events)s: nothing was stored again.")
+        else:
+            again_words = gettext("This interchange was received before, as event %(events)s: nothing was stored again.")
+        return messages.INFO, again_words % {"events": events}
     if len(received.parts) == 1:
-        return messages.SUCCESS, f"Stored as event {received.event.pk}: it is read and answered in a moment."
+        return messages.SUCCESS, gettext("Stored as event %(event)s: it is read and answered in a moment.") % {"event": received.event.pk}
     interchanges, outside = received.interchanges, received.outside
-    words = f"The file holds {len(interchanges)} interchange{'s' if len(interchanges) != 1 else ''}: stored as event{'s' if len(interchanges) != 1 else ''} {', '.join(str(part.event.pk) for part in interchanges)}"
+    words = ngettext(
+        "The file holds %(count)d interchange: stored as event %(events)s",
+        "The file holds %(count)d interchanges: stored as events %(events)s",
+        len(interchanges),
+    ) % {"count": len(interchanges), "events": ", ".join(str(part.event.pk) for part in interchanges)}
     again = [part for part in received.parts if part.duplicate]
     if again:
-        words += f" ({', '.join(str(part.event.pk) for part in again)} received before)"
+        words += gettext(" (%(events)s received before)") % {"events": ", ".join(str(part.event.pk) for part in again)}
     if outside:
-        words += f"; the text outside them is event{'s' if len(outside) != 1 else ''} {', '.join(str(part.event.pk) for part in outside)}, quarantined"
-    return messages.SUCCESS, words + ". Each is read and answered on its own in a moment."
+        words += ngettext(
+            "; the text outside them is event %(events)s, quarantined",
+            "; the text outside them is events %(events)s, quarantined",
+            len(outside),
+        ) % {"events": ", ".join(str(part.event.pk) for part in outside)}
+    return messages.SUCCESS, words + gettext(". Each is read and answered on its own in a moment.")
 
 
 @tenant_role_required()
@@ -97,7 +114,7 @@ def edi_upload(request: HttpRequest, key: str) -> HttpResponse:
     status = 200
     if request.method == "POST":
         if not editor:
-            raise PermissionDenied("Tenant admins and planners upload interchanges.")
+            raise PermissionDenied(gettext("Tenant admins and planners upload interchanges."))
         form = EdiUploadForm(request.POST, request.FILES)
         if form.is_valid():
             try:

@@ -13,6 +13,8 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from connectors.auth import AUTH_SECRETS, AUTH_SETTINGS, CLIENT_AUTH, HMAC_ALGORITHMS
 from connectors.edi_transport import CONTROL_NUMBER_MAX, PARTNER_FIELDS, SSH_KEY_MAX_CHARS, EdiPartnerInput
@@ -77,50 +79,51 @@ def _text(**attrs: str) -> forms.TextInput:
 class ConnectionForm(forms.Form):
     use_required_attribute = False  # the other auth methods' inputs are hidden: the browser must not insist on them
 
-    name = forms.CharField(max_length=120, help_text="What people call it, e.g. “Acme TMS (production)”.")
+    name = forms.CharField(label=_("Name"), max_length=120, help_text=_("What people call it, e.g. “Acme TMS (production)”."))
     key = forms.CharField(
+        label=_("Key"),
         max_length=80,
-        help_text="How workflows name it: lowercase letters, digits, '-' and '_'. It cannot change later.",
+        help_text=_("How workflows name it: lowercase letters, digits, '-' and '_'. It cannot change later."),
         widget=_text(),
     )
-    kind = forms.ChoiceField(choices=ConnectionKind.choices)
-    transport = forms.ChoiceField(choices=Transport.choices)
-    base_url = forms.CharField(label="Base URL", max_length=500, widget=_text(inputmode="url"))
+    kind = forms.ChoiceField(label=_("Kind"), choices=ConnectionKind.choices)
+    transport = forms.ChoiceField(label=_("Transport"), choices=Transport.choices)
+    base_url = forms.CharField(label=_("Base URL"), max_length=500, widget=_text(inputmode="url"))
     health_path = forms.CharField(
-        label="Health path",
+        label=_("Health path"),
         max_length=200,
         required=False,
-        help_text="What “Test connection” requests, under the base URL (e.g. /health). Empty: the base URL itself.",
+        help_text=_("What “Test connection” requests, under the base URL (e.g. /health). Empty: the base URL itself."),
         widget=_text(placeholder="/health"),
     )
-    health_method = forms.ChoiceField(label="Test with", choices=HealthMethod.choices)
-    connect_timeout = forms.FloatField(label="Connect timeout (seconds)", min_value=0.1, max_value=60)
-    read_timeout = forms.FloatField(label="Read timeout (seconds)", min_value=0.1, max_value=300)
+    health_method = forms.ChoiceField(label=_("Test with"), choices=HealthMethod.choices)
+    connect_timeout = forms.FloatField(label=_("Connect timeout (seconds)"), min_value=0.1, max_value=60)
+    read_timeout = forms.FloatField(label=_("Read timeout (seconds)"), min_value=0.1, max_value=300)
     settings = forms.CharField(
-        label="Other settings (JSON)",
+        label=_("Other settings (JSON)"),
         required=False,
-        help_text="Non-secret options as a JSON object. Stored in plain text: secrets go in the auth fields.",
+        help_text=_("Non-secret options as a JSON object. Stored in plain text: secrets go in the auth fields."),
         widget=forms.Textarea(attrs={"rows": 3, "class": "code-input", "spellcheck": "false", "autocapitalize": "off"}),
     )
-    auth_method = forms.ChoiceField(label="Auth method", choices=AuthMethod.choices)
+    auth_method = forms.ChoiceField(label=_("Auth method"), choices=AuthMethod.choices)
 
-    api_key_header = forms.CharField(label="Header", max_length=100, required=False, widget=_text(placeholder="X-Api-Key"))
-    api_key = forms.CharField(label="API key", max_length=4096, required=False, widget=_secret_input())
-    basic_username = forms.CharField(label="User name", max_length=500, required=False, widget=_text())
-    basic_password = forms.CharField(label="Password", max_length=4096, required=False, widget=_secret_input())
-    oauth2_token_url = forms.CharField(label="Token URL", max_length=500, required=False, widget=_text(inputmode="url"))
-    oauth2_client_id = forms.CharField(label="Client id", max_length=500, required=False, widget=_text())
-    oauth2_client_secret = forms.CharField(label="Client secret", max_length=4096, required=False, widget=_secret_input())
-    oauth2_scope = forms.CharField(label="Scope", max_length=500, required=False, widget=_text())
-    oauth2_audience = forms.CharField(label="Audience", max_length=500, required=False, widget=_text())
+    api_key_header = forms.CharField(label=_("Header"), max_length=100, required=False, widget=_text(placeholder="X-Api-Key"))
+    api_key = forms.CharField(label=_("API key"), max_length=4096, required=False, widget=_secret_input())
+    basic_username = forms.CharField(label=_("User name"), max_length=500, required=False, widget=_text())
+    basic_password = forms.CharField(label=_("Password"), max_length=4096, required=False, widget=_secret_input())
+    oauth2_token_url = forms.CharField(label=_("Token URL"), max_length=500, required=False, widget=_text(inputmode="url"))
+    oauth2_client_id = forms.CharField(label=_("Client id"), max_length=500, required=False, widget=_text())
+    oauth2_client_secret = forms.CharField(label=_("Client secret"), max_length=4096, required=False, widget=_secret_input())
+    oauth2_scope = forms.CharField(label=_("Scope"), max_length=500, required=False, widget=_text())
+    oauth2_audience = forms.CharField(label=_("Audience"), max_length=500, required=False, widget=_text())
     oauth2_client_auth = forms.ChoiceField(
-        label="Send the client id and secret",
-        choices=[("basic", "In an Authorization: Basic header"), ("body", "In the form body")],
+        label=_("Send the client id and secret"),
+        choices=[("basic", _("In an Authorization: Basic header")), ("body", _("In the form body"))],
         required=False,
     )
-    hmac_header = forms.CharField(label="Header", max_length=100, required=False, widget=_text(placeholder="X-Baton-Signature"))
-    hmac_algorithm = forms.ChoiceField(label="Algorithm", choices=[(name, name.upper()) for name in HMAC_ALGORITHMS], required=False)
-    hmac_secret = forms.CharField(label="Signing secret", max_length=4096, required=False, widget=_secret_input())
+    hmac_header = forms.CharField(label=_("Header"), max_length=100, required=False, widget=_text(placeholder="X-Baton-Signature"))
+    hmac_algorithm = forms.ChoiceField(label=_("Algorithm"), choices=[(name, name.upper()) for name in HMAC_ALGORITHMS], required=False)
+    hmac_secret = forms.CharField(label=_("Signing secret"), max_length=4096, required=False, widget=_secret_input())
 
     def __init__(self, *args: Any, editing: bool = False, masks: dict[str, str] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -134,7 +137,7 @@ class ConnectionForm(forms.Form):
                 field = self.fields[field_name]
                 stored = masks.get(name, "") if method == chosen or not self.is_bound else ""
                 if name in AUTH_SECRETS[method] and stored:
-                    field.help_text = f"Stored: {stored}. Leave empty to keep it; type a new one to replace it."
+                    field.help_text = gettext("Stored: %(mask)s. Leave empty to keep it; type a new one to replace it.") % {"mask": stored}
                 # Shown without "(optional)" when the method needs it; checked only for the chosen method.
                 field.required = name in _NEEDED and not stored and (method == chosen or not self.is_bound)
 
@@ -163,9 +166,9 @@ class ConnectionForm(forms.Form):
         try:
             value = json.loads(text)
         except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+            raise forms.ValidationError(_not_json(error)) from error
         if not isinstance(value, dict):
-            raise forms.ValidationError('Write a JSON object, like {"account": "ACME01"}.')
+            raise forms.ValidationError(gettext("Write a JSON object, like %(example)s.") % {"example": '{"account": "ACME01"}'})
         return value
 
     def connection_input(self, key: str) -> ConnectionInput:
@@ -199,10 +202,22 @@ class ConnectionForm(forms.Form):
                 self.add_error("settings", f"“{name}” {problem.reason}." if name else f"{problem.reason.capitalize()}.")
                 continue
             if field is not None and field in self.fields:
-                reason = "This field is required" if problem.reason == "is required" else problem.reason[0].upper() + problem.reason[1:]
-                self.add_error(field, reason + ".")
+                reason = (
+                    gettext("This field is required.")
+                    if problem.reason == "is required"
+                    else problem.reason[0].upper() + problem.reason[1:] + "."
+                )
+                self.add_error(field, reason)
             else:
                 self.add_error(None, f"{problem.pointer}: {problem.reason}.")
+
+
+def _not_json(error: json.JSONDecodeError, *, replay: bool = False) -> str:
+    """Where the text stops being JSON (the parser's own words, then the position)."""
+    values = {"message": error.msg, "line": error.lineno, "column": error.colno}
+    if replay:
+        return gettext("Not JSON: %(message)s at line %(line)s, column %(column)s. Nothing was replayed.") % values
+    return gettext("Not JSON: %(message)s at line %(line)s, column %(column)s.") % values
 
 
 def _seconds(value: float) -> float | int:
@@ -257,9 +272,9 @@ def _json_object(text: str, example: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise forms.ValidationError(f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+        raise forms.ValidationError(_not_json(error)) from error
     if not isinstance(value, dict):
-        raise forms.ValidationError(f"Write a JSON object, like {example}.")
+        raise forms.ValidationError(gettext("Write a JSON object, like %(example)s.") % {"example": example})
     return value
 
 
@@ -281,37 +296,43 @@ class InboundSettingsForm(forms.Form):
     use_required_attribute = False
 
     scheme = forms.ChoiceField(
-        label="Signature scheme",
-        choices=[("", "No webhooks"), *InboundScheme.choices],
+        label=_("Signature scheme"),
+        choices=[("", _("No webhooks")), *InboundScheme.choices],
         required=False,
-        help_text="How the partner signs what it sends. “No webhooks” closes the endpoint.",
+        help_text=_("How the partner signs what it sends. “No webhooks” closes the endpoint."),
     )
     scheme_settings = forms.CharField(
-        label="Custom scheme (JSON)",
+        label=_("Custom scheme (JSON)"),
         required=False,
         widget=_code_area(5),
-        help_text="For “Custom HMAC” only: " + ", ".join(CUSTOM_SCHEME_FIELDS) + ". signature_header is required.",
     )
-    mapper = forms.ChoiceField(label="Turn bodies into events with", choices=InboundMapper.choices)
+    mapper = forms.ChoiceField(label=_("Turn bodies into events with"), choices=InboundMapper.choices)
     mapping = forms.CharField(
-        label="Mapping (JSON)",
+        label=_("Mapping (JSON)"),
         required=False,
         widget=_code_area(6),
-        help_text="For “A mapping of JSON paths”: event_type, event_id, correlation and payload, each a literal or a $.path into the body.",
+        help_text=_(
+            "For “A mapping of JSON paths”: event_type, event_id, correlation and payload, each a literal or a $.path into the body."
+        ),
     )
     secret = forms.CharField(
-        label="The partner's signing secret",
+        label=_("The partner's signing secret"),
         required=False,
         max_length=4096,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}),
-        help_text="Only when the partner gives you the secret (Shopify, Stripe, GitHub apps…); it becomes the current one and the "
-        "previous one keeps working for 24 hours. Leave empty: Baton generates the secret and shows it once.",
+        help_text=_(
+            "Only when the partner gives you the secret (Shopify, Stripe, GitHub apps…); it becomes the current one and the "
+            "previous one keeps working for 24 hours. Leave empty: Baton generates the secret and shows it once."
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.fields["scheme_settings"].widget.attrs["placeholder"] = CUSTOM_SCHEME_EXAMPLE
+        self.fields["scheme_settings"].help_text = gettext("For “Custom HMAC” only: %(fields)s. signature_header is required.") % {
+            "fields": ", ".join(CUSTOM_SCHEME_FIELDS)
+        }
         self.fields["mapping"].widget.attrs["placeholder"] = MAPPING_EXAMPLE
 
     @classmethod
@@ -340,7 +361,9 @@ class InboundSettingsForm(forms.Form):
             unknown = sorted(set(settings) - set(CUSTOM_SCHEME_FIELDS))
             if unknown:
                 self.add_error(
-                    "scheme_settings", f"“{unknown[0]}” is not a field of a custom scheme; use {', '.join(CUSTOM_SCHEME_FIELDS)}."
+                    "scheme_settings",
+                    gettext("“%(name)s” is not a field of a custom scheme; use %(fields)s.")
+                    % {"name": unknown[0], "fields": ", ".join(CUSTOM_SCHEME_FIELDS)},
                 )
             else:
                 try:
@@ -350,26 +373,29 @@ class InboundSettingsForm(forms.Form):
         if data.get("mapper") == InboundMapper.MAPPING and "mapping" in data:
             missing = [name for name in ("event_type", "event_id") if not data["mapping"].get(name)]
             if missing:
-                self.add_error("mapping", f"The mapping needs {' and '.join(missing)}, e.g. {MAPPING_EXAMPLE}.")
+                needed = gettext(" and ").join(missing)
+                self.add_error(
+                    "mapping", gettext("The mapping needs %(fields)s, e.g. %(example)s.") % {"fields": needed, "example": MAPPING_EXAMPLE}
+                )
         secret = data.get("secret", "")
         if secret and not scheme:
-            self.add_error("secret", "Choose a signature scheme first: without one the connection takes no webhooks.")
+            self.add_error("secret", gettext("Choose a signature scheme first: without one the connection takes no webhooks."))
         elif secret and scheme and not self.has_error("scheme_settings"):
             try:
                 checked = signature_scheme(scheme, data.get("scheme_settings", {}))
                 checked.key(secret) if isinstance(checked, HmacScheme) else standard_secret_key(secret)
             except ValueError as error:
-                self.add_error("secret", f"This secret cannot sign with this scheme: {error}.")
+                self.add_error("secret", gettext("This secret cannot sign with this scheme: %(error)s.") % {"error": error})
         return data
 
 
 class InboundRotateForm(forms.Form):
     overlap_hours = forms.IntegerField(
-        label="Keep the previous secret working for (hours)",
+        label=_("Keep the previous secret working for (hours)"),
         min_value=0,
         max_value=168,
         initial=24,
-        help_text="Time to give the partner the new secret. 0 stops the previous one at once.",
+        help_text=_("Time to give the partner the new secret. 0 stops the previous one at once."),
     )
 
 
@@ -378,10 +404,10 @@ class InboxFilterForm(forms.Form):
 
     q = forms.CharField(required=False, max_length=200)
     connection = forms.CharField(required=False, max_length=80)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *InboundStatus.choices])
+    status = forms.ChoiceField(required=False, choices=[("", _("Any status")), *InboundStatus.choices])
     channel = forms.ChoiceField(
         required=False,
-        choices=[("", "Any channel")]
+        choices=[("", _("Any channel"))]
         + [(name, name.upper() if name in ("api", "sftp", "mqtt") else name.capitalize()) for name in INBOUND_CHANNELS],
     )
     received_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -410,7 +436,7 @@ class ReplayForm(forms.Form):
     """A quarantined event sent through again: as it is, or with the operator's fixed body (which
     must be JSON when the event is)."""
 
-    body = forms.CharField(label="Body", required=False, strip=False, max_length=settings.BATON_WEBHOOK_MAX_BYTES, widget=_code_area(16))
+    body = forms.CharField(label=_("Body"), required=False, strip=False, max_length=settings.BATON_WEBHOOK_MAX_BYTES, widget=_code_area(16))
 
     def __init__(self, *args: Any, json_body: bool, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -424,15 +450,13 @@ class ReplayForm(forms.Form):
             try:
                 json.loads(body)
             except json.JSONDecodeError as error:
-                raise forms.ValidationError(
-                    f"Not JSON: {error.msg} at line {error.lineno}, column {error.colno}. Nothing was replayed."
-                ) from error
+                raise forms.ValidationError(_not_json(error, replay=True)) from error
         return body
 
 
 # --- customer webhook endpoints ---------------------------------------------------------------------
 
-EVENT_TYPES_HELP = (
+EVENT_TYPES_HELP = _(
     "One a line (or separated by commas): an event type such as shipment.milestone, a pattern such as "
     "shipment.* or notification.*, or * for every event."
 )
@@ -452,49 +476,53 @@ class EventTypesField(forms.CharField):
 
     def validate(self, value: Any) -> None:
         if not value:
-            raise forms.ValidationError("Subscribe to at least one event type, or write * for every event.", code="required")
+            raise forms.ValidationError(gettext("Subscribe to at least one event type, or write * for every event."), code="required")
         refused = [item for item in value if " " in item or len(item) > 120]
         if refused:
-            raise forms.ValidationError(f"“{refused[0][:60]}” is not an event type: no spaces, at most 120 characters.")
+            raise forms.ValidationError(
+                gettext("“%(value)s” is not an event type: no spaces, at most 120 characters.") % {"value": refused[0][:60]}
+            )
 
 
 class WebhookEndpointEditForm(forms.Form):
-    event_types = EventTypesField(label="Event types", help_text=EVENT_TYPES_HELP)
-    description = forms.CharField(label="Description", required=False, max_length=200, help_text="Who receives it and why; optional.")
+    event_types = EventTypesField(label=_("Event types"), help_text=EVENT_TYPES_HELP)
+    description = forms.CharField(label=_("Description"), required=False, max_length=200, help_text=_("Who receives it and why; optional."))
 
 
 class WebhookEndpointForm(WebhookEndpointEditForm):
     url = forms.CharField(
-        label="URL",
+        label=_("URL"),
         max_length=500,
         widget=forms.URLInput(attrs={"placeholder": "https://customer.example.com/baton-webhooks", "spellcheck": "false"}),
-        help_text="Where Baton POSTs each event, signed with Standard Webhooks. https:// (http:// only for a test receiver).",
+        help_text=_("Where Baton POSTs each event, signed with Standard Webhooks. https:// (http:// only for a test receiver)."),
     )
     customer_account = forms.ModelChoiceField(
-        label="For",
+        label=_("For"),
         queryset=customer_accounts_all(),
         required=False,
-        empty_label="This workspace (no customer)",
-        help_text="A customer's endpoint gets that customer's events only; without one, the workspace's own events.",
+        empty_label=_("This workspace (no customer)"),
+        help_text=_("A customer's endpoint gets that customer's events only; without one, the workspace's own events."),
     )
     field_order = ["url", "customer_account", "event_types", "description"]
 
 
 class WebhookDisableForm(forms.Form):
-    reason = forms.CharField(label="Why", required=False, max_length=300, help_text="Kept with the endpoint and in the audit log.")
+    reason = forms.CharField(label=_("Why"), required=False, max_length=300, help_text=_("Kept with the endpoint and in the audit log."))
 
 
 class WebhookRotateForm(InboundRotateForm):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["overlap_hours"].label = "Keep signing with the previous secret for (hours)"
-        self.fields["overlap_hours"].help_text = "Time for the receiver to switch to the new secret. 0 stops the previous one at once."
+        self.fields["overlap_hours"].label = gettext("Keep signing with the previous secret for (hours)")
+        self.fields["overlap_hours"].help_text = gettext(
+            "Time for the receiver to switch to the new secret. 0 stops the previous one at once."
+        )
 
 
 class DeliveryFilterForm(forms.Form):
     """The delivery log's filters; an invalid value is left out rather than refused."""
 
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *DeliveryStatus.choices])
+    status = forms.ChoiceField(required=False, choices=[("", _("Any status")), *DeliveryStatus.choices])
     event_type = forms.CharField(required=False, max_length=120)
 
     def values(self) -> tuple[str, str]:
@@ -508,7 +536,7 @@ class DeliveryFilterForm(forms.Form):
 # --- EDI partners ------------------------------------------------------------------------------------
 
 
-def _code(label: str, max_length: int, help_text: str = "", *, required: bool = True, size: str = "") -> forms.CharField:
+def _code(label: Any, max_length: int, help_text: Any = "", *, required: bool = True, size: str = "") -> forms.CharField:
     attrs = {"autocomplete": "off", "spellcheck": "false", **({"size": size} if size else {})}
     return forms.CharField(label=label, max_length=max_length, help_text=help_text, required=required, widget=forms.TextInput(attrs=attrs))
 
@@ -520,7 +548,7 @@ class _SecretTextarea(forms.Textarea):
         return None
 
 
-def _control_number(label: str, help_text: str) -> forms.IntegerField:
+def _control_number(label: Any, help_text: Any) -> forms.IntegerField:
     return forms.IntegerField(
         label=label,
         required=False,
@@ -539,39 +567,43 @@ class EdiPartnerForm(forms.Form):
 
     use_required_attribute = False
 
-    their_qualifier = _code("Their ISA qualifier", 2, "ISA05 they send, like ZZ, 01 or 12.", size="3")
-    their_id = _code("Their ISA id", 15, "ISA06 they send (up to 15 characters).")
-    our_qualifier = _code("Our ISA qualifier", 2, size="3")
-    our_id = _code("Our ISA id", 15, "ISA08 they address us with.")
-    their_application_id = _code("Their GS application id", 15, "GS02 they send; empty: their ISA id.", required=False)
-    our_application_id = _code("Our GS application id", 15, "GS03 they send us; empty: our ISA id.", required=False)
-    version = _code("Interchange version (ISA12)", 5, "00401 for 4010, 00501 for 5010.", size="6")
-    group_version = _code("Group version (GS08)", 12, "Like 004010 or 005010.", size="12")
-    usage = forms.ChoiceField(label="Usage (ISA15)", choices=EdiUsage.choices)
-    element_separator = _code("Element separator", 1, size="2")
-    component_separator = _code("Component separator", 1, size="2")
-    segment_terminator = _code("Segment terminator", 1, size="2")
-    repetition_separator = _code("Repetition separator", 1, "ISA11 from version 00402 on.", size="2")
-    wants_997 = forms.BooleanField(label="Answer every interchange with a 997", required=False)
-    inbound_folder = _code("Inbound folder", 300, "Where the partner drops files for Baton (SFTP).")
-    archive_folder = _code("Archive folder", 300, "Where taken files are moved.")
-    error_folder = _code("Error folder", 300, "Where files that could not be stored go, with a .reason.txt beside each.")
-    outbound_folder = _code("Outbound folder", 300, "Where Baton writes 997s for the partner.")
+    their_qualifier = _code(_("Their ISA qualifier"), 2, _("ISA05 they send, like ZZ, 01 or 12."), size="3")
+    their_id = _code(_("Their ISA id"), 15, _("ISA06 they send (up to 15 characters)."))
+    our_qualifier = _code(_("Our ISA qualifier"), 2, size="3")
+    our_id = _code(_("Our ISA id"), 15, _("ISA08 they address us with."))
+    their_application_id = _code(_("Their GS application id"), 15, _("GS02 they send; empty: their ISA id."), required=False)
+    our_application_id = _code(_("Our GS application id"), 15, _("GS03 they send us; empty: our ISA id."), required=False)
+    version = _code(_("Interchange version (ISA12)"), 5, _("00401 for 4010, 00501 for 5010."), size="6")
+    group_version = _code(_("Group version (GS08)"), 12, _("Like 004010 or 005010."), size="12")
+    usage = forms.ChoiceField(label=_("Usage (ISA15)"), choices=EdiUsage.choices)
+    element_separator = _code(_("Element separator"), 1, size="2")
+    component_separator = _code(_("Component separator"), 1, size="2")
+    segment_terminator = _code(_("Segment terminator"), 1, size="2")
+    repetition_separator = _code(_("Repetition separator"), 1, _("ISA11 from version 00402 on."), size="2")
+    wants_997 = forms.BooleanField(label=_("Answer every interchange with a 997"), required=False)
+    inbound_folder = _code(_("Inbound folder"), 300, _("Where the partner drops files for Baton (SFTP)."))
+    archive_folder = _code(_("Archive folder"), 300, _("Where taken files are moved."))
+    error_folder = _code(_("Error folder"), 300, _("Where files that could not be stored go, with a .reason.txt beside each."))
+    outbound_folder = _code(_("Outbound folder"), 300, _("Where Baton writes 997s for the partner."))
     sftp_host_key = forms.CharField(
-        label="Server host key",
+        label=_("Server host key"),
         required=False,
         max_length=SSH_KEY_MAX_CHARS,
-        help_text="The SFTP server's public key, as ssh-keyscan prints it or a known_hosts line. Empty: keep the one pinned; "
-        "with none pinned, the key the server presents at the first poll is pinned.",
+        help_text=_(
+            "The SFTP server's public key, as ssh-keyscan prints it or a known_hosts line. Empty: keep the one pinned; "
+            "with none pinned, the key the server presents at the first poll is pinned."
+        ),
         widget=forms.Textarea(attrs={"rows": 2, "class": "code-input", "spellcheck": "false", "autocomplete": "off"}),
     )
     private_key = forms.CharField(
-        label="SSH private key",
+        label=_("SSH private key"),
         required=False,
         strip=False,
         max_length=SSH_KEY_MAX_CHARS,
-        help_text="To log in with a key: the whole key file (OpenSSH, PEM or PuTTY). Stored encrypted and never shown again. "
-        "Empty: keep the stored one.",
+        help_text=_(
+            "To log in with a key: the whole key file (OpenSSH, PEM or PuTTY). Stored encrypted and never shown again. "
+            "Empty: keep the stored one."
+        ),
         widget=_SecretTextarea(
             attrs={
                 "rows": 4,
@@ -584,29 +616,31 @@ class EdiPartnerForm(forms.Form):
         ),
     )
     passphrase = forms.CharField(
-        label="Key passphrase",
+        label=_("Key passphrase"),
         required=False,
         max_length=1024,
         strip=False,
-        help_text="Only when the key is encrypted.",
+        help_text=_("Only when the key is encrypted."),
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}),
     )
-    private_key_remove = forms.BooleanField(label="Remove the stored private key", required=False)
+    private_key_remove = forms.BooleanField(label=_("Remove the stored private key"), required=False)
     next_interchange_control_number = _control_number(
-        "Next interchange control number (ISA13)",
-        "Empty: Baton continues its own count. To continue a partner's sequence from another system, the number the next "
-        "interchange gets; never one already used.",
+        _("Next interchange control number (ISA13)"),
+        _(
+            "Empty: Baton continues its own count. To continue a partner's sequence from another system, the number the next "
+            "interchange gets; never one already used."
+        ),
     )
-    next_group_control_number = _control_number("Next group control number (GS06)", "Empty: Baton continues its own count.")
+    next_group_control_number = _control_number(_("Next group control number (GS06)"), _("Empty: Baton continues its own count."))
 
     # The fieldsets of the card, in order: (legend, field names).
     SECTIONS = (
-        ("Interchange ids", ("their_qualifier", "their_id", "our_qualifier", "our_id", "their_application_id", "our_application_id")),
+        (_("Interchange ids"), ("their_qualifier", "their_id", "our_qualifier", "our_id", "their_application_id", "our_application_id")),
         (
-            "Version and delimiters",
+            _("Version and delimiters"),
             ("version", "group_version", "usage", "element_separator", "component_separator", "segment_terminator", "repetition_separator"),
         ),
-        ("Control numbers and 997s", ("next_interchange_control_number", "next_group_control_number", "wants_997")),
+        (_("Control numbers and 997s"), ("next_interchange_control_number", "next_group_control_number", "wants_997")),
     )
     SFTP_FOLDERS = ("inbound_folder", "archive_folder", "error_folder", "outbound_folder")
 
@@ -618,7 +652,7 @@ class EdiPartnerForm(forms.Form):
         source: Any = partner if partner is not None else defaults
         return cls(initial={name: getattr(source, name) for name in PARTNER_FIELDS})
 
-    def sections(self) -> list[tuple[str, list[forms.BoundField]]]:
+    def sections(self) -> list[tuple[Any, list[forms.BoundField]]]:
         return [(legend, [self[name] for name in names]) for legend, names in self.SECTIONS]
 
     def folders(self) -> list[forms.BoundField]:

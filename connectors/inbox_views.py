@@ -17,6 +17,8 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import tenant_role_required
@@ -152,7 +154,7 @@ def shown_body(body: str, pointer: str) -> ShownBody:
         indent = text[: len(text) - len(text.lstrip())] + "  "
         missing = pointer[len(parent) :].lstrip("/").split("/")[0]
         lines = [BodyLine(text, False) for text, _where in numbered]
-        lines.insert(opening + 1, BodyLine(f"{indent}← “{missing}” is missing here", True))
+        lines.insert(opening + 1, BodyLine(indent + _("← “%(name)s” is missing here") % {"name": missing}, True))
     pretty = json.dumps(document, indent=2, ensure_ascii=False)
     return ShownBody(lines[:BODY_LINES_SHOWN], True, pretty, found, parent, len(lines) > BODY_LINES_SHOWN)
 
@@ -208,7 +210,7 @@ def inbound_event_replay(request: HttpRequest, event_id: int) -> HttpResponse:
             return _event_page(request, event, replay_form=form, status=400)
         body = form.cleaned_data["body"]
         if body is None:
-            form.add_error("body", "The fixed body is empty: write the body to send, or use “Replay as it is”.")
+            form.add_error("body", _("The fixed body is empty: write the body to send, or use “Replay as it is”."))
             return _event_page(request, event, replay_form=form, status=400)
         body = inbound_fix_of(event, body)
     try:
@@ -216,8 +218,11 @@ def inbound_event_replay(request: HttpRequest, event_id: int) -> HttpResponse:
     except InboxError as error:
         messages.error(request, str(error))
     else:
-        fixed = " with your fixed body" if body is not None else ""
-        messages.success(request, f"Event {event.pk} sent through again{fixed}: it is handed on in a moment.")
+        if body is not None:
+            done = _("Event %(event)s sent through again with your fixed body: it is handed on in a moment.")
+        else:
+            done = _("Event %(event)s sent through again: it is handed on in a moment.")
+        messages.success(request, done % {"event": event.pk})
     return redirect(reverse("connectors:inbound_event", args=[event.pk]))
 
 
@@ -240,10 +245,19 @@ def inbox_replay_all(request: HttpRequest) -> HttpResponse:
         else:
             replayed += 1
     if replayed:
-        note = f" {skipped} {'was' if skipped == 1 else 'were'} no longer quarantined and left alone." if skipped else ""
-        messages.success(request, f"{replayed} event{'s' if replayed != 1 else ''} sent through again.{note}")
+        note = (
+            " "
+            + ngettext(
+                "%(count)d was no longer quarantined and left alone.", "%(count)d were no longer quarantined and left alone.", skipped
+            )
+            % {"count": skipped}
+            if skipped
+            else ""
+        )
+        sent = ngettext("%(count)d event sent through again.", "%(count)d events sent through again.", replayed) % {"count": replayed}
+        messages.success(request, sent + note)
     else:
-        messages.error(request, "Nothing was replayed: none of these events is quarantined any more.")
+        messages.error(request, _("Nothing was replayed: none of these events is quarantined any more."))
     shown = QueryDict(request.POST.get("filters", ""))
     query = urlencode({name: shown[name] for name in FILTER_NAMES if shown.get(name)})
     return redirect(reverse("connectors:inbox") + (f"?{query}" if query else ""))

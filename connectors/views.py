@@ -22,6 +22,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -120,7 +122,7 @@ def connection_new(request):
             except ConnectionInvalid as error:
                 form.add_problems(error.problems, form.cleaned_data["auth_method"])
             else:
-                messages.success(request, f"{connection.name} saved. Test it to see that Baton can reach it.")
+                messages.success(request, _("%(name)s saved. Test it to see that Baton can reach it.") % {"name": connection.name})
                 return redirect(reverse("connectors:connection", args=[connection.key]))
         status = 400
     else:
@@ -142,7 +144,7 @@ def connection_detail(request, key: str):
     if request.method != "POST":
         return _detail_page(request, connection)
     if not can_edit(request.user):
-        raise PermissionDenied("Only tenant admins and planners can change connections.")
+        raise PermissionDenied(_("Only tenant admins and planners can change connections."))
     form = ConnectionForm(request.POST, editing=True, masks=connection_secret_masks(connection))
     if form.is_valid():
         try:
@@ -150,7 +152,7 @@ def connection_detail(request, key: str):
         except ConnectionInvalid as error:
             form.add_problems(error.problems, form.cleaned_data["auth_method"])
         else:
-            messages.success(request, f"{connection.name} saved.")
+            messages.success(request, _("%(name)s saved.") % {"name": connection.name})
             return redirect(reverse("connectors:connection", args=[connection.key]))
     return _detail_page(request, connection, form=form, status=400)
 
@@ -215,14 +217,16 @@ def connection_inbound_view(request, key: str):
         form.add_error(None, str(error))
         return _detail_page(request, connection, inbound_form=form, status=400)
     if fresh and not data["secret"]:
-        messages.success(request, "Inbound webhooks saved. Copy the signing secret below now: it is not shown again.")
+        messages.success(request, _("Inbound webhooks saved. Copy the signing secret below now: it is not shown again."))
         return _detail_page(request, connection, new_secret=fresh)
     if not scheme:
-        messages.success(request, f"{connection.name} takes no webhooks now: its endpoint answers 404.")
+        messages.success(request, _("%(name)s takes no webhooks now: its endpoint answers 404.") % {"name": connection.name})
     elif data["secret"]:
-        messages.success(request, f"Inbound webhooks saved with the partner's secret ({connection.inbound_secret_masks[0]}).")
+        messages.success(
+            request, _("Inbound webhooks saved with the partner's secret (%(mask)s).") % {"mask": connection.inbound_secret_masks[0]}
+        )
     else:
-        messages.success(request, "Inbound webhooks saved.")
+        messages.success(request, _("Inbound webhooks saved."))
     return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
 
 
@@ -232,11 +236,11 @@ def connection_inbound_rotate_view(request, key: str):
     """A new signing secret, shown in this answer only; the previous one verifies for the overlap."""
     connection = _connection_or_404(key)
     if not connection.inbound_scheme:
-        messages.error(request, f"{connection.name} takes no webhooks: choose a signature scheme first.")
+        messages.error(request, _("%(name)s takes no webhooks: choose a signature scheme first.") % {"name": connection.name})
         return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
     form = InboundRotateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The overlap is a whole number of hours from 0 to 168. Nothing changed.")
+        messages.error(request, _("The overlap is a whole number of hours from 0 to 168. Nothing changed."))
         return redirect(reverse("connectors:connection", args=[connection.key]) + "#inbound")
     hours = form.cleaned_data["overlap_hours"]
     fresh = connection_inbound_configure(
@@ -248,11 +252,12 @@ def connection_inbound_rotate_view(request, key: str):
         scheme_settings=connection.inbound_scheme_settings,
     )
     kept = (
-        f"The previous secret keeps working for {hours} hour{'s' if hours != 1 else ''}."
+        ngettext("The previous secret keeps working for %(hours)d hour.", "The previous secret keeps working for %(hours)d hours.", hours)
+        % {"hours": hours}
         if hours
-        else "The previous secret no longer works."
+        else _("The previous secret no longer works.")
     )
-    messages.success(request, f"Signing secret rotated. {kept} Copy the new one below now: it is not shown again.")
+    messages.success(request, _("Signing secret rotated. %(kept)s Copy the new one below now: it is not shown again.") % {"kept": kept})
     return _detail_page(request, connection, new_secret=fresh)
 
 
@@ -273,7 +278,7 @@ def connection_test_view(request, key: str):
 def connection_disable_view(request, key: str):
     connection = _connection_or_404(key)
     connection_disable(connection=connection, actor=request.user, reason=request.POST.get("reason", "")[:500])
-    messages.success(request, f"{connection.name} is disabled: nothing calls it until it is enabled again.")
+    messages.success(request, _("%(name)s is disabled: nothing calls it until it is enabled again.") % {"name": connection.name})
     return redirect(reverse("connectors:connection", args=[connection.key]))
 
 
@@ -282,7 +287,7 @@ def connection_disable_view(request, key: str):
 def connection_enable_view(request, key: str):
     connection = _connection_or_404(key)
     connection_enable(connection=connection, actor=request.user)
-    messages.success(request, f"{connection.name} is enabled.")
+    messages.success(request, _("%(name)s is enabled.") % {"name": connection.name})
     return redirect(reverse("connectors:connection", args=[connection.key]))
 
 
@@ -308,7 +313,9 @@ def connection_edi_partner_view(request, key: str):
         except EdiPartnerInvalid as error:
             form.add_problems(error.problems)
         else:
-            messages.success(request, f"EDI partner settings of {connection.name} saved: interchanges can be sent or uploaded now.")
+            messages.success(
+                request, _("EDI partner settings of %(name)s saved: interchanges can be sent or uploaded now.") % {"name": connection.name}
+            )
             return redirect(reverse("connectors:connection", args=[connection.key]) + "#edi-partner")
     return _detail_page(request, connection, partner_form=form, status=400)
 
@@ -334,17 +341,23 @@ def connection_exchanges(request, key: str):
         "rows": [(exchange, OUTCOME_LABELS.get(exchange.outcome, exchange.outcome)) for exchange in page.rows],
         "outcome": outcome,
         "failed_view": bool(outcome) and outcome != OK,
-        "failures": [(FAILED, "Any failure"), *((value, OUTCOME_LABELS[value]) for value in FAILURE_KINDS)],
+        "failures": [(FAILED, _("Any failure")), *((value, OUTCOME_LABELS[value]) for value in FAILURE_KINDS)],
         "page_query": f"outcome={outcome}" if outcome else "",
         "any": bool(page.rows) or (bool(outcome) and exchanges_exist(connection=connection)),
         "can_edit": can_edit(request.user),
         "keep_days": settings.BATON_CONNECTOR_EXCHANGE_DAYS,
         "empty_text": (
-            f"Use “Test connection” above, or run a workflow whose connector step calls “{connection.key}”. "
+            _(
+                "Use “Test connection” above, or run a workflow whose connector step calls “%(key)s”. "
+                "Each call's request and answer show up here within seconds, credentials redacted."
+            )
             if can_edit(request.user)
-            else f"Run a workflow whose connector step calls “{connection.key}”, or ask a tenant admin or planner to test the connection. "
+            else _(
+                "Run a workflow whose connector step calls “%(key)s”, or ask a tenant admin or planner to test the connection. "
+                "Each call's request and answer show up here within seconds, credentials redacted."
+            )
         )
-        + "Each call's request and answer show up here within seconds, credentials redacted.",
+        % {"key": connection.key},
     }
     return render(request, "connectors/exchanges.html", context)
 

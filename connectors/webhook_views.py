@@ -22,6 +22,8 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import tenant_role_required
@@ -118,7 +120,7 @@ def webhook_new(request: HttpRequest) -> HttpResponse:
         except EndpointInvalid as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            messages.success(request, "Endpoint saved. Copy its signing secret below now: it is not shown again.")
+            messages.success(request, _("Endpoint saved. Copy its signing secret below now: it is not shown again."))
             return _endpoint_page(request, _endpoint_or_404(endpoint.pk), new_secret=secret)
     return render(request, "connectors/webhooks_new.html", {"form": form}, status=400)
 
@@ -130,7 +132,7 @@ def webhook_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
     if request.method != "POST":
         return _endpoint_page(request, endpoint)
     if not can_edit(request.user):
-        raise PermissionDenied("Only tenant admins and planners can change webhook endpoints.")
+        raise PermissionDenied(_("Only tenant admins and planners can change webhook endpoints."))
     form = WebhookEndpointEditForm(request.POST)
     if form.is_valid():
         try:
@@ -143,7 +145,7 @@ def webhook_endpoint(request: HttpRequest, endpoint_id: int) -> HttpResponse:
         except EndpointInvalid as error:
             form.add_error("event_types", error.message)
         else:
-            messages.success(request, "Endpoint saved: new events are delivered by these event types.")
+            messages.success(request, _("Endpoint saved: new events are delivered by these event types."))
             return redirect(_endpoint_url(endpoint))
     return _endpoint_page(request, endpoint, edit_form=form, status=400)
 
@@ -201,16 +203,21 @@ def webhook_endpoint_rotate_view(request: HttpRequest, endpoint_id: int) -> Http
     endpoint = _endpoint_or_404(endpoint_id)
     form = WebhookRotateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The overlap is a whole number of hours from 0 to 168. Nothing changed.")
+        messages.error(request, _("The overlap is a whole number of hours from 0 to 168. Nothing changed."))
         return redirect(_endpoint_url(endpoint) + "#secrets")
     hours = form.cleaned_data["overlap_hours"]
     secret = webhook_endpoint_rotate(endpoint=endpoint, actor=request.user, overlap=timedelta(hours=hours))
     kept = (
-        f"Deliveries are signed with the previous secret too for {hours} hour{'s' if hours != 1 else ''}."
+        ngettext(
+            "Deliveries are signed with the previous secret too for %(hours)d hour.",
+            "Deliveries are signed with the previous secret too for %(hours)d hours.",
+            hours,
+        )
+        % {"hours": hours}
         if hours
-        else "The previous secret no longer signs."
+        else _("The previous secret no longer signs.")
     )
-    messages.success(request, f"Signing secret rotated. {kept} Copy the new one below now: it is not shown again.")
+    messages.success(request, _("Signing secret rotated. %(kept)s Copy the new one below now: it is not shown again.") % {"kept": kept})
     return _endpoint_page(request, _endpoint_or_404(endpoint.pk), new_secret=secret)
 
 
@@ -220,8 +227,14 @@ def webhook_endpoint_enable_view(request: HttpRequest, endpoint_id: int) -> Http
     endpoint = _endpoint_or_404(endpoint_id)
     webhook_endpoint_enable(endpoint=endpoint, actor=request.user)
     failed_count = webhook_delivery_counts(endpoint)[DeliveryStatus.FAILED]
-    failed = f" Replay the {failed_count} failed deliveries below to send them again." if failed_count else ""
-    messages.success(request, f"The endpoint is enabled: new events are delivered again.{failed}")
+    done = _("The endpoint is enabled: new events are delivered again.")
+    if failed_count:
+        done += " " + ngettext(
+            "Replay the %(count)d failed deliveries below to send them again.",
+            "Replay the %(count)d failed deliveries below to send them again.",
+            failed_count,
+        ) % {"count": failed_count}
+    messages.success(request, done)
     return redirect(_endpoint_url(endpoint))
 
 
@@ -232,11 +245,11 @@ def webhook_endpoint_disable_view(request: HttpRequest, endpoint_id: int) -> Htt
     form = WebhookDisableForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     webhook_endpoint_disable(endpoint=endpoint, actor=request.user, reason=reason)
-    messages.success(request, "The endpoint is disabled: no events are sent to it until it is enabled again.")
+    messages.success(request, _("The endpoint is disabled: no events are sent to it until it is enabled again."))
     return redirect(_endpoint_url(endpoint))
 
 
-REPLAY_REFUSED = "The endpoint is disabled: enable it first, or the replay fails at once. Nothing was replayed."
+REPLAY_REFUSED = gettext_lazy("The endpoint is disabled: enable it first, or the replay fails at once. Nothing was replayed.")
 
 
 @require_POST
@@ -251,7 +264,7 @@ def webhook_delivery_replay_view(request: HttpRequest, delivery_id: int) -> Http
     except ReplayRefused:
         messages.error(request, REPLAY_REFUSED)
     else:
-        messages.success(request, f"Delivery {delivery.pk} ({delivery.event_type}) is being sent again.")
+        messages.success(request, _("Delivery %(id)s (%(type)s) is being sent again.") % {"id": delivery.pk, "type": delivery.event_type})
     return redirect(_endpoint_url(delivery.endpoint, filters))
 
 
@@ -277,10 +290,19 @@ def webhook_replay_failed_view(request: HttpRequest) -> HttpResponse:
         return redirect(_endpoint_url(endpoint, filters))
     skipped = len(ids) - len(failed)
     if failed:
-        note = f" {skipped} {'was' if skipped == 1 else 'were'} no longer failed and left alone." if skipped else ""
-        messages.success(request, f"{len(failed)} deliver{'ies are' if len(failed) != 1 else 'y is'} being sent again.{note}")
+        note = (
+            " "
+            + ngettext("%(count)d was no longer failed and left alone.", "%(count)d were no longer failed and left alone.", skipped)
+            % {"count": skipped}
+            if skipped
+            else ""
+        )
+        sent = ngettext("%(count)d delivery is being sent again.", "%(count)d deliveries are being sent again.", len(failed)) % {
+            "count": len(failed)
+        }
+        messages.success(request, sent + note)
     else:
-        messages.error(request, "Nothing was replayed: none of these deliveries has failed.")
+        messages.error(request, _("Nothing was replayed: none of these deliveries has failed."))
     return redirect(_endpoint_url(endpoint, filters))
 
 

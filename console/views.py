@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import MSP_ROLES, Role, User
@@ -75,7 +76,7 @@ def partner_new(request):
         except (services.TenantError, BrandColourError) as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Partner {partner.name} created.")
+            messages.success(request, _("Partner %(name)s created.") % {"name": partner.name})
             return redirect("console:partners")
     return _partners_render(request, form=form, status=400 if form.errors else 200)
 
@@ -123,7 +124,7 @@ def tenant_new(request):
         except BrandColourError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Provisioning {tenant.name}…")
+            messages.success(request, _("Provisioning %(name)s…") % {"name": tenant.name})
             return redirect("console:tenant", tenant_id=tenant.pk)
     return render(request, "console/tenant_new.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -194,7 +195,7 @@ def tenant_brand(request, tenant_id: int):
         except (services.TenantError, BrandColourError) as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Brand of {tenant.name} saved: its pages and emails use it from now on.")
+            messages.success(request, _("Brand of %(name)s saved: its pages and emails use it from now on.") % {"name": tenant.name})
             return redirect("console:tenant", tenant_id=tenant.pk)
     return _tenant_detail_render(request, tenant, brand_form=form, brand_open=True, status=400)
 
@@ -209,7 +210,7 @@ def tenant_domain_add(request, tenant_id: int):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{domain.domain} now serves {tenant.name}.")
+        messages.success(request, _("%(domain)s now serves %(name)s.") % {"domain": domain.domain, "name": tenant.name})
     return redirect("console:tenant", tenant_id=tenant.pk)
 
 
@@ -227,7 +228,7 @@ def tenant_domain_remove(request, tenant_id: int, domain_id: int):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{domain.domain} no longer serves {domain.tenant.name}.")
+        messages.success(request, _("%(domain)s no longer serves %(name)s.") % {"domain": domain.domain, "name": domain.tenant.name})
     return redirect("console:tenant", tenant_id=tenant_id)
 
 
@@ -240,7 +241,7 @@ def tenant_domain_primary(request, tenant_id: int, domain_id: int):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{domain.domain} is now the primary domain: links in emails point at it.")
+        messages.success(request, _("%(domain)s is now the primary domain: links in emails point at it.") % {"domain": domain.domain})
     return redirect("console:tenant", tenant_id=tenant_id)
 
 
@@ -249,9 +250,12 @@ def tenant_domain_primary(request, tenant_id: int, domain_id: int):
 def tenant_domain_verify(request, tenant_id: int, domain_id: int):
     domain = services.tenant_domain_verify(domain=_tenant_domain(tenant_id, domain_id), actor=request.user)
     if domain.verified_at:
-        messages.success(request, f"{domain.domain} is verified: it reaches this installation and {domain.tenant.name}.")
+        messages.success(
+            request,
+            _("%(domain)s is verified: it reaches this installation and %(name)s.") % {"domain": domain.domain, "name": domain.tenant.name},
+        )
     else:
-        messages.error(request, f"{domain.domain} is not verified: {domain.verification_error}")
+        messages.error(request, _("%(domain)s is not verified: %(error)s") % {"domain": domain.domain, "error": domain.verification_error})
     return redirect("console:tenant", tenant_id=tenant_id)
 
 
@@ -266,6 +270,7 @@ def tenant_progress(request, tenant_id: int):
 
 
 def _tenant_action(request, tenant_id: int, action, done: str):
+    """`done` is the success message, with %(name)s for the tenant's name."""
     tenant = get_object_or_404(Tenant, pk=tenant_id)
     form = ReasonForm(request.POST)
     reason = form.data.get("reason", "")
@@ -274,26 +279,26 @@ def _tenant_action(request, tenant_id: int, action, done: str):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"{tenant.name} {done}.")
+        messages.success(request, done % {"name": tenant.name})
     return redirect("console:tenant", tenant_id=tenant.pk)
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_suspend(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_suspend, "suspended")
+    return _tenant_action(request, tenant_id, services.tenant_suspend, _("%(name)s suspended."))
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_resume(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_resume, "resumed")
+    return _tenant_action(request, tenant_id, services.tenant_resume, _("%(name)s resumed."))
 
 
 @require_POST
 @msp_staff_required(Role.MSP_ADMIN)
 def tenant_archive(request, tenant_id: int):
-    return _tenant_action(request, tenant_id, services.tenant_archive, "archived")
+    return _tenant_action(request, tenant_id, services.tenant_archive, _("%(name)s archived."))
 
 
 @require_POST
@@ -318,7 +323,7 @@ def tenant_retry(request, tenant_id: int):
         actor=request.user,
         run_async=True,
     )
-    messages.success(request, f"Retrying {tenant.name}…")
+    messages.success(request, _("Retrying %(name)s…") % {"name": tenant.name})
     return redirect("console:tenant", tenant_id=tenant.pk)
 
 
@@ -337,7 +342,10 @@ def support_request(request, tenant_id: int):
     except services.TenantError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, f"Support access to {tenant.name} granted for {form.cleaned_data['hours']:g} h.")
+        messages.success(
+            request,
+            _("Support access to %(name)s granted for %(hours)s h.") % {"name": tenant.name, "hours": f"{form.cleaned_data['hours']:g}"},
+        )
     return redirect("console:tenant", tenant_id=tenant.pk)
 
 
@@ -355,7 +363,7 @@ def support_enter(request, grant_id: int):
 def support_revoke(request, grant_id: int):
     grant = get_object_or_404(SupportAccessGrant, pk=grant_id)
     services.support_access_revoke(grant=grant, actor=request.user, reason="revoked from the console")
-    messages.success(request, "Support access revoked.")
+    messages.success(request, _("Support access revoked."))
     return redirect("console:tenant", tenant_id=grant.tenant_id)
 
 
@@ -403,7 +411,7 @@ def staff(request):
         except AccountError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Invitation sent to {data['email']}.")
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": data["email"]})
             return redirect("console:staff")
     return _staff_render(request, form=form, status=400 if form.errors else 200)
 
@@ -419,7 +427,7 @@ def staff_role(request, user_id: int):
         user_role_change(user=person, role=form.cleaned_data["role"], actor=request.user)
     except AccountError as exc:
         return _staff_refused(request, person, "role", exc.message)
-    messages.success(request, f"{person.email} is now {person.get_role_display()}.")
+    messages.success(request, _("%(email)s is now %(role)s.") % {"email": person.email, "role": person.get_role_display()})
     return redirect("console:staff")
 
 
@@ -429,12 +437,12 @@ def staff_deactivate(request, user_id: int):
     person = _staff_member(user_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        return _staff_refused(request, person, "deactivate", "Say why you deactivate them: the reason goes into the audit log.")
+        return _staff_refused(request, person, "deactivate", _("Say why you deactivate them: the reason goes into the audit log."))
     try:
         user_deactivate(user=person, reason=form.cleaned_data["reason"], actor=request.user)
     except AccountError as exc:
         return _staff_refused(request, person, "deactivate", exc.message)
-    messages.success(request, f"{person.email} is deactivated and can no longer sign in.")
+    messages.success(request, _("%(email)s is deactivated and can no longer sign in.") % {"email": person.email})
     return redirect("console:staff")
 
 
@@ -450,7 +458,9 @@ def _template_rows(templates) -> list[dict]:
         {
             "template": template,
             "latest": template_latest_version(template=template),
-            "owner": partners.get(template.partner_id, f"Partner #{template.partner_id}") if template.partner_id else "Platform",
+            "owner": partners.get(template.partner_id, _("Partner #%(id)s") % {"id": template.partner_id})
+            if template.partner_id
+            else _("Platform"),
         }
         for template in templates
     ]
@@ -490,7 +500,9 @@ def workflow_template_new(request):
             field = "partner" if exc.field == "partner_id" else exc.field
             form.add_error(field if field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Template {template.name} created. Publish its first version to put it in the library.")
+            messages.success(
+                request, _("Template %(name)s created. Publish its first version to put it in the library.") % {"name": template.name}
+            )
             return redirect("console:workflow_template", key=template.key)
     return render(request, "console/templates_new.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -513,7 +525,7 @@ def workflow_template_detail(request, key: str):
             initial.update(definition=latest.definition, parameters_schema=latest.parameters_schema, documentation=latest.documentation)
         form = TemplateVersionForm(request.POST or None, initial=initial)
     elif request.method == "POST":
-        raise PermissionDenied("Your role cannot publish templates.")
+        raise PermissionDenied(_("Your role cannot publish templates."))
     if form is not None and request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -531,17 +543,29 @@ def workflow_template_detail(request, key: str):
         except workflow_services.WorkflowError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"{template.name} v{published.version} published: tenants see it in their library now.")
+            messages.success(
+                request,
+                _("%(name)s v%(version)s published: tenants see it in their library now.")
+                % {"name": template.name, "version": published.version},
+            )
             return redirect("console:workflow_template", key=template.key)
     partner = next((p for p in partners_with_counts() if p.pk == template.partner_id), None) if template.partner_id else None
     context = {
         "template": template,
-        "owner": partner.name if partner else ("Platform" if not template.partner_id else f"Partner #{template.partner_id}"),
+        "owner": partner.name
+        if partner
+        else (_("Platform") if not template.partner_id else _("Partner #%(id)s") % {"id": template.partner_id}),
         "versions": versions,
         "latest": latest,
         "form": form,
         "problems": problems,
-        "diagram": diagram_svg(latest.definition, uid="console-tpl", title=f"Steps of {template.name} v{latest.version}") if latest else "",
+        "diagram": diagram_svg(
+            latest.definition,
+            uid="console-tpl",
+            title=_("Steps of %(name)s v%(version)s") % {"name": template.name, "version": latest.version},
+        )
+        if latest
+        else "",
     }
     invalid = form is not None and form.is_bound and (form.errors or problems)
     return render(request, "console/templates_detail.html", context, status=400 if invalid else 200)

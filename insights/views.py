@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 
 from django import forms
 from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import tenant_role_required
 from insights.presentation import METRIC_INFO, metric_cards, template_names
@@ -19,11 +20,11 @@ class OutcomePeriodForm(forms.Form):
         min_value=DAYS_MIN,
         max_value=DAYS_MAX,
         initial=DAYS_DEFAULT,
-        label="Now: the last … days",
+        label=_("Now: the last … days"),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
-    baseline_start = forms.DateField(required=False, label="Baseline from", widget=forms.DateInput(attrs={"type": "date"}))
-    baseline_end = forms.DateField(required=False, label="Baseline to (included)", widget=forms.DateInput(attrs={"type": "date"}))
+    baseline_start = forms.DateField(required=False, label=_("Baseline from"), widget=forms.DateInput(attrs={"type": "date"}))
+    baseline_end = forms.DateField(required=False, label=_("Baseline to (included)"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
 def _periods(form: OutcomePeriodForm, time_zone: str) -> tuple[OutcomePeriods, bool]:

@@ -18,6 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import tenant_role_required
@@ -35,19 +37,27 @@ def shipment_url(reference: str) -> str:
     return f"{SHIPMENTS_PATH}{quote(reference, safe='')}/"
 
 
-OWNER_CHOICES = [("", "Anyone"), ("me", "Me"), ("none", "Nobody yet")]
+OWNER_CHOICES = [("", gettext_lazy("Anyone")), ("me", gettext_lazy("Me")), ("none", gettext_lazy("Nobody yet"))]
 
 
 class ExceptionFilterForm(forms.Form):
     """The queue's filters; a value that is not a choice is dropped rather than refused, so an
     old bookmark still opens the queue."""
 
-    q = forms.CharField(required=False, max_length=100, label="Search")
-    status = forms.ChoiceField(required=False, choices=[("", "To handle"), *ExceptionStatus.choices])
-    type = forms.ChoiceField(required=False, choices=[("", "Any type"), *ExceptionType.choices])
-    severity = forms.ChoiceField(required=False, label="Priority", choices=[("", "Any priority"), *reversed(Severity.choices)])
-    owner = forms.ChoiceField(required=False, choices=OWNER_CHOICES)
-    overdue = forms.BooleanField(required=False, label="Overdue only")
+    q = forms.CharField(required=False, max_length=100, label=gettext_lazy("Search"))
+    status = forms.ChoiceField(
+        required=False, label=gettext_lazy("Status"), choices=[("", gettext_lazy("To handle")), *ExceptionStatus.choices]
+    )
+    type = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("Type"),
+        choices=[("", gettext_lazy("Any type")), *((value, gettext_lazy(label)) for value, label in ExceptionType.choices)],
+    )
+    severity = forms.ChoiceField(
+        required=False, label=gettext_lazy("Priority"), choices=[("", gettext_lazy("Any priority")), *reversed(Severity.choices)]
+    )
+    owner = forms.ChoiceField(required=False, label=gettext_lazy("Owner"), choices=OWNER_CHOICES)
+    overdue = forms.BooleanField(required=False, label=gettext_lazy("Overdue only"))
 
     def values(self) -> dict[str, Any]:
         self.is_valid()
@@ -55,8 +65,12 @@ class ExceptionFilterForm(forms.Form):
 
 
 class CloseForm(forms.Form):
-    root_cause = forms.ChoiceField(choices=[("", "Choose the root cause"), *RootCause.choices])
-    resolution = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+    root_cause = forms.ChoiceField(
+        label=gettext_lazy("Root cause"), choices=[("", gettext_lazy("Choose the root cause")), *RootCause.choices]
+    )
+    resolution = forms.CharField(
+        required=False, max_length=2000, label=gettext_lazy("What was done"), widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 def _queue_filter(values: dict[str, Any], user: Any) -> selectors.ExceptionQueueFilter:
@@ -128,9 +142,9 @@ def exception_assign_to_me(request: HttpRequest, exception_id: int) -> HttpRespo
     try:
         services.exception_assign(exception=case, owner=request.user, actor=request.user)
     except services.ExceptionRefused as refused:
-        messages.error(request, f"Exception #{case.pk}: {refused.message}")
+        messages.error(request, _("Exception #%(number)s: %(reason)s") % {"number": case.pk, "reason": refused.message})
     else:
-        messages.success(request, f"Exception #{case.pk} is yours now: it shows as in progress.")
+        messages.success(request, _("Exception #%(number)s is yours now: it shows as in progress.") % {"number": case.pk})
     return _back(request, case)
 
 
@@ -140,14 +154,21 @@ def exception_close_view(request: HttpRequest, exception_id: int) -> HttpRespons
     case = _case_or_404(exception_id)
     form = CloseForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Exception #{case.pk} is still open: choose its root cause to close it (carrier reviews count them).")
+        messages.error(
+            request,
+            _("Exception #%(number)s is still open: choose its root cause to close it (carrier reviews count them).") % {"number": case.pk},
+        )
         return _back(request, case)
     try:
         services.exception_close(
             exception=case, root_cause=form.cleaned_data["root_cause"], resolution=form.cleaned_data["resolution"], actor=request.user
         )
     except services.ExceptionRefused as refused:
-        messages.error(request, f"Exception #{case.pk}: {refused.message}")
+        messages.error(request, _("Exception #%(number)s: %(reason)s") % {"number": case.pk, "reason": refused.message})
     else:
-        messages.success(request, f"Exception #{case.pk} closed: {RootCause(form.cleaned_data['root_cause']).label.lower()}.")
+        messages.success(
+            request,
+            _("Exception #%(number)s closed: %(root_cause)s.")
+            % {"number": case.pk, "root_cause": RootCause(form.cleaned_data["root_cause"]).label.lower()},
+        )
     return _back(request, case)

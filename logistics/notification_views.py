@@ -7,7 +7,7 @@ pages (the portal's preferences page for customers builds on the same services).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import messages
@@ -15,6 +15,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role, User
@@ -28,6 +30,9 @@ from logistics.models import (
     NotificationChannel,
     NotificationStatus,
 )
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 EDITORS = (Role.TENANT_ADMIN, Role.PLANNER, Role.CUSTOMER_SERVICE)
 PER_PAGE = 50
@@ -44,7 +49,7 @@ def _subscription_or_404(subscription_id: int) -> MilestoneSubscription:
     return subscription
 
 
-def _time_field(label: str, help_text: str = "") -> forms.TimeField:
+def _time_field(label: StrOrPromise, help_text: StrOrPromise = "") -> forms.TimeField:
     attrs = {"placeholder": "HH:MM", "inputmode": "numeric", "autocomplete": "off", "maxlength": "5"}
     return forms.TimeField(required=False, label=label, help_text=help_text, widget=forms.TimeInput(attrs=attrs, format="%H:%M"))
 
@@ -60,37 +65,47 @@ class PersonChoiceField(forms.ModelChoiceField):
 
 class SubscriptionForm(forms.Form):
     customer_account = forms.ModelChoiceField(
-        queryset=CustomerAccount.objects.order_by("name"), label="Customer account", empty_label="Choose a customer account"
+        queryset=CustomerAccount.objects.order_by("name"),
+        label=gettext_lazy("Customer account"),
+        empty_label=gettext_lazy("Choose a customer account"),
     )
     milestones = forms.MultipleChoiceField(
-        choices=Milestone.choices,
+        choices=[(value, gettext_lazy(label)) for value, label in Milestone.choices],  # labels marked with gettext_noop
         widget=forms.CheckboxSelectMultiple,
-        label="Milestones",
-        help_text="Each is told once per shipment. A delay is an ETA past the promise, a delay status or a missed pickup.",
+        label=gettext_lazy("Milestones"),
+        help_text=gettext_lazy("Each is told once per shipment. A delay is an ETA past the promise, a delay status or a missed pickup."),
     )
-    channel = forms.ChoiceField(choices=NotificationChannel.choices, widget=forms.RadioSelect, initial=NotificationChannel.EMAIL)
+    channel = forms.ChoiceField(
+        choices=NotificationChannel.choices, widget=forms.RadioSelect, initial=NotificationChannel.EMAIL, label=gettext_lazy("Channel")
+    )
     user = PersonChoiceField(
         queryset=User.objects.none(),
         required=False,
-        label="Email to",
-        empty_label="Every person of the account",
-        help_text="Email only: one of the account's people, or everyone (or an address below).",
+        label=gettext_lazy("Email to"),
+        empty_label=gettext_lazy("Every person of the account"),
+        help_text=gettext_lazy("Email only: one of the account's people, or everyone (or an address below)."),
     )
-    email = forms.EmailField(required=False, label="Or this address", help_text="Email only: overrides the person above.")
+    email = forms.EmailField(
+        required=False, label=gettext_lazy("Or this address"), help_text=gettext_lazy("Email only: overrides the person above.")
+    )
     event_type = forms.CharField(
         required=False,
         max_length=100,
         initial=notifications.DEFAULT_EVENT_TYPE,
-        label="Webhook event type",
-        help_text="Webhook only: sent to the account's webhook endpoints that subscribe to this type.",
+        label=gettext_lazy("Webhook event type"),
+        help_text=gettext_lazy("Webhook only: sent to the account's webhook endpoints that subscribe to this type."),
     )
-    quiet_start = _time_field("Quiet hours from", "Nothing is sent between these local times; it goes when they end.")
-    quiet_end = _time_field("Quiet hours until")
+    quiet_start = _time_field(
+        gettext_lazy("Quiet hours from"), gettext_lazy("Nothing is sent between these local times; it goes when they end.")
+    )
+    quiet_end = _time_field(gettext_lazy("Quiet hours until"))
     time_zone = forms.CharField(
-        max_length=64, label="Time zone", help_text="IANA name, such as America/Chicago: quiet hours and digests use it."
+        max_length=64,
+        label=gettext_lazy("Time zone"),
+        help_text=gettext_lazy("IANA name, such as America/Chicago: quiet hours and digests use it."),
     )
-    digest = forms.ChoiceField(choices=DigestMode.choices, initial=DigestMode.OFF, label="Digest")
-    digest_at = _time_field("Daily digest at", "Daily digests only: the local time it is sent.")
+    digest = forms.ChoiceField(choices=DigestMode.choices, initial=DigestMode.OFF, label=gettext_lazy("Digest"))
+    digest_at = _time_field(gettext_lazy("Daily digest at"), gettext_lazy("Daily digests only: the local time it is sent."))
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -164,8 +179,10 @@ def subscription_new(request: HttpRequest) -> HttpResponse:
         except notifications.SubscriptionRefused as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
-            off = "" if defaults else " Notifications are off until the Customer milestone notifications workflow is published."
-            messages.success(request, f"{subscription.customer_account.name} is subscribed.{off}")
+            subscribed = _("%(account)s is subscribed.") % {"account": subscription.customer_account.name}
+            if not defaults:
+                subscribed += " " + _("Notifications are off until the Customer milestone notifications workflow is published.")
+            messages.success(request, subscribed)
             return redirect(reverse("logistics:notification_subscription", args=[subscription.pk]))
     return render(request, "logistics/notifications/new.html", {"form": form, "workflow": defaults}, status=400)
 
@@ -198,7 +215,7 @@ def subscription_disable(request: HttpRequest, subscription_id: int) -> HttpResp
     except notifications.SubscriptionRefused as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Subscription disabled: nothing new is noted, and what was waiting was cancelled.")
+        messages.success(request, _("Subscription disabled: nothing new is noted, and what was waiting was cancelled."))
     return redirect(reverse("logistics:notification_subscription", args=[subscription.pk]))
 
 
@@ -211,5 +228,5 @@ def subscription_enable(request: HttpRequest, subscription_id: int) -> HttpRespo
     except notifications.SubscriptionRefused as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Subscription enabled: milestones from now on are told.")
+        messages.success(request, _("Subscription enabled: milestones from now on are told."))
     return redirect(reverse("logistics:notification_subscription", args=[subscription.pk]))

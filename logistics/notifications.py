@@ -38,7 +38,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 from celery import shared_task
-from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -770,10 +769,12 @@ def _local_text(moment: datetime | str | None, zone: ZoneInfo) -> str:
     return f"{formats.date_format(local, 'DATETIME_FORMAT')} {local.strftime('%Z')}"
 
 
-def _email_language(subscription: MilestoneSubscription) -> str:
+def _email_language(subscription: MilestoneSubscription, tenant: Any = None) -> str:
     """The language the recipient chose (accounts.User.language); an account-wide email goes out in
-    the one its people share, else in the default, as does one to a bare address."""
+    the one its people share, else in the workspace's default (tenants.Tenant.default_language, or
+    the installation's), as does one to a bare address."""
     from accounts.selectors import users_of_customer_account
+    from tenants.selectors import recipient_language
 
     if subscription.email:
         chosen = set()
@@ -781,7 +782,7 @@ def _email_language(subscription: MilestoneSubscription) -> str:
         chosen = {subscription.user.language}
     else:
         chosen = set(users_of_customer_account(subscription.customer_account_id).values_list("language", flat=True))
-    return chosen.pop() if len(chosen) == 1 and "" not in chosen else settings.LANGUAGE_CODE
+    return recipient_language(chosen=chosen.pop() if len(chosen) == 1 else "", tenant=tenant)
 
 
 def milestone_email(group: list[MilestoneNotification], *, sender_name: str = "") -> EmailMultiAlternatives | None:
@@ -792,8 +793,9 @@ def milestone_email(group: list[MilestoneNotification], *, sender_name: str = ""
     recipients = _recipients(subscription)
     if not recipients:
         return None
-    site = site_for_tenant(tenants_filter().get(schema_name=connection.schema_name))
-    with translation.override(_email_language(subscription)):
+    tenant = tenants_filter().get(schema_name=connection.schema_name)
+    site = site_for_tenant(tenant)
+    with translation.override(_email_language(subscription, tenant)):
         return _milestone_message(group, subscription, site, recipients, sender_name)
 
 

@@ -16,6 +16,8 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -48,18 +50,26 @@ def _version_url(version: StatusMappingVersion, anchor: str = "") -> str:
 class EntryForm(forms.Form):
     """One code of a draft; the status fields or the reason fields, by the table's kind."""
 
-    code = forms.CharField(max_length=40, help_text="Exactly as partners send it, such as X6 or in_transit.")
-    description = forms.CharField(max_length=200, label="Meaning")
-    status = forms.ChoiceField(required=False, label="Baton status", choices=[("", "Choose a status")] + list(TrackingStatus.choices))
-    estimate = forms.BooleanField(required=False, label="An estimate (moves the ETA, never the status)")
+    code = forms.CharField(
+        max_length=40, label=gettext_lazy("Code"), help_text=gettext_lazy("Exactly as partners send it, such as X6 or in_transit.")
+    )
+    description = forms.CharField(max_length=200, label=gettext_lazy("Meaning"))
+    status = forms.ChoiceField(
+        required=False,
+        label=gettext_lazy("Baton status"),
+        choices=[("", gettext_lazy("Choose a status")), *((value, gettext_lazy(label)) for value, label in TrackingStatus.choices)],
+    )
+    estimate = forms.BooleanField(required=False, label=gettext_lazy("An estimate (moves the ETA, never the status)"))
     responsible = forms.ChoiceField(
-        required=False, label="Responsible", choices=[("", "Choose who is responsible")] + list(Responsibility.choices)
+        required=False,
+        label=gettext_lazy("Responsible"),
+        choices=[("", gettext_lazy("Choose who is responsible")), *Responsibility.choices],
     )
     signal = forms.ChoiceField(
         required=False,
-        label="Signal for exceptions",
-        choices=[("", "None")] + list(Signal.choices),
-        help_text="What exception handling looks for.",
+        label=gettext_lazy("Signal for exceptions"),
+        choices=[("", gettext_lazy("None")), *Signal.choices],
+        help_text=gettext_lazy("What exception handling looks for."),
     )
 
     def __init__(self, *args: Any, kind: str, **kwargs: Any):
@@ -156,8 +166,14 @@ def mapping_draft_new(request, kind: str):
     except services.MappingRefused as error:
         messages.error(request, error.message)
         return redirect(reverse("logistics:mappings") + f"#{kind}")
-    based_on = f" from v{version.based_on.number}" if version.based_on else ""
-    messages.success(request, f"Draft v{version.number} made{based_on}. Change its codes, then publish it to put it in force.")
+    if version.based_on:
+        made = _("Draft v%(number)s made from v%(origin)s. Change its codes, then publish it to put it in force.") % {
+            "number": version.number,
+            "origin": version.based_on.number,
+        }
+    else:
+        made = _("Draft v%(number)s made. Change its codes, then publish it to put it in force.") % {"number": version.number}
+    messages.success(request, made)
     return redirect(_version_url(version))
 
 
@@ -190,7 +206,7 @@ def mapping_entry_save(request, kind: str, number: int):
                 return redirect(_version_url(version))
             form.add_error(error.field, error.message)
         else:
-            messages.success(request, f"{entry.code} saved in draft v{version.number}.")
+            messages.success(request, _("%(code)s saved in draft v%(number)s.") % {"code": entry.code, "number": version.number})
             return redirect(_version_url(version, f"?q={entry.code}#entries"))
     return _version_page(request, version, form=form, status=400)
 
@@ -205,7 +221,7 @@ def mapping_entry_remove(request, kind: str, number: int):
     except services.MappingRefused as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{code} removed from draft v{version.number}.")
+        messages.success(request, _("%(code)s removed from draft v%(number)s.") % {"code": code, "number": version.number})
     return redirect(_version_url(version, "#entries"))
 
 
@@ -218,7 +234,7 @@ def mapping_version_discard(request, kind: str, number: int):
     except services.MappingRefused as error:
         messages.error(request, error.message)
         return redirect(_version_url(version))
-    messages.success(request, f"Draft v{number} discarded.")
+    messages.success(request, _("Draft v%(number)s discarded.") % {"number": number})
     return redirect(reverse("logistics:mappings") + f"#{kind}")
 
 
@@ -231,7 +247,10 @@ def mapping_version_publish(request, kind: str, number: int):
     except services.MappingRefused as error:
         messages.error(request, error.message)
         return redirect(_version_url(version))
-    messages.success(request, f"v{number} is now in force: new events are translated with it. Events already stored keep their version.")
+    messages.success(
+        request,
+        _("v%(number)s is now in force: new events are translated with it. Events already stored keep their version.") % {"number": number},
+    )
     return redirect(_version_url(version))
 
 
@@ -244,5 +263,5 @@ def mapping_version_activate(request, kind: str, number: int):
     except services.MappingRefused as error:
         messages.error(request, error.message)
         return redirect(_version_url(version, "#activate"))
-    messages.success(request, f"v{number} is back in force.")
+    messages.success(request, _("v%(number)s is back in force.") % {"number": number})
     return redirect(_version_url(version))

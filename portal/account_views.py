@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -35,7 +36,7 @@ def _account_scope(request: HttpRequest) -> int | None:
         return int(user.customer_account_id)
     if user.role == Role.TENANT_ADMIN or user.support_grant_id:
         return None
-    raise PermissionDenied("Customer API keys are managed by the customer's people and tenant admins.")
+    raise PermissionDenied(_("Customer API keys are managed by the customer's people and tenant admins."))
 
 
 def _keys(account_id: int | None):
@@ -78,5 +79,5 @@ def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
         raise Http404("No such API key.")
     if key.revoked_at is None:
         api_key_revoke(key=key, actor=request.user, reason="revoked in the customer portal")
-        messages.success(request, f"“{key.name}” revoked: requests with it are refused from now on.")
+        messages.success(request, _("“%(name)s” revoked: requests with it are refused from now on.") % {"name": key.name})
     return redirect("portal:account_api_keys")

@@ -25,6 +25,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -39,12 +41,21 @@ STAFF_EDITORS = frozenset({Role.TENANT_ADMIN, Role.PLANNER, Role.CUSTOMER_SERVIC
 PER_PAGE = 25
 GRID_COLUMNS = 6  # subscriptions side by side in the grid; more page on
 SEND_TO = [
-    ("me", "Email to me"),
-    ("people", "Email everyone at the account"),
-    ("address", "Email to an address"),
-    ("webhook", "Webhook to a URL"),
+    ("me", _l("Email to me")),
+    ("people", _l("Email everyone at the account")),
+    ("address", _l("Email to an address")),
+    ("webhook", _l("Webhook to a URL")),
 ]
-DELIVERY = [(DigestMode.OFF, "Immediately"), (DigestMode.HOURLY, "Hourly digest"), (DigestMode.DAILY, "Daily digest")]
+DELIVERY = [(DigestMode.OFF, _l("Immediately")), (DigestMode.HOURLY, _l("Hourly digest")), (DigestMode.DAILY, _l("Daily digest"))]
+# logistics.models.NotificationStatus's labels are plain English (a model's choices): said here in words.
+STATUS_LABELS: dict[str, Any] = {
+    NotificationStatus.PENDING: _l("Pending"),
+    NotificationStatus.SENDING: _l("Sending"),
+    NotificationStatus.SENT: _l("Sent"),
+    NotificationStatus.FAILED: _l("Failed"),
+    NotificationStatus.CANCELLED: _l("Cancelled"),
+}
+# Stored on the subscription and shown to everyone who reads it later: kept in English, as the audit log.
 PAUSED_REASON = "Paused by {email} in the customer portal."
 TIME_ZONES = sorted(zone for zone in available_timezones() if "/" in zone and not zone.startswith(("Etc/", "SystemV/")))
 
@@ -67,9 +78,9 @@ def portal_people_required(*, edit: bool = False):
             if not user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not (_is_customer(user) or user.role in TENANT_STAFF_ROLES or user.support_grant_id):
-                raise PermissionDenied("Your role cannot see this page.")
+                raise PermissionDenied(_("Your role cannot see this page."))
             if edit and not _can_edit(user):
-                raise PermissionDenied("Your role can look at notification preferences but not change them.")
+                raise PermissionDenied(_("Your role can look at notification preferences but not change them."))
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -93,46 +104,52 @@ def _subscription_or_404(request: HttpRequest, subscription_id: int) -> Mileston
     return subscription
 
 
-def _time_field(label: str, help_text: str = "") -> forms.TimeField:
+def _time_field(label: Any, help_text: Any = "") -> forms.TimeField:
     attrs = {"placeholder": "HH:MM", "inputmode": "numeric", "autocomplete": "off", "maxlength": "5"}
     return forms.TimeField(required=False, label=label, help_text=help_text, widget=forms.TimeInput(attrs=attrs, format="%H:%M"))
 
 
 class PreferenceForm(forms.Form):
-    customer_account = forms.ModelChoiceField(queryset=customer_accounts_all(), label="Customer account", empty_label="Choose an account…")
-    milestones = forms.MultipleChoiceField(
-        choices=Milestone.choices,
-        widget=forms.CheckboxSelectMultiple,
-        label="Tell me when a shipment…",
-        help_text="Each is told once per shipment. A delay is an ETA past the promise, a delay status or a missed pickup.",
+    customer_account = forms.ModelChoiceField(
+        queryset=customer_accounts_all(), label=_l("Customer account"), empty_label=_l("Choose an account…")
     )
-    send_to = forms.ChoiceField(choices=SEND_TO, widget=forms.RadioSelect, label="Send to", initial="me")
-    email = forms.EmailField(required=False, label="Email address", help_text="For “Email to an address”.")
+    milestones = forms.MultipleChoiceField(
+        # the labels are gettext_noop in logistics.vocabulary: translated as the form shows them
+        choices=[(value, _l(label)) for value, label in Milestone.choices],
+        widget=forms.CheckboxSelectMultiple,
+        label=_l("Tell me when a shipment…"),
+        help_text=_l("Each is told once per shipment. A delay is an ETA past the promise, a delay status or a missed pickup."),
+    )
+    send_to = forms.ChoiceField(choices=SEND_TO, widget=forms.RadioSelect, label=_l("Send to"), initial="me")
+    email = forms.EmailField(required=False, label=_l("Email address"), help_text=_l("For “Email to an address”."))
     webhook_url = forms.CharField(
         required=False,
         max_length=500,
-        label="Webhook URL",
-        help_text="For “Webhook to a URL”: we POST each notification there, signed (Standard Webhooks). Leave empty to use the account's webhook endpoints.",
+        label=_l("Webhook URL"),
+        help_text=_l(
+            "For “Webhook to a URL”: we POST each notification there, signed (Standard Webhooks). "
+            "Leave empty to use the account's webhook endpoints."
+        ),
         widget=forms.URLInput(attrs={"placeholder": "https://", "autocomplete": "off"}),
     )
     time_zone = forms.CharField(
         max_length=64,
-        label="Time zone",
-        help_text="Quiet hours and the daily digest are read in it, such as America/Chicago.",
+        label=_l("Time zone"),
+        help_text=_l("Quiet hours and the daily digest are read in it, such as America/Chicago."),
         widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
     )
-    quiet_start = _time_field("Quiet hours from", "Nothing is sent between these local times; it goes when they end.")
-    quiet_end = _time_field("Quiet hours until")
-    digest = forms.ChoiceField(choices=DELIVERY, widget=forms.RadioSelect, initial=DigestMode.OFF, label="Delivery")
-    digest_at = _time_field("Daily digest at", "For the daily digest: the local time it is sent.")
+    quiet_start = _time_field(_l("Quiet hours from"), _l("Nothing is sent between these local times; it goes when they end."))
+    quiet_end = _time_field(_l("Quiet hours until"))
+    digest = forms.ChoiceField(choices=DELIVERY, widget=forms.RadioSelect, initial=DigestMode.OFF, label=_l("Delivery"))
+    digest_at = _time_field(_l("Daily digest at"), _l("For the daily digest: the local time it is sent."))
 
     def __init__(self, *args: Any, customer: bool, person: str = "", **kwargs: Any):
         super().__init__(*args, **kwargs)
         send_to = self.fields["send_to"]
         assert isinstance(send_to, forms.ChoiceField)
-        choices = [(value, label) for value, label in SEND_TO if customer or value != "me"]
+        choices: list[tuple[str, Any]] = [(value, label) for value, label in SEND_TO if customer or value != "me"]
         if person:  # kept as it is: someone of the account staff chose
-            choices.insert(0, ("person", f"Email to {person}"))
+            choices.insert(0, ("person", _("Email to %(email)s") % {"email": person}))
         send_to.choices = choices
         if customer:
             del self.fields["customer_account"]
@@ -140,7 +157,7 @@ class PreferenceForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("send_to") == "address" and not data.get("email") and "email" not in self.errors:
-            self.add_error("email", "Give the address to email.")
+            self.add_error("email", _("Give the address to email."))
         return data
 
 
@@ -224,8 +241,9 @@ def _form_render(request: HttpRequest, form: PreferenceForm, subscription: Miles
 
 
 def _saved(request: HttpRequest, subscription: MilestoneSubscription, secret: str, verb: str) -> HttpResponse:
-    off = "" if notifications.template_defaults() else " Nothing is sent until your provider switches milestone notifications on."
-    messages.success(request, f"Notification preference {verb}.{off}")
+    done = _("Notification preference saved.") if verb == "saved" else _("Notification preference updated.")
+    off = "" if notifications.template_defaults() else " " + _("Nothing is sent until your provider switches milestone notifications on.")
+    messages.success(request, done + off)
     if secret:  # shown once, in this answer only
         context = {"subscription": subscription, "secret": secret, "endpoints": _account_endpoints(subscription.customer_account_id)}
         return render(request, "portal/notifications/secret.html", context)
@@ -237,7 +255,8 @@ def _grid(subscriptions: list[MilestoneSubscription]) -> list[dict[str, Any]]:
     chosen = {value for subscription in subscriptions for value in subscription.milestones}
     values = [value for value in Milestone.values if value in notifications.DEFAULT_MILESTONES or value in chosen]
     return [
-        {"label": Milestone(value).label, "cells": [value in subscription.milestones for subscription in subscriptions]} for value in values
+        {"label": _(Milestone(value).label), "cells": [value in subscription.milestones for subscription in subscriptions]}
+        for value in values
     ]
 
 
@@ -261,7 +280,7 @@ def preferences(request: HttpRequest) -> HttpResponse:
         "grid": _grid(subscriptions),
         "recent": recent,
         "status": status,
-        "statuses": NotificationStatus.choices,
+        "statuses": [(value, STATUS_LABELS.get(value, label)) for value, label in NotificationStatus.choices],
         "is_customer": own is not None,
         "account_id": str(account_id or ""),
         "accounts": [] if own is not None else customer_accounts_all(),
@@ -307,7 +326,7 @@ def preference(request: HttpRequest, subscription_id: int) -> HttpResponse:
         form = PreferenceForm(initial=_initial(subscription, request.user), customer=customer, person=person)
         return _form_render(request, form, subscription)
     if not _can_edit(request.user):
-        raise PermissionDenied("Your role can look at notification preferences but not change them.")
+        raise PermissionDenied(_("Your role can look at notification preferences but not change them."))
     form = PreferenceForm(request.POST, customer=customer, person=person)
     if not customer:  # the account of a subscription does not change
         form.fields["customer_account"].required = False
@@ -332,7 +351,7 @@ def preference_pause(request: HttpRequest, subscription_id: int) -> HttpResponse
     except notifications.SubscriptionRefused as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Paused: nothing new is told, and what was waiting is cancelled. Resume it any time.")
+        messages.success(request, _("Paused: nothing new is told, and what was waiting is cancelled. Resume it any time."))
     return redirect(reverse("portal:notification", args=[subscription.pk]))
 
 
@@ -345,5 +364,5 @@ def preference_resume(request: HttpRequest, subscription_id: int) -> HttpRespons
     except notifications.SubscriptionRefused as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, "Resumed: milestones from now on are told.")
+        messages.success(request, _("Resumed: milestones from now on are told."))
     return redirect(reverse("portal:notification", args=[subscription.pk]))

@@ -9,6 +9,8 @@ from django.http import FileResponse, Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import TENANT_STAFF_ROLES, ApiKey, Role, User
@@ -36,6 +38,13 @@ from tenants.selectors import site_for_tenant, support_grant_active, support_gra
 from tenants.services import support_access_revoke
 
 SUPPORT_ENTER_SALT = "baton.support.enter"
+# logistics.models.Severity's labels are plain English (a model's choices): said here in words.
+SEVERITY_LABELS = {
+    Severity.LOW: gettext_lazy("Low"),
+    Severity.MEDIUM: gettext_lazy("Medium"),
+    Severity.HIGH: gettext_lazy("High"),
+    Severity.CRITICAL: gettext_lazy("Critical"),
+}
 
 
 def home(request):
@@ -48,7 +57,9 @@ def home(request):
         now = timezone.now()
         summary = operations_summary(user=request.user, now=now)
         context["summary"] = summary
-        context["severity_counts"] = [(value, label, summary.exceptions.by_severity[value]) for value, label in reversed(Severity.choices)]
+        context["severity_counts"] = [
+            (value, SEVERITY_LABELS.get(value, label), summary.exceptions.by_severity[value]) for value, label in reversed(Severity.choices)
+        ]
         context["approval_rows"] = [
             {"approval": approval, "overdue": approval.due_at is not None and approval.due_at <= now} for approval in summary.approvals.rows
         ]
@@ -59,15 +70,15 @@ def _areas_for(user) -> list[dict[str, str]]:
     """The customer portal's areas; staff find theirs in the navigation and on the home cards."""
     if user.role == Role.CUSTOMER:
         return [
-            {"name": "Shipments", "description": "Follow your shipments: milestones, ETA, proof of delivery.", "url": SHIPMENTS_PATH},
+            {"name": _("Shipments"), "description": _("Follow your shipments: milestones, ETA, proof of delivery."), "url": SHIPMENTS_PATH},
             {
-                "name": "Notifications",
-                "description": "Choose the milestones you hear about, by email or webhook, with quiet hours and digests.",
+                "name": _("Notifications"),
+                "description": _("Choose the milestones you hear about, by email or webhook, with quiet hours and digests."),
                 "url": reverse("portal:notifications"),
             },
             {
-                "name": "API keys",
-                "description": "Keys for your own systems to read your shipments.",
+                "name": _("API keys"),
+                "description": _("Keys for your own systems to read your shipments."),
                 "url": reverse("portal:account_api_keys"),
             },
         ]
@@ -130,7 +141,7 @@ def users(request):
         except AccountError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
             return redirect("portal:users")
     return _users_render(request, form=form, status=400 if form.errors else 200)
 
@@ -153,7 +164,10 @@ def customer_invite(request):
         except AccountError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            messages.success(request, f"Invitation sent to {data['email']} for {data['customer_account'].name}.")
+            messages.success(
+                request,
+                _("Invitation sent to %(email)s for %(account)s.") % {"email": data["email"], "account": data["customer_account"].name},
+            )
             return redirect(reverse("portal:users") + "#customers")
     return _users_render(request, customer_form=form, status=400)
 
@@ -181,7 +195,7 @@ def user_role(request, user_id: int):
         user_role_change(user=person, role=form.cleaned_data["role"], actor=request.user)
     except AccountError as exc:
         return _user_refused(request, person, "role", exc.message)
-    messages.success(request, f"{person.email} is now {person.get_role_display()}.")
+    messages.success(request, _("%(email)s is now %(role)s.") % {"email": person.email, "role": _(person.get_role_display())})
     return redirect("portal:users")
 
 
@@ -191,12 +205,12 @@ def user_deactivate_view(request, user_id: int):
     person = _person(user_id)
     form = DeactivateForm(request.POST)
     if not form.is_valid():
-        return _user_refused(request, person, "deactivate", "Say why you deactivate them: the reason goes into the audit log.")
+        return _user_refused(request, person, "deactivate", _("Say why you deactivate them: the reason goes into the audit log."))
     try:
         user_deactivate(user=person, reason=form.cleaned_data["reason"], actor=request.user)
     except AccountError as exc:
         return _user_refused(request, person, "deactivate", exc.message)
-    messages.success(request, f"{person.email} is deactivated and can no longer sign in.")
+    messages.success(request, _("%(email)s is deactivated and can no longer sign in.") % {"email": person.email})
     return redirect("portal:users")
 
 
@@ -229,7 +243,7 @@ def api_keys(request):
 @tenant_role_required(Role.TENANT_ADMIN)
 def api_key_revoke_view(request, key_id: int):
     api_key_revoke(key=get_object_or_404(ApiKey, pk=key_id), actor=request.user)
-    messages.success(request, "Key revoked: requests with it are refused from now on.")
+    messages.success(request, _("Key revoked: requests with it are refused from now on."))
     return redirect("portal:api_keys")
 
 
@@ -243,7 +257,7 @@ def support_access(request):
 def support_access_revoke_view(request, grant_id: int):
     grant = get_object_or_404(support_grants_for_tenant(tenant=request.tenant), pk=grant_id)
     support_access_revoke(grant=grant, actor=request.user, reason=request.POST.get("reason", "revoked by the tenant admin"))
-    messages.success(request, f"Support access for {grant.staff_email} revoked.")
+    messages.success(request, _("Support access for %(email)s revoked.") % {"email": grant.staff_email})
     return redirect("portal:support_access")
 
 
@@ -252,18 +266,18 @@ def support_enter(request):
     try:
         ticket = signing.loads(request.GET.get("ticket", ""), salt=SUPPORT_ENTER_SALT, max_age=60)
     except signing.BadSignature:
-        return HttpResponseForbidden("This support link is invalid or expired. Start again from the console.")
+        return HttpResponseForbidden(_("This support link is invalid or expired. Start again from the console."))
     if ticket.get("schema") != connection.schema_name:
-        return HttpResponseForbidden("This support link is for another tenant.")
+        return HttpResponseForbidden(_("This support link is for another tenant."))
     grant = support_grant_active(grant_id=ticket["grant"], tenant=request.tenant)
     if grant is None:
-        return HttpResponseForbidden("This support access was revoked or has expired.")
+        return HttpResponseForbidden(_("This support access was revoked or has expired."))
     if not cache.add(f"support-ticket:{request.GET['ticket'][-32:]}", 1, timeout=120):
-        return HttpResponseForbidden("This support link was already used. Start again from the console.")
+        return HttpResponseForbidden(_("This support link was already used. Start again from the console."))
     user = support_user_for_grant(grant_id=grant.pk, staff_email=grant.staff_email, actor=Actor(email=grant.staff_email, kind="support"))
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     request.session.set_expiry(grant.expires_at)
-    messages.info(request, f"Support session until {grant.expires_at:%H:%M} UTC. Everything you do is audited.")
+    messages.info(request, _("Support session until %(time)s UTC. Everything you do is audited.") % {"time": f"{grant.expires_at:%H:%M}"})
     return redirect("portal:home")
 
 

@@ -6,6 +6,8 @@ from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import set_urlconf
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from tenants.db import connection
 from tenants.hosts import host_domain
@@ -56,26 +58,47 @@ class TenantHostMiddleware:
         return self.get_response(request)
 
     def _unknown_host(self, request, host: str) -> HttpResponse:
-        body = render_to_string("errors/unknown_host.html", {"host": host, "site": site_for_console()}, request=None)
+        # Before LocaleMiddleware: the visitor's pick (cookie) or their browser, said here.
+        with translation.override(translation.get_language_from_request(request)):
+            body = render_to_string("errors/unknown_host.html", {"host": host, "site": site_for_console()}, request=None)
         return HttpResponse(body, status=404)
 
     def _not_serving(self, request, tenant) -> HttpResponse:
         wants_api = request.path.startswith("/api/")
-        if tenant.status == TenantStatus.SUSPENDED:
-            status, kind, title = 403, "tenant-suspended", f"{tenant.name} is suspended"
-            detail = (
-                "This workspace is suspended. "
-                + (f"Reason: {tenant.status_reason}. " if tenant.status_reason else "")
-                + "Contact your provider to restore access."
-            )
-        elif tenant.status == TenantStatus.PROVISIONING:
-            status, kind, title = 503, "tenant-provisioning", f"{tenant.name} is being set up"
-            detail = "This workspace is being set up. Try again in a minute."
-        else:
-            status, kind, title = 404, "tenant-unavailable", f"{tenant.name} is not available"
-            detail = "This workspace is no longer available. Contact your provider."
-        if wants_api:
+        if wants_api:  # machines read the problem in English, as every API answer
+            with translation.override(settings.LANGUAGE_CODE):
+                status, kind, title, detail = self._why_not_serving(tenant)
             return problem_response(status, kind, title, detail)
-        site = _site(getattr(tenant, "branding", None), tenant.domain_url, tenant.slug)
-        body = render_to_string("errors/tenant_unavailable.html", {"site": site, "title": title, "detail": detail, "status": tenant.status})
+        language = tenant.default_language if tenant.default_language in dict(settings.LANGUAGES) else ""
+        if request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) in dict(settings.LANGUAGES) or not language:
+            language = translation.get_language_from_request(request)
+        with translation.override(language):
+            status, kind, title, detail = self._why_not_serving(tenant)
+            site = _site(getattr(tenant, "branding", None), tenant.domain_url, tenant.slug)
+            body = render_to_string(
+                "errors/tenant_unavailable.html", {"site": site, "title": title, "detail": detail, "status": tenant.status}
+            )
         return HttpResponse(body, status=status)
+
+    @staticmethod
+    def _why_not_serving(tenant) -> tuple[int, str, str, str]:
+        """Status, problem type, title and detail, in the active language."""
+        if tenant.status == TenantStatus.SUSPENDED:
+            detail = _("This workspace is suspended.")
+            if tenant.status_reason:
+                detail += " " + _("Reason: %(reason)s.") % {"reason": tenant.status_reason}
+            detail += " " + _("Contact your provider to restore access.")
+            return 403, "tenant-suspended", _("%(tenant)s is suspended") % {"tenant": tenant.name}, detail
+        if tenant.status == TenantStatus.PROVISIONING:
+            return (
+                503,
+                "tenant-provisioning",
+                _("%(tenant)s is being set up") % {"tenant": tenant.name},
+                _("This workspace is being set up. Try again in a minute."),
+            )
+        return (
+            404,
+            "tenant-unavailable",
+            _("%(tenant)s is not available") % {"tenant": tenant.name},
+            _("This workspace is no longer available. Contact your provider."),
+        )

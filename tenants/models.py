@@ -43,6 +43,9 @@ class Tenant(TenantMixin):
     status_reason = models.TextField(blank=True)
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.STANDARD)
     time_zone = models.CharField(max_length=64, default="UTC")
+    # The language of people here who chose none (accounts.User.language) and of visitors who picked
+    # none in the switcher: before their browser's Accept-Language. Blank: the browser decides.
+    default_language = models.CharField(max_length=8, blank=True, default="")
     admin_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)

@@ -90,6 +90,18 @@ def site_current() -> Site:
     return site_for_console()
 
 
+def tenant_language(tenant: Tenant | None) -> str:
+    """The language for people of this workspace who chose none: the tenant admin's default, else
+    the installation's (an email has no browser to ask). None: the console, the installation's."""
+    language = getattr(tenant, "default_language", "") if tenant is not None else ""
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+
+
+def recipient_language(*, chosen: str, tenant: Tenant | None) -> str:
+    """The language of mail to one person: theirs (accounts.User.language), else the workspace's."""
+    return chosen if chosen in dict(settings.LANGUAGES) else tenant_language(tenant)
+
+
 @dataclass(frozen=True)
 class PortalCopy:
     """The tenant admin's texts for the customer portal as pages show them (plain text: templates

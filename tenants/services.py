@@ -523,6 +523,27 @@ def portal_texts_update(*, tenant: Tenant, texts: PortalTextsInput, actor: Any) 
     return row
 
 
+def tenant_default_language_set(*, tenant: Tenant, language: str, actor: Any) -> Tenant:
+    """The language of the workspace's people who chose none, before their browser's; blank hands
+    it back to the browser. Audited in the current schema (the tenant's own log)."""
+    if language and language not in dict(settings.LANGUAGES):
+        raise TenantError(f"Language {language!r} is not offered here.", field="default_language")
+    if tenant.default_language != language:
+        with transaction.atomic():
+            before = tenant.default_language
+            tenant.default_language = language
+            tenant.save(update_fields=["default_language"])
+            audit_record(
+                actor=actor,
+                action="tenant.default_language_changed",
+                target=tenant,
+                tenant_slug=tenant.slug,
+                data={"from": before, "to": language},
+            )
+        tenant_hosts_forget()
+    return tenant
+
+
 def support_access_request(*, tenant: Tenant, staff_user: Any, reason: str, hours: float, actor: Any) -> SupportAccessGrant:
     """MSP staff ask for time-boxed access to one tenant; the tenant admin sees it and can revoke it."""
     if not staff_user.is_msp_staff:

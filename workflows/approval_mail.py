@@ -23,22 +23,24 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import TENANT_STAFF_ROLES, Role, User
 from accounts.selectors import users_filter
 from governance.services import Actor, audit_record
 from tenants.db import connection
-from tenants.selectors import Site, site_for_tenant, tenants_filter
+from tenants.selectors import Site, recipient_language, site_for_tenant, tenants_filter
 from workflows.models import APPROVAL_DECISIONS, Approval, ApprovalStatus
 from workflows.operations import APPROVAL_LINK_MAX_AGE, approval_link_token
 
 log = structlog.get_logger("baton.workflows")
 ANNOUNCER = Actor.system("approvals")
 LINK_LABELS = {
-    ApprovalStatus.APPROVED: "Approve",
-    ApprovalStatus.REJECTED: "Reject",
-    ApprovalStatus.CHANGES_REQUESTED: "Request changes",
+    ApprovalStatus.APPROVED: gettext_lazy("Approve"),
+    ApprovalStatus.REJECTED: gettext_lazy("Reject"),
+    ApprovalStatus.CHANGES_REQUESTED: gettext_lazy("Request changes"),
 }
 
 
@@ -81,14 +83,12 @@ def approvals_announce(approval_id: int) -> int:
     run = approval.run
     urlconf = settings.ROOT_URLCONF
     escalated = approval.escalation_level > 0
-    subject = f"{'Escalated: ' if escalated else ''}Approval needed – {approval.title} (run #{run.pk}) – {site.product_name}"
     base = {
         "site": site,
         "approval": approval,
         "run": run,
         "escalated": escalated,
         "due": _when(approval.due_at, tenant.time_zone),
-        "roles": ", ".join(Role(role).label if role in Role.values else role for role in approval.assignee_roles),
         "inbox_link": _absolute(site, reverse("workflows:approval", args=[approval.pk], urlconf=urlconf)),
         "run_link": _absolute(site, reverse("workflows:run", args=[run.pk], urlconf=urlconf)),
         "expires_days": APPROVAL_LINK_MAX_AGE // 86400,
@@ -112,14 +112,24 @@ def approvals_announce(approval_id: int) -> int:
         ]
         # The mail says what signing in will ask for; `has_mfa` comes with `users_filter`.
         second_factor = person.requires_mfa or getattr(person, "has_mfa", False)
-        context = {**base, "person": person, "links": links, "second_factor": second_factor}
-        email = EmailMultiAlternatives(
-            subject=subject,
-            body=render_to_string("email/approval_request.txt", context),
-            from_email=site.from_email,
-            to=[person.email],
-        )
-        email.attach_alternative(render_to_string("email/approval_request.html", context), "text/html")
+        # In the language the person chose, else the workspace's default (tenants.Tenant.default_language).
+        with translation.override(recipient_language(chosen=person.language, tenant=tenant)):
+            roles = ", ".join(_(Role(role).label) if role in Role.values else role for role in approval.assignee_roles)
+            links = [{**link, "label": str(link["label"])} for link in links]
+            context = {**base, "person": person, "links": links, "second_factor": second_factor, "roles": roles}
+            words = {"title": approval.title, "run": run.pk, "product": site.product_name}
+            email = EmailMultiAlternatives(
+                subject=(
+                    _("Escalated: Approval needed – %(title)s (run #%(run)s) – %(product)s")
+                    if escalated
+                    else _("Approval needed – %(title)s (run #%(run)s) – %(product)s")
+                )
+                % words,
+                body=render_to_string("email/approval_request.txt", context),
+                from_email=site.from_email,
+                to=[person.email],
+            )
+            email.attach_alternative(render_to_string("email/approval_request.html", context), "text/html")
         emails.append(email)
     if emails:
         with get_connection() as mail:

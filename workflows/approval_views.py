@@ -21,6 +21,9 @@ from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import TENANT_STAFF_ROLES, Role, User
@@ -37,15 +40,15 @@ from workflows.operations import (
 from workflows.selectors import approval_get, approvals_decided, approvals_pending, approvals_search, run_approvals
 
 APPROVALS_PER_PAGE = 25
-DECISION_LABELS: dict[str, str] = {
-    ApprovalStatus.APPROVED: "Approve",
-    ApprovalStatus.REJECTED: "Reject",
-    ApprovalStatus.CHANGES_REQUESTED: "Request changes",
+DECISION_LABELS: dict[str, Promise] = {
+    ApprovalStatus.APPROVED: gettext_lazy("Approve"),
+    ApprovalStatus.REJECTED: gettext_lazy("Reject"),
+    ApprovalStatus.CHANGES_REQUESTED: gettext_lazy("Request changes"),
 }
-DECISION_DONE: dict[str, str] = {
-    ApprovalStatus.APPROVED: "Approved",
-    ApprovalStatus.REJECTED: "Rejected",
-    ApprovalStatus.CHANGES_REQUESTED: "Changes requested",
+DECISION_DONE: dict[str, Promise] = {
+    ApprovalStatus.APPROVED: gettext_lazy("Approved"),
+    ApprovalStatus.REJECTED: gettext_lazy("Rejected"),
+    ApprovalStatus.CHANGES_REQUESTED: gettext_lazy("Changes requested"),
 }
 STATUS_BADGES: dict[str, str] = {
     ApprovalStatus.PENDING: "warn",
@@ -68,7 +71,7 @@ def _approval_or_404(approval_id: int) -> Approval:
 
 
 def _roles_text(roles: list[str]) -> str:
-    return ", ".join(Role(role).label if role in Role.values else role for role in roles) or "nobody"
+    return ", ".join(Role(role).label if role in Role.values else role for role in roles) or _("nobody")
 
 
 def _row(approval: Approval, now) -> dict[str, Any]:
@@ -132,13 +135,20 @@ def approval_detail(request, approval_id: int):
     if request.method == "POST":
         decision = request.POST.get("decision", "")
         if not can_decide:
-            form.add_error(None, f"This approval is assigned to {_roles_text(approval.assignee_roles)}; your role cannot decide it.")
+            form.add_error(
+                None,
+                _("This approval is assigned to %(roles)s; your role cannot decide it.") % {"roles": _roles_text(approval.assignee_roles)},
+            )
             status = 403
         else:
             decided = _decide(request, approval, actor=request.user, via="web", form=form, decision=decision)
             if decided is not None:
                 label = DECISION_DONE.get(decision, decision)
-                messages.success(request, f"{label}: “{decided.title}”. Run #{decided.run_id} goes on from here.")
+                messages.success(
+                    request,
+                    _("%(decision)s: “%(title)s”. Run #%(number)s goes on from here.")
+                    % {"decision": label, "title": decided.title, "number": decided.run_id},
+                )
                 return redirect("workflows:approvals")
             status = 400
             approval = _approval_or_404(approval_id)
@@ -161,8 +171,9 @@ def approval_detail(request, approval_id: int):
 # keeps its place through the sign-in (`next=`), so the person lands on the confirmation page.
 
 
-def _link_refused(request, reason: str, *, status: int = 403, title: str = "This link cannot be used"):
-    return render(request, "workflows/approval_link.html", {"refused": reason, "refused_title": title}, status=status)
+def _link_refused(request, reason: str, *, status: int = 403, title: str = ""):
+    context = {"refused": reason, "refused_title": title or _("This link cannot be used")}
+    return render(request, "workflows/approval_link.html", context, status=status)
 
 
 def _mfa_step(request, person: User) -> HttpResponseRedirect | None:
@@ -194,10 +205,10 @@ def approval_link(request, token: str):
         return _link_refused(request, str(refused))
     approval = approval_get(approval_id=link.approval_id)
     if approval is None:
-        return _link_refused(request, "This approval no longer exists; its run may have been deleted.", status=404)
+        return _link_refused(request, _("This approval no longer exists; its run may have been deleted."), status=404)
     person = User.objects.filter(pk=link.user_id, support_grant_id__isnull=True).first()
     if person is None or not person.is_active or person.role not in TENANT_STAFF_ROLES:
-        return _link_refused(request, "The person this link was sent to can no longer decide in this workspace.")
+        return _link_refused(request, _("The person this link was sent to can no longer decide in this workspace."))
     here = request.get_full_path()
     if not request.user.is_authenticated:
         return redirect_to_login(here)
@@ -210,8 +221,8 @@ def approval_link(request, token: str):
     if not approval_can_decide(approval, person):
         return _link_refused(
             request,
-            f"Your role ({Role(person.role).label}) is no longer among the people who decide this approval "
-            f"({_roles_text(approval.assignee_roles)}).",
+            _("Your role (%(role)s) is no longer among the people who decide this approval (%(roles)s).")
+            % {"role": Role(person.role).label, "roles": _roles_text(approval.assignee_roles)},
         )
     form = DecisionForm(request.POST or None)
     context: dict[str, Any] = {

@@ -22,8 +22,11 @@ from django.http import QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
 from accounts.permissions import tenant_role_required
@@ -44,11 +47,25 @@ from workflows.calendars import (
 )
 from workflows.models import BusinessCalendar, default_weekly_hours
 
-DAY_NAMES = dict(zip(DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True))
+DAY_NAMES = dict(
+    zip(
+        DAYS,
+        (
+            gettext_lazy("Monday"),
+            gettext_lazy("Tuesday"),
+            gettext_lazy("Wednesday"),
+            gettext_lazy("Thursday"),
+            gettext_lazy("Friday"),
+            gettext_lazy("Saturday"),
+            gettext_lazy("Sunday"),
+        ),
+        strict=True,
+    )
+)
 EDITORS = (Role.TENANT_ADMIN,)
 HOLIDAY_PREFIX = "holidays"
 BLANK_HOLIDAY_ROWS = 2
-PREVIEW_WAITS = (("PT4H", "A 4-hour wait"), ("P1D", "A 1-day wait"))
+PREVIEW_WAITS = (("PT4H", gettext_lazy("A 4-hour wait")), ("P1D", gettext_lazy("A 1-day wait")))
 _SEPARATOR = re.compile(r"\s*[-–—]\s*")
 _SHORT_HOUR = re.compile(r"^\d:\d\d$")
 
@@ -71,7 +88,7 @@ def _stored_hours(row: BusinessCalendar | None) -> dict[str, Any]:
 
 
 def _zone_choices(tenant_zone: str) -> list[tuple[str, str]]:
-    return [("", f"{tenant_zone} (the tenant's time zone)")] + [(zone, zone) for zone in known_time_zones()]
+    return [("", _("%(zone)s (the tenant's time zone)") % {"zone": tenant_zone})] + [(zone, zone) for zone in known_time_zones()]
 
 
 class ZoneSelect(forms.Select):
@@ -91,7 +108,10 @@ class CalendarForm(forms.Form):
     """The zone and one text input per weekday; the day inputs are added in __init__."""
 
     time_zone = forms.ChoiceField(
-        required=False, label="Time zone", widget=ZoneSelect, help_text="Opening hours and holidays are in this zone's local time."
+        required=False,
+        label=gettext_lazy("Time zone"),
+        widget=ZoneSelect,
+        help_text=gettext_lazy("Opening hours and holidays are in this zone's local time."),
     )
 
     def __init__(self, *args: Any, tenant_zone: str, **kwargs: Any):
@@ -102,7 +122,7 @@ class CalendarForm(forms.Form):
                 required=False,
                 label=DAY_NAMES[day],
                 max_length=200,
-                widget=forms.TextInput(attrs={"placeholder": "Closed", "autocomplete": "off", "spellcheck": "false"}),
+                widget=forms.TextInput(attrs={"placeholder": _("Closed"), "autocomplete": "off", "spellcheck": "false"}),
             )
 
     def day_fields(self) -> list[forms.BoundField]:
@@ -112,11 +132,11 @@ class CalendarForm(forms.Form):
 class HolidayForm(forms.Form):
     date = forms.CharField(
         required=False,
-        label="Date",
+        label=gettext_lazy("Date"),
         max_length=20,
         widget=forms.TextInput(attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric", "autocomplete": "off"}),
     )
-    name = forms.CharField(required=False, label="Name", max_length=80)
+    name = forms.CharField(required=False, label=gettext_lazy("Name"), max_length=80)
 
 
 HolidayFormSet = forms.formset_factory(HolidayForm, extra=BLANK_HOLIDAY_ROWS, can_delete=True)
@@ -146,17 +166,20 @@ def _local(moment: datetime, calendar: Calendar) -> datetime:
 
 def _moment_text(moment: datetime, calendar: Calendar) -> str:
     local = _local(moment, calendar)
-    return f"{local:%a %d %b %Y}, {local:%H:%M} {local.tzname()}"
+    # Day and month names in the reader's language ("Sat 28 Nov 2026" in English, "Sa 28 Nov 2026" in German).
+    return f"{date_format(local, 'D d M Y')}, {local:%H:%M} {local.tzname()}"
 
 
 def _preview(shown: Callable[[], Calendar], now: datetime) -> Preview:
     try:
         calendar = shown()
     except CalendarInvalid as error:  # a row changed behind the page's back (admin, SQL)
-        return Preview(zone="", now="", waits=[], openings=[], problem=f"the saved calendar cannot be used: {error}")
+        return Preview(
+            zone="", now="", waits=[], openings=[], problem=_("the saved calendar cannot be used: %(reason)s") % {"reason": error}
+        )
     zone = str(calendar.zone.key)
     try:
-        waits = [(label, _moment_text(business_until(text, now, calendar), calendar)) for text, label in PREVIEW_WAITS]
+        waits = [(str(label), _moment_text(business_until(text, now, calendar), calendar)) for text, label in PREVIEW_WAITS]
         stretches = calendar_openings(calendar, now, 5)
     except ValueError as error:  # a calendar that never opens
         return Preview(zone=zone, now=_moment_text(now, calendar), waits=[], openings=[], problem=str(error))
@@ -168,8 +191,10 @@ def _preview(shown: Callable[[], Calendar], now: datetime) -> Preview:
         elif end.date() == start.date() + timedelta(days=1) and end.time() == time(0):
             until = "24:00"
         else:
-            until = f"{end:%a %d %b} {end:%H:%M}"
-        openings.append(Opening(day=f"{start:%a %d %b %Y}", hours=f"{start:%H:%M}–{until} {start.tzname()}", now=opening <= now < closing))
+            until = f"{date_format(end, 'D d M')} {end:%H:%M}"
+        openings.append(
+            Opening(day=date_format(start, "D d M Y"), hours=f"{start:%H:%M}–{until} {start.tzname()}", now=opening <= now < closing)
+        )
     return Preview(zone=zone, now=_moment_text(now, calendar), waits=waits, openings=openings)
 
 
@@ -191,7 +216,9 @@ def _parse_day(text: str) -> tuple[list[list[str]], str]:
             continue
         times = _SEPARATOR.split(part)
         if len(times) != 2 or not all(times):
-            return [], f"“{part}” is not an interval: write opening and closing time, such as 08:00-12:00 (commas between intervals)"
+            return [], _(
+                "“%(part)s” is not an interval: write opening and closing time, such as 08:00-12:00 (commas between intervals)"
+            ) % {"part": part}
         intervals.append([f"0{time}" if _SHORT_HOUR.match(time) else time for time in times])
     return intervals, ""
 
@@ -272,7 +299,7 @@ def calendar(request):
     previewing = False
     if request.method == "POST":
         if not can_edit:
-            raise PermissionDenied("Only a tenant admin can change the business calendar.")
+            raise PermissionDenied(_("Only a tenant admin can change the business calendar."))
         action = request.POST.get("action", "save")
         data = _with_more_rows(request.POST) if action == "more_holidays" else request.POST
         form = CalendarForm(data, tenant_zone=tenant_zone)
@@ -291,7 +318,7 @@ def calendar(request):
             except CalendarInvalid as error:
                 _place_problems(error.problems, form, submission)
             else:
-                messages.success(request, "Business calendar saved. New business-time waits count in these hours.")
+                messages.success(request, _("Business calendar saved. New business-time waits count in these hours."))
                 return redirect(reverse("workflows:calendar"))
         if submission is not None and action == "preview":
             previewing = True
@@ -327,4 +354,4 @@ def calendar(request):
 
 def _saved_days(row: BusinessCalendar | None) -> list[tuple[str, str]]:
     weekly_hours = _stored_hours(row)
-    return [(DAY_NAMES[day], _intervals_text(weekly_hours.get(day, [])).replace("-", "–") or "Closed") for day in DAYS]
+    return [(str(DAY_NAMES[day]), _intervals_text(weekly_hours.get(day, [])).replace("-", "–") or "Closed") for day in DAYS]

@@ -13,6 +13,9 @@ from typing import Any, ClassVar
 import yaml
 from django import forms
 from django.http import QueryDict
+from django.utils.text import format_lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from workflows.definition_schema import SLUG_PATTERN
 from workflows.models import CORRELATION_KEYS
@@ -90,9 +93,13 @@ class JsonObjectField(forms.CharField):
         try:
             parsed = json.loads(str(text))
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", code="json") from exc
+            raise forms.ValidationError(
+                _("Not valid JSON: %(problem)s (line %(line)s, column %(column)s).")
+                % {"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
+                code="json",
+            ) from exc
         if not isinstance(parsed, dict):
-            raise forms.ValidationError("Must be a JSON object: {…}.", code="json_object")
+            raise forms.ValidationError(_("Must be a JSON object: {…}."), code="json_object")
         return parsed
 
 
@@ -107,15 +114,17 @@ def pointer_field(pointer: str) -> str:
 class CloneNameForm(forms.Form):
     """Wizard step 1: what the tenant calls its copy."""
 
-    name = forms.CharField(max_length=120, help_text="How your team will know this workflow.")
+    name = forms.CharField(max_length=120, label=gettext_lazy("Name"), help_text=gettext_lazy("How your team will know this workflow."))
     key = forms.SlugField(
-        max_length=80, help_text="Lowercase letters, digits and hyphens. Used in the address and the process API; it cannot change later."
+        max_length=80,
+        label=gettext_lazy("Key"),
+        help_text=gettext_lazy("Lowercase letters, digits and hyphens. Used in the address and the process API; it cannot change later."),
     )
 
     def clean_key(self) -> str:
         key = self.cleaned_data["key"].lower()
         if key in RESERVED_KEYS:
-            raise forms.ValidationError(f"“{key}” is reserved for a page of its own; choose another key.")
+            raise forms.ValidationError(_("“%(key)s” is reserved for a page of its own; choose another key.") % {"key": key})
         return key
 
 
@@ -128,9 +137,9 @@ def _json_type(prop: dict[str, Any]) -> str:
 
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return ", ".join(value) or "none"
+        return ", ".join(value) or _("none")
     return json_compact(value) if isinstance(value, dict | list) else str(value)
 
 
@@ -189,14 +198,14 @@ class ParametersForm(forms.Form):
         label = str(prop.get("title") or name.replace("_", " ").capitalize())
         help_parts = [str(prop["description"])] if prop.get("description") else []
         if "default" in prop:
-            help_parts.append(f"Default: {_describe(prop['default'])}.")
+            help_parts.append(_("Default: %(value)s.") % {"value": _describe(prop["default"])})
         common: dict[str, Any] = {"label": label, "required": required, "help_text": " ".join(help_parts)}
         if isinstance(prop.get("enum"), list):
             self.shapes[name] = "enum"
             self.enum_values[name] = {json_compact(option): option for option in prop["enum"]}
             choices = [(json_compact(option), _describe(option)) for option in prop["enum"]]
             if not required:
-                choices.insert(0, ("", "– default –" if "default" in prop else "– none –"))
+                choices.insert(0, ("", _("– default –") if "default" in prop else _("– none –")))
             return forms.ChoiceField(choices=choices, **common)
         self.shapes[name] = kind
         if kind == "boolean":
@@ -217,10 +226,10 @@ class ParametersForm(forms.Form):
             return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, **common)
         if kind == "array" and _json_type(items) == "string":
             self.shapes[name] = "lines"
-            common["help_text"] = " ".join(["One per line.", *help_parts])
+            common["help_text"] = " ".join([_("One per line."), *help_parts])
             return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
         self.shapes[name] = "json"
-        common["help_text"] = " ".join(["JSON.", *help_parts])
+        common["help_text"] = " ".join([_("JSON."), *help_parts])
         return JsonValueField(**common)
 
     def _initial(self, name: str, value: Any) -> Any:
@@ -285,7 +294,11 @@ class JsonValueField(forms.CharField):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).", code="json") from exc
+            raise forms.ValidationError(
+                _("Not valid JSON: %(problem)s (line %(line)s, column %(column)s).")
+                % {"problem": exc.msg, "line": exc.lineno, "column": exc.colno},
+                code="json",
+            ) from exc
 
 
 # ---------- the definition editor: the spec as JSON or YAML, connection bindings ----------
@@ -419,7 +432,7 @@ def _yaml_refuse_anchors(text: str) -> None:
 
 def _line_column(text: str, position: int) -> str:
     before = text[:position]
-    return f"line {before.count(chr(10)) + 1}, column {position - before.rfind(chr(10))}"
+    return _("line %(line)s, column %(column)s") % {"line": before.count(chr(10)) + 1, "column": position - before.rfind(chr(10))}
 
 
 def _yaml_error_text(error: yaml.YAMLError, text: str) -> str:
@@ -432,11 +445,14 @@ def _yaml_error_text(error: yaml.YAMLError, text: str) -> str:
             same_line = context_mark is None or mark is None or context_mark.line == mark.line
             parts.append(error.context if same_line or context_mark is None else f"{error.context} at line {context_mark.line + 1}")
         parts.append(error.problem or "cannot be read")
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        return f"Not valid YAML: {', '.join(parts)}{where}."
+        where = " " + _("(line %(line)s, column %(column)s)") % {"line": mark.line + 1, "column": mark.column + 1} if mark else ""
+        return _("Not valid YAML: %(problem)s%(where)s.") % {"problem": ", ".join(parts), "where": where}
     if isinstance(error, yaml.reader.ReaderError):
-        return f"Not valid YAML: the character #x{error.character:04x} is not allowed ({_line_column(text, error.position)})."
-    return f"Not valid YAML: {error}."
+        return _("Not valid YAML: the character %(character)s is not allowed (%(where)s).") % {
+            "character": f"#x{error.character:04x}",
+            "where": _line_column(text, error.position),
+        }
+    return _("Not valid YAML: %(problem)s.") % {"problem": error}
 
 
 def _nesting_depth(value: Any) -> int:
@@ -455,7 +471,9 @@ def spec_parse(text: str, text_format: str) -> dict[str, Any]:
     size = len(text.encode())
     if size > SPEC_TEXT_LIMIT_BYTES:
         raise SpecTextInvalid(
-            f"The definition is {size // 1024} KB; the editor takes at most {SPEC_TEXT_LIMIT_BYTES // 1024} KB.", code="too_large"
+            _("The definition is %(size)s KB; the editor takes at most %(limit)s KB.")
+            % {"size": size // 1024, "limit": SPEC_TEXT_LIMIT_BYTES // 1024},
+            code="too_large",
         )
     if not text.strip():
         return {}
@@ -470,16 +488,28 @@ def spec_parse(text: str, text_format: str) -> dict[str, Any]:
             try:
                 parsed = json.loads(text)
             except json.JSONDecodeError as error:
-                raise SpecTextInvalid(f"Not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}).", code="json") from error
+                raise SpecTextInvalid(
+                    _("Not valid JSON: %(problem)s (line %(line)s, column %(column)s).")
+                    % {"problem": error.msg, "line": error.lineno, "column": error.colno},
+                    code="json",
+                ) from error
     except RecursionError as error:
-        raise SpecTextInvalid(f"The definition nests lists and objects too deeply (at most {SPEC_DEPTH_LIMIT} levels).") from error
+        raise SpecTextInvalid(
+            _("The definition nests lists and objects too deeply (at most %(limit)s levels).") % {"limit": SPEC_DEPTH_LIMIT}
+        ) from error
     if parsed is None:
         return {}
     if not isinstance(parsed, dict):
-        shape = "a mapping of keys to values (key: value lines)" if text_format == "yaml" else "a JSON object: {…}"
-        raise SpecTextInvalid(f"The definition must be {shape}.", code="spec_object")
+        message = (
+            _("The definition must be a mapping of keys to values (key: value lines).")
+            if text_format == "yaml"
+            else _("The definition must be a JSON object: {…}.")
+        )
+        raise SpecTextInvalid(message, code="spec_object")
     if _nesting_depth(parsed) > SPEC_DEPTH_LIMIT:
-        raise SpecTextInvalid(f"The definition nests lists and objects too deeply (at most {SPEC_DEPTH_LIMIT} levels).")
+        raise SpecTextInvalid(
+            _("The definition nests lists and objects too deeply (at most %(limit)s levels).") % {"limit": SPEC_DEPTH_LIMIT}
+        )
     return parsed
 
 
@@ -505,11 +535,15 @@ class DefinitionEditForm(forms.Form):
     format = forms.ChoiceField(choices=list(SPEC_FORMATS.items()), required=False, widget=forms.HiddenInput)
     spec = forms.CharField(
         strip=False,
-        label="Definition",
+        label=gettext_lazy("Definition"),
         widget=forms.Textarea(attrs={"rows": 24, "class": "code-input", "spellcheck": "false", "autocapitalize": "off"}),
     )
     comment = forms.CharField(
-        max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="What changed and why; approvers read it."
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label=gettext_lazy("Comment"),
+        help_text=gettext_lazy("What changed and why; approvers read it."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -519,11 +553,13 @@ class DefinitionEditForm(forms.Form):
         if isinstance(self.initial.get("spec"), dict):
             self.initial["spec"] = spec_text(self.initial["spec"], self.text_format)
         help_texts = {
-            "json": "Triggers, steps and transitions as a JSON object. Saving creates a new draft version.",
-            "yaml": "Triggers, steps and transitions as YAML: plain data, no anchors, aliases or tags. "
-            "It is saved as the same JSON. Saving creates a new draft version.",
+            "json": _("Triggers, steps and transitions as a JSON object. Saving creates a new draft version."),
+            "yaml": _(
+                "Triggers, steps and transitions as YAML: plain data, no anchors, aliases or tags. "
+                "It is saved as the same JSON. Saving creates a new draft version."
+            ),
         }
-        self.fields["spec"].label = f"Definition ({SPEC_FORMATS[self.text_format]})"
+        self.fields["spec"].label = _("Definition (%(format)s)") % {"format": SPEC_FORMATS[self.text_format]}
         self.fields["spec"].help_text = help_texts[self.text_format]
 
     def clean_format(self) -> str:
@@ -535,7 +571,7 @@ class DefinitionEditForm(forms.Form):
         except SpecTextInvalid as error:
             raise forms.ValidationError(error.message, code=error.code) from error
         if not spec:
-            raise forms.ValidationError("The definition cannot be empty.", code="required")
+            raise forms.ValidationError(_("The definition cannot be empty."), code="required")
         return spec
 
     def converted(self, to_format: str) -> QueryDict:
@@ -578,14 +614,14 @@ class ConnectionBindingsForm(forms.Form):
         for index, alias in enumerate(self.aliases):
             steps = (used_by or {}).get(alias) or []
             fallback = (
-                f"Empty: your connection named “{alias}”."
+                _("Empty: your connection named “%(alias)s”.") % {"alias": alias}
                 if re.match(SLUG_PATTERN, alias)
-                else "Required: this alias is not a connection name."
+                else _("Required: this alias is not a connection name.")
             )
             self.fields[str(index)] = forms.CharField(
                 label=alias,
                 required=False,
-                help_text=" ".join([f"Used by {', '.join(steps)}." if steps else "", fallback]).strip(),
+                help_text=" ".join([_("Used by %(steps)s.") % {"steps": ", ".join(steps)} if steps else "", fallback]).strip(),
                 widget=forms.TextInput(
                     attrs={
                         "maxlength": 80,
@@ -629,12 +665,12 @@ class ConnectionBindingsForm(forms.Form):
 
 
 class VersionCommentForm(forms.Form):
-    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), label=gettext_lazy("Comment"))
 
 
 class PolicyForm(forms.Form):
     require_second_approver = forms.BooleanField(
-        required=False, label="Four eyes: a version must be approved by someone other than its author", help_text=""
+        required=False, label=gettext_lazy("Four eyes: a version must be approved by someone other than its author"), help_text=""
     )
 
 
@@ -642,13 +678,13 @@ class RetentionForm(forms.Form):
     """How long finished runs keep their payloads and their metadata (the policy's other half)."""
 
     payload_retention_days = forms.IntegerField(
-        label="Erase run payloads after (days)",
-        help_text="Input, context and step inputs and outputs of finished runs; status, timeline and errors stay.",
+        label=gettext_lazy("Erase run payloads after (days)"),
+        help_text=gettext_lazy("Input, context and step inputs and outputs of finished runs; status, timeline and errors stay."),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
     metadata_retention_days = forms.IntegerField(
-        label="Delete finished runs after (days)",
-        help_text="The whole run: status, step timeline, errors, incidents.",
+        label=gettext_lazy("Delete finished runs after (days)"),
+        help_text=gettext_lazy("The whole run: status, step timeline, errors, incidents."),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
 
@@ -674,9 +710,19 @@ class RunRetryForm(forms.Form):
     """Retry the failed step, optionally with the run's input or context corrected (JSON objects;
     empty leaves it as it is). The service checks sizes and records which keys changed."""
 
-    input = JsonObjectField(rows=10, required=False, label="Input", help_text="The run's input as a JSON object.")
-    context = JsonObjectField(rows=10, required=False, label="Context", help_text="Step outputs by step id, as a JSON object.")
-    comment = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Kept in the audit log.")
+    input = JsonObjectField(
+        rows=10, required=False, label=gettext_lazy("Input"), help_text=gettext_lazy("The run's input as a JSON object.")
+    )
+    context = JsonObjectField(
+        rows=10, required=False, label=gettext_lazy("Context"), help_text=gettext_lazy("Step outputs by step id, as a JSON object.")
+    )
+    comment = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label=gettext_lazy("Comment"),
+        help_text=gettext_lazy("Kept in the audit log."),
+    )
 
     def edited(self, name: str) -> dict[str, Any] | None:
         """The corrected object, or None when the field was left empty."""
@@ -685,23 +731,27 @@ class RunRetryForm(forms.Form):
 
 
 class RunReasonForm(forms.Form):
-    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    reason = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}), label=gettext_lazy("Reason"))
 
 
 class RunStartForm(forms.Form):
     input = JsonObjectField(
-        rows=8, required=False, label="Input", help_text="What the workflow reads as its input: a JSON object. Empty means {}."
+        rows=8,
+        required=False,
+        label=gettext_lazy("Input"),
+        help_text=gettext_lazy("What the workflow reads as its input: a JSON object. Empty means {}."),
     )
     business_key = forms.CharField(
         max_length=200,
         required=False,
-        help_text="One run per key: starting again with the same key shows the run it started.",
+        label=gettext_lazy("Business key"),
+        help_text=gettext_lazy("One run per key: starting again with the same key shows the run it started."),
     )
     correlation = forms.CharField(
         max_length=1000,
         required=False,
-        label="Correlation keys",
-        help_text="name:value pairs separated by commas, names from " + ", ".join(CORRELATION_KEYS) + ".",
+        label=gettext_lazy("Correlation keys"),
+        help_text=format_lazy(gettext_lazy("name:value pairs separated by commas, names from {keys}."), keys=", ".join(CORRELATION_KEYS)),
         widget=forms.TextInput(attrs={"placeholder": "order:SO-1042, shipment:SHP-7", "autocomplete": "off"}),
     )
 
@@ -713,9 +763,11 @@ class RunStartForm(forms.Form):
             name, separator, value = part.partition(":")
             name, value = name.strip().lower(), value.strip()
             if not separator or not value:
-                raise forms.ValidationError(f"“{part.strip()}” is not name:value, e.g. order:SO-1042.")
+                raise forms.ValidationError(_("“%(part)s” is not name:value, e.g. order:SO-1042.") % {"part": part.strip()})
             if name not in CORRELATION_KEYS:
-                raise forms.ValidationError(f"Unknown correlation key “{name}”; use {', '.join(CORRELATION_KEYS)}.")
+                raise forms.ValidationError(
+                    _("Unknown correlation key “%(name)s”; use %(keys)s.") % {"name": name, "keys": ", ".join(CORRELATION_KEYS)}
+                )
             keys[name] = value
         return keys
 
@@ -725,7 +777,8 @@ class BulkRetryForm(forms.Form):
         max_length=500,
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why these are retried now (e.g. “carrier API back up”); kept with each incident and in the audit log.",
+        label=gettext_lazy("Comment"),
+        help_text=gettext_lazy("Why these are retried now (e.g. “carrier API back up”); kept with each incident and in the audit log."),
     )
 
 
@@ -734,5 +787,6 @@ class DecisionForm(forms.Form):
         max_length=2000,
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Required to reject or request changes: the requester needs it to act on your decision.",
+        label=gettext_lazy("Comment"),
+        help_text=gettext_lazy("Required to reject or request changes: the requester needs it to act on your decision."),
     )

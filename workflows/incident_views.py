@@ -16,6 +16,8 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from accounts.models import Role
@@ -29,10 +31,10 @@ OPERATORS = (Role.TENANT_ADMIN, Role.PLANNER, Role.DISPATCHER)
 INCIDENTS_PER_PAGE = 25
 BULK_LIMIT = 1000
 SINCE = {
-    "1h": ("the last hour", timedelta(hours=1)),
-    "24h": ("the last 24 hours", timedelta(hours=24)),
-    "7d": ("the last 7 days", timedelta(days=7)),
-    "30d": ("the last 30 days", timedelta(days=30)),
+    "1h": (gettext_lazy("the last hour"), timedelta(hours=1)),
+    "24h": (gettext_lazy("the last 24 hours"), timedelta(hours=24)),
+    "7d": (gettext_lazy("the last 7 days"), timedelta(days=7)),
+    "30d": (gettext_lazy("the last 30 days"), timedelta(days=30)),
 }
 
 
@@ -54,13 +56,13 @@ def _filter(params) -> tuple[IncidentFilter, dict[str, str]]:
 def _filter_words(values: dict[str, str]) -> str:
     parts = []
     if values["definition"]:
-        parts.append(f"workflow {values['definition']}")
+        parts.append(_("workflow %(key)s") % {"key": values["definition"]})
     if values["step"]:
-        parts.append(f"step {values['step']}")
+        parts.append(_("step %(step)s") % {"step": values["step"]})
     if values["error_class"]:
-        parts.append(f"error class {values['error_class']}")
+        parts.append(_("error class %(error_class)s") % {"error_class": values["error_class"]})
     if values["since"]:
-        parts.append(f"opened in {SINCE[values['since']][0]}")
+        parts.append(_("opened in %(period)s") % {"period": SINCE[values["since"]][0]})
     return ", ".join(parts)
 
 

@@ -23,6 +23,8 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from tenants.db import connection
 from workflows.models import Run
@@ -69,7 +71,7 @@ def notify_email_send(run_id: int, step_id: str, key: str) -> int:
     """Email the step's recipients (inside the tenant's schema); returns how many were sent."""
     from accounts.models import Role
     from accounts.selectors import users_filter, users_of_customer_account
-    from tenants.selectors import site_for_tenant, tenants_filter
+    from tenants.selectors import recipient_language, site_for_tenant, tenants_filter
 
     run = Run.objects.select_related("definition", "definition_version").filter(pk=run_id).first()
     step = next((item for item in (run.definition_version.spec.get("steps", []) if run else []) if item["id"] == step_id), None)
@@ -85,7 +87,8 @@ def notify_email_send(run_id: int, step_id: str, key: str) -> int:
         people |= {user.email: user for user in users_of_customer_account(account)}
     if not people:
         return 0
-    site = site_for_tenant(tenants_filter().get(schema_name=connection.schema_name))
+    tenant = tenants_filter().get(schema_name=connection.schema_name)
+    site = site_for_tenant(tenant)
     title = step.get("name") or step["template"].replace("-", " ").capitalize()
     context = {
         "site": site,
@@ -94,18 +97,20 @@ def notify_email_send(run_id: int, step_id: str, key: str) -> int:
         "template": step["template"],
         "facts": [(name.upper() if len(name) <= 3 else name.capitalize(), value) for name, value in run.correlation.items()],
         "run_link": site.base_url + reverse("workflows:run", args=[run.pk], urlconf=settings.ROOT_URLCONF),
-        "roles": ", ".join(Role(role).label if role in Role.values else role for role in step["to_roles"]),
     }
     messages = []
     for person in people.values():
-        personal = {**context, "person": person, "staff": person.role != "customer"}
-        message = EmailMultiAlternatives(
-            subject=f"{title} – {run.definition.name} – {site.product_name}",
-            body=render_to_string("email/notification.txt", personal),
-            from_email=site.from_email,
-            to=[person.email],
-        )
-        message.attach_alternative(render_to_string("email/notification.html", personal), "text/html")
+        # In the language the person chose, else the workspace's default (tenants.Tenant.default_language).
+        with translation.override(recipient_language(chosen=person.language, tenant=tenant)):
+            role_names = ", ".join(_(Role(role).label) if role in Role.values else role for role in step["to_roles"])
+            personal = {**context, "person": person, "staff": person.role != "customer", "roles": role_names}
+            message = EmailMultiAlternatives(
+                subject=f"{title} – {run.definition.name} – {site.product_name}",
+                body=render_to_string("email/notification.txt", personal),
+                from_email=site.from_email,
+                to=[person.email],
+            )
+            message.attach_alternative(render_to_string("email/notification.html", personal), "text/html")
         messages.append(message)
     with get_connection() as mail:
         mail.send_messages(messages)

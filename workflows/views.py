@@ -18,6 +18,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
@@ -83,9 +86,9 @@ def _can(user, roles: tuple[str, ...]) -> bool:
 
 def _owner_label(request, template: WorkflowTemplate) -> str:
     if template.partner_id is None:
-        return "Platform"
+        return _("Platform")
     partner = getattr(request.tenant, "partner", None)
-    return f"{partner.name} (your provider)" if partner is not None else "Your provider"
+    return _("%(partner)s (your provider)") % {"partner": partner.name} if partner is not None else _("Your provider")
 
 
 # ---------- documentation: a small, safe subset of Markdown ----------
@@ -241,7 +244,7 @@ def template_detail(request, key: str):
         "is_latest": bool(versions) and shown == versions[0],
         "documentation": documentation_blocks(shown.documentation) if shown else [],
         "parameters": parameter_rows(shown.parameters_schema) if shown else [],
-        "diagram": diagram_svg(shown.definition, uid="tpl", title=f"Steps of {template.name}") if shown else "",
+        "diagram": diagram_svg(shown.definition, uid="tpl", title=_("Steps of %(name)s") % {"name": template.name}) if shown else "",
         "can_clone": _can(request.user, AUTHORS),
         "own_definitions": _own_definitions_from(template.key),
     }
@@ -287,7 +290,7 @@ def clone(request, key: str):
     state = _wizard_state(request, key)
     version = _template_version(template, state.get("version", ""))
     if version is None:
-        messages.error(request, f"{template.name} has no published version to clone yet.")
+        messages.error(request, _("%(name)s has no published version to clone yet.") % {"name": template.name})
         return redirect("workflows:template", key=key)
     if state.get("version") != version.version:
         state = {"version": version.version}
@@ -352,7 +355,7 @@ def clone(request, key: str):
         except services.DefinitionInvalid as exc:
             refused = ParametersForm.bound_to(schema=version.parameters_schema or {}, values=parameters)
             others = refused.add_problems(exc.problems)
-            messages.error(request, "The template refused these parameters: fix them below.")
+            messages.error(request, _("The template refused these parameters: fix them below."))
             return _wizard_render(request, template, version, 2, form=refused, problems=others, status=400)
         except services.WorkflowError as exc:
             name_form = CloneNameForm(data={"name": state["name"], "key": state["key"]})
@@ -360,7 +363,7 @@ def clone(request, key: str):
             name_form.add_error(exc.field if exc.field in name_form.fields else None, exc.message)
             return _wizard_render(request, template, version, 1, form=name_form, status=400)
         request.session.pop(WIZARD_SESSION_KEY.format(key=key), None)
-        messages.success(request, f"{definition.name} created as draft v1. Submit it for approval when it is ready.")
+        messages.success(request, _("%(name)s created as draft v1. Submit it for approval when it is ready.") % {"name": definition.name})
         return redirect("workflows:definition", key=definition.key)
     bound, _problems = parameters_validate(version.parameters_schema or {}, parameters)
     rows = parameter_rows(version.parameters_schema or {})
@@ -374,7 +377,7 @@ def clone(request, key: str):
         state=state,
         parameter_values=rows,
         connections=sorted(services.connections_used(_rendered_spec(version, parameters))),
-        diagram=diagram_svg(_rendered_spec(version, parameters), uid="clone", title=f"Steps of {template.name}"),
+        diagram=diagram_svg(_rendered_spec(version, parameters), uid="clone", title=_("Steps of %(name)s") % {"name": template.name}),
     )
 
 
@@ -452,9 +455,9 @@ def policy_update(request):
     required = bool(form.cleaned_data.get("require_second_approver"))
     services.workflow_policy_update(require_second_approver=required, actor=request.user)
     if required:
-        messages.success(request, "Four eyes is on: a version needs an approver other than the person who wrote or submitted it.")
+        messages.success(request, _("Four eyes is on: a version needs an approver other than the person who wrote or submitted it."))
     else:
-        messages.success(request, "Four eyes is off: one tenant admin can approve and publish on their own.")
+        messages.success(request, _("Four eyes is off: one tenant admin can approve and publish on their own."))
     return redirect(reverse("workflows:definitions") + "#policy")
 
 
@@ -473,8 +476,11 @@ def _retention_update(request):
         else:
             messages.success(
                 request,
-                f"Retention saved: payloads of finished runs are erased after {policy.payload_retention_days} days, "
-                f"the runs deleted after {policy.metadata_retention_days} days.",
+                _(
+                    "Retention saved: payloads of finished runs are erased after %(payload_days)s days, "
+                    "the runs deleted after %(metadata_days)s days."
+                )
+                % {"payload_days": policy.payload_retention_days, "metadata_days": policy.metadata_retention_days},
             )
             return redirect(reverse("workflows:definitions") + "#retention")
     return _definitions_page(request, retention_form=form, status=400)
@@ -544,7 +550,9 @@ def _definition_render(
         try:
             preview = services.definition_upgrade_preview(definition=definition, template_version=newer)
         except services.WorkflowError as exc:
-            messages.warning(request, f"v{newer.version} upstream cannot be previewed: {exc.message}")
+            messages.warning(
+                request, _("v%(version)s upstream cannot be previewed: %(reason)s") % {"version": newer.version, "reason": exc.message}
+            )
             newer = None
     context = {
         "definition": definition,
@@ -552,7 +560,11 @@ def _definition_render(
         "shown": shown,
         "spec_json": json_pretty(shown.spec) if shown else "",
         "parameters_json": json_pretty(shown.parameters) if shown else "",
-        "diagram": diagram_svg(shown.spec, uid="def", title=f"Steps of {definition.name} v{shown.number}") if shown else "",
+        "diagram": diagram_svg(
+            shown.spec, uid="def", title=_("Steps of %(name)s v%(number)s") % {"name": definition.name, "number": shown.number}
+        )
+        if shown
+        else "",
         "upstream_changes": _spec_changes(selectors.definition_upstream_diff(definition=definition)) if definition.template_key else [],
         "newer": newer,
         "preview": preview,
@@ -584,11 +596,11 @@ def _version_or_404(definition: Definition, number: int) -> DefinitionVersion:
 
 
 DONE_MESSAGES = {
-    "submit": "v{n} submitted for approval.",
-    "approve": "v{n} approved. Publish it to make new runs use it.",
-    "reject": "v{n} rejected; its author sees your comment.",
-    "publish": "v{n} published: runs started from now on use it. Runs already going stay on their version.",
-    "rollback": "Rolled back to v{n}, published as a new version: runs started from now on use it.",
+    "submit": gettext_lazy("v%(n)s submitted for approval."),
+    "approve": gettext_lazy("v%(n)s approved. Publish it to make new runs use it."),
+    "reject": gettext_lazy("v%(n)s rejected; its author sees your comment."),
+    "publish": gettext_lazy("v%(n)s published: runs started from now on use it. Runs already going stay on their version."),
+    "rollback": gettext_lazy("Rolled back to v%(n)s, published as a new version: runs started from now on use it."),
 }
 
 
@@ -610,17 +622,17 @@ def _transition(request, key: str, number: int, action: str):
             services.definition_rollback(definition=definition, to_version=version, actor=request.user)
     except (services.WorkflowError, services.ApprovalRefused) as exc:
         message = getattr(exc, "message", str(exc))
-        messages.error(request, f"v{number}: {message}")
+        messages.error(request, _("v%(number)s: %(reason)s") % {"number": number, "reason": message})
         return _definition_render(
             request, _definition_or_404(key), row_error={"number": number, "action": action, "message": message}, status=400
         )
     except services.DefinitionInvalid as exc:
         message = "; ".join(f"{problem.pointer or '/'}: {problem.reason}" for problem in exc.problems) or str(exc)
-        messages.error(request, f"v{number} is not valid: {message}")
+        messages.error(request, _("v%(number)s is not valid: %(reason)s") % {"number": number, "reason": message})
         return _definition_render(
             request, _definition_or_404(key), row_error={"number": number, "action": action, "message": message}, status=400
         )
-    messages.success(request, DONE_MESSAGES[action].format(n=number))
+    messages.success(request, DONE_MESSAGES[action] % {"n": number})
     return redirect(reverse("workflows:definition", args=[key]) + "#versions")
 
 
@@ -661,13 +673,17 @@ def definition_upgrade(request, key: str):
     newer = selectors.definition_newer_upstream(definition=definition)
     wanted = request.POST.get("version", "")
     if newer is None or (wanted and newer.version != wanted):
-        messages.error(request, "There is no newer upstream version to take (or it changed while you looked): check the preview again.")
+        messages.error(request, _("There is no newer upstream version to take (or it changed while you looked): check the preview again."))
         return redirect(reverse("workflows:definition", args=[key]) + "#upstream")
     try:
         version = services.definition_upgrade(definition=definition, template_version=newer, actor=request.user)
     except services.DefinitionInvalid as exc:
         problems = "; ".join(f"{problem.pointer or '/'}: {problem.reason}" for problem in exc.problems)
-        messages.error(request, f"Upgrading to v{newer.version} would make the definition invalid: {problems}")
+        messages.error(
+            request,
+            _("Upgrading to v%(version)s would make the definition invalid: %(problems)s")
+            % {"version": newer.version, "problems": problems},
+        )
         return redirect(reverse("workflows:definition", args=[key]) + "#upstream")
     except services.WorkflowError as exc:
         messages.error(request, exc.message)
@@ -675,7 +691,12 @@ def definition_upgrade(request, key: str):
     number = getattr(version, "number", None)
     messages.success(
         request,
-        f"Took {definition.template_key} v{newer.version} as a new draft{f' v{number}' if number else ''}. Review, submit and publish it.",
+        (
+            _("Took %(template)s v%(version)s as a new draft v%(number)s. Review, submit and publish it.")
+            if number
+            else _("Took %(template)s v%(version)s as a new draft. Review, submit and publish it.")
+        )
+        % {"template": definition.template_key, "version": newer.version, "number": number},
     )
     return redirect(reverse("workflows:definition", args=[key]) + "#versions")
 
@@ -778,7 +799,11 @@ def _editor_render(
     (a refused save), "check" (Validate) or "switch" (JSON ⇄ YAML, which checks too)."""
     shown_spec = editor.spec if editor.spec is not None else (latest.spec if latest else {})
     text_errors = [str(error) for error in editor.form.errors.get("spec") or []]
-    captions = {"open": f"Of v{latest.number}" if latest else "", "save": "As you last submitted them", "check": "As last checked"}
+    captions = {
+        "open": _("Of v%(number)s") % {"number": latest.number} if latest else "",
+        "save": _("As you last submitted them"),
+        "check": _("As last checked"),
+    }
     context = {
         "definition": definition,
         "latest": latest,
@@ -793,8 +818,8 @@ def _editor_render(
         "text_format": editor.form.text_format,
         "formats": list(SPEC_FORMATS.items()),
         "switch_refused": SPEC_FORMATS.get(switch_refused, ""),
-        "diagram": diagram_svg(shown_spec, uid="edit", title=f"Steps of {definition.name}"),
-        "diagram_caption": (f"Of v{latest.number}, while the text does not read" if latest else "")
+        "diagram": diagram_svg(shown_spec, uid="edit", title=_("Steps of %(name)s") % {"name": definition.name}),
+        "diagram_caption": (_("Of v%(number)s, while the text does not read") % {"number": latest.number} if latest else "")
         if text_errors
         else captions.get(mode, captions["check"]),
     }
@@ -841,9 +866,13 @@ def definition_edit(request, key: str):
         except services.WorkflowError as exc:
             editor.form.add_error(exc.field if exc.field in editor.form.fields else None, exc.message)
         else:
-            messages.success(request, f"Draft v{version.number} saved. Submit it for approval from the versions list.")
+            messages.success(
+                request, _("Draft v%(number)s saved. Submit it for approval from the versions list.") % {"number": version.number}
+            )
             for note in editor.notes:
-                messages.info(request, f"Connection “{pointer_parts(note.pointer)[-1]}” {note.text}.")
+                messages.info(
+                    request, _("Connection “%(alias)s” %(note)s.") % {"alias": pointer_parts(note.pointer)[-1], "note": note.text}
+                )
             return redirect(reverse("workflows:definition", args=[key]) + "#versions")
     elif editor.spec is not None:
         # The parameters form refused something: list what else the checks find, all at once.
@@ -919,7 +948,12 @@ RUN_BADGES: dict[str, str] = {
     RunStatus.COMPENSATED: "muted",
 }
 RUN_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
-TRIGGER_LABELS = {"api": "API", "manual": "By hand", "event": "Event", "schedule": "Schedule"}
+TRIGGER_LABELS = {
+    "api": gettext_lazy("API"),
+    "manual": gettext_lazy("By hand"),
+    "event": gettext_lazy("Event"),
+    "schedule": gettext_lazy("Schedule"),
+}
 RUNS_PER_PAGE = 25
 
 
@@ -950,7 +984,7 @@ def _run_duration(run: Run) -> str:
     """From the start request to the end; a run not finished yet shows the time so far."""
     if run.finished_at:
         return duration_text(run.created_at, run.finished_at)
-    return f"{duration_text(run.created_at, timezone.now())} so far"
+    return _("%(duration)s so far") % {"duration": duration_text(run.created_at, timezone.now())}
 
 
 def _runs_search(text: str) -> dict[str, Any]:
@@ -1026,39 +1060,47 @@ def _run_problem(run: Run, step_kinds: dict[str, str], incident: Incident | None
     if run.status == RunStatus.FAILED and incident is not None:
         return {
             "tone": "error",
-            "title": f"Failed at step {step} – an incident is open" if step else "Failed – an incident is open",
-            "meaning": "The run stopped at this step and waits for an operator; the steps before it stay done. "
-            "Retry the step (after correcting the input or context if they caused it), restart the run from the "
-            "beginning on the published version, or cancel it.",
+            "title": _("Failed at step %(step)s – an incident is open") % {"step": step} if step else _("Failed – an incident is open"),
+            "meaning": _(
+                "The run stopped at this step and waits for an operator; the steps before it stay done. "
+                "Retry the step (after correcting the input or context if they caused it), restart the run from the "
+                "beginning on the published version, or cancel it."
+            ),
         }
     if run.status == RunStatus.FAILED:
         return {
             "tone": "error",
-            "title": f"Failed at step {step}" if step else "Failed",
-            "meaning": "The run ended here and nothing more runs for it; the steps before it stay done. "
-            "Fix the cause (the input, or the definition in a new version), then start a new run – "
-            "with a new business key, since the same key returns this run.",
+            "title": _("Failed at step %(step)s") % {"step": step} if step else _("Failed"),
+            "meaning": _(
+                "The run ended here and nothing more runs for it; the steps before it stay done. "
+                "Fix the cause (the input, or the definition in a new version), then start a new run – "
+                "with a new business key, since the same key returns this run."
+            ),
         }
     if run.status == RunStatus.WAITING:
         kind = step_kinds.get(run.current_step, "")
-        waits_for = _local_moments(run.waiting_for, time_zone) or "waiting for something outside the run"
+        waits_for = _local_moments(run.waiting_for, time_zone) or _("waiting for something outside the run")
         return {
             "tone": "warn",
-            "title": f"Waiting at step {step}" + (f" ({kind})" if kind else ""),
-            "meaning": f"The run is parked, not failed: it is {waits_for}. It goes on by itself when that arrives; nothing is lost meanwhile.",
+            "title": (_("Waiting at step %(step)s (%(kind)s)") if kind else _("Waiting at step %(step)s")) % {"step": step, "kind": kind},
+            "meaning": _(
+                "The run is parked, not failed: it is %(waits_for)s. It goes on by itself when that arrives; nothing is lost meanwhile."
+            )
+            % {"waits_for": waits_for},
         }
     if run.status == RunStatus.COMPENSATING:
         return {
             "tone": "warn",
-            "title": "Undoing the completed steps",
-            "meaning": "The run runs the compensation handlers of the steps it completed, newest first; it ends as Compensated.",
+            "title": _("Undoing the completed steps"),
+            "meaning": _("The run runs the compensation handlers of the steps it completed, newest first; it ends as Compensated."),
         }
     if run.status in (RunStatus.CANCELLED, RunStatus.COMPENSATED):
         return {
             "tone": "info",
             "title": run.get_status_display(),
-            "meaning": "Nothing more runs for it"
-            + ("; the completed steps were undone by their compensation handlers." if run.status == RunStatus.COMPENSATED else "."),
+            "meaning": _("Nothing more runs for it; the completed steps were undone by their compensation handlers.")
+            if run.status == RunStatus.COMPENSATED
+            else _("Nothing more runs for it."),
         }
     return None
 
@@ -1078,11 +1120,11 @@ def _timeline(run: Run, spec_steps: dict[str, dict[str, Any]]) -> list[dict[str,
 
 
 # What a pending timer of each kind means on the run page.
-TIMER_LABELS: dict[str, str] = {
-    TimerKind.RETRY: "Next attempt",
-    TimerKind.WAIT_UNTIL: "Wait ends",
-    TimerKind.WAIT_TIMEOUT: "Event wait times out",
-    TimerKind.APPROVAL_DUE: "Approval due",
+TIMER_LABELS: dict[str, Promise] = {
+    TimerKind.RETRY: gettext_lazy("Next attempt"),
+    TimerKind.WAIT_UNTIL: gettext_lazy("Wait ends"),
+    TimerKind.WAIT_TIMEOUT: gettext_lazy("Event wait times out"),
+    TimerKind.APPROVAL_DUE: gettext_lazy("Approval due"),
 }
 # The run page refreshes its timeline while the engine is working on the run.
 RUN_DETAIL_LIVE = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMPENSATING})
@@ -1213,32 +1255,32 @@ def _run_operation(request, run_id: int, operation, done: str):
     except OperationRefused as refused:
         messages.error(request, str(refused))
     else:
-        messages.success(request, done.format(run=run, status=run.get_status_display().lower()))
+        messages.success(request, done % {"number": run.pk, "status": run.get_status_display().lower()})
     return redirect("workflows:run", run_id=run_id)
 
 
 @require_POST
 @tenant_role_required(*OPERATORS)
 def run_pause_view(request, run_id: int):
-    return _run_operation(request, run_id, run_pause, "Run #{run.pk} paused: the engine leaves it alone until someone resumes it.")
+    return _run_operation(request, run_id, run_pause, _("Run #%(number)s paused: the engine leaves it alone until someone resumes it."))
 
 
 @require_POST
 @tenant_role_required(*OPERATORS)
 def run_resume_view(request, run_id: int):
-    return _run_operation(request, run_id, run_resume, "Run #{run.pk} resumed: it goes on where it was.")
+    return _run_operation(request, run_id, run_resume, _("Run #%(number)s resumed: it goes on where it was."))
 
 
 @require_POST
 @tenant_role_required(*OPERATORS)
 def run_cancel_view(request, run_id: int):
-    return _run_operation(request, run_id, run_cancel, "Run #{run.pk} cancelled: it is {status} now.")
+    return _run_operation(request, run_id, run_cancel, _("Run #%(number)s cancelled: it is %(status)s now."))
 
 
 def _open_incident_or_refuse(request, run: Run) -> Incident | None:
     incident = selectors.run_incident_open(run=run)
     if incident is None:
-        messages.error(request, f"Run #{run.pk} has no open incident (someone may have just resolved it).")
+        messages.error(request, _("Run #%(number)s has no open incident (someone may have just resolved it).") % {"number": run.pk})
     return incident
 
 
@@ -1266,10 +1308,10 @@ def run_retry_view(request, run_id: int):
             field = refused.field if refused.field in ("input", "context") else None
             form.add_error(field if editing else None, refused.message)
         else:
-            messages.success(request, f"Retrying step “{incident.step_id}” of run #{run.pk}.")
+            messages.success(request, _("Retrying step “%(step)s” of run #%(number)s.") % {"step": incident.step_id, "number": run.pk})
             return redirect("workflows:run", run_id=run_id)
     if not editing:
-        messages.error(request, "; ".join(str(error) for error in form.non_field_errors()) or "The retry was refused.")
+        messages.error(request, "; ".join(str(error) for error in form.non_field_errors()) or _("The retry was refused."))
         return redirect("workflows:run", run_id=run_id)
     return _run_detail_render(request, _run_or_404(run_id), retry_form=form, status=400)
 
@@ -1285,7 +1327,11 @@ def run_restart_view(request, run_id: int):
         except OperationRefused as refused:
             messages.error(request, str(refused))
         else:
-            messages.success(request, f"Run #{run.pk} restarted from the beginning on v{run.definition_version.number}.")
+            messages.success(
+                request,
+                _("Run #%(number)s restarted from the beginning on v%(version)s.")
+                % {"number": run.pk, "version": run.definition_version.number},
+            )
     return redirect("workflows:run", run_id=run_id)
 
 
@@ -1321,7 +1367,7 @@ def _start_context(request, definition: Definition, start_form: RunStartForm | N
 def definition_start(request, key: str):
     definition = _definition_or_404(key)
     if not _can_start(request.user, definition):
-        raise PermissionDenied("This workflow has no manual trigger; only tenant admins start it by hand.")
+        raise PermissionDenied(_("This workflow has no manual trigger; only tenant admins start it by hand."))
     form = RunStartForm(request.POST)
     if form.is_valid():
         try:
@@ -1337,8 +1383,14 @@ def definition_start(request, key: str):
             form.add_error(error.field if error.field in form.fields else None, error.message)
         else:
             if created:
-                messages.success(request, f"Run #{run.pk} started on v{run.definition_version.number}.")
+                messages.success(
+                    request, _("Run #%(number)s started on v%(version)s.") % {"number": run.pk, "version": run.definition_version.number}
+                )
             else:
-                messages.info(request, f"The business key “{run.business_key}” already started run #{run.pk}: here it is.")
+                messages.info(
+                    request,
+                    _("The business key “%(key)s” already started run #%(number)s: here it is.")
+                    % {"key": run.business_key, "number": run.pk},
+                )
             return redirect("workflows:run", run_id=run.pk)
     return _definition_render(request, definition, start_form=form, status=400)
