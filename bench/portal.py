@@ -902,8 +902,8 @@ def floor_run(port: int, host: str) -> dict[str, float]:
 
 
 def explain(schema: str, viewers: Viewers, measures: list[Measure]) -> dict[str, Any]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the slowest query behind each of the customer's and staff's
-    pages (run in-process through the read model with the first probe's parameters)."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the slowest query behind each of the customer's, staff's and
+    API's pages (run in-process through the read model with the first probe's parameters)."""
     from django.db import connection as db
     from django.http import QueryDict
     from django.test.utils import CaptureQueriesContext
@@ -914,7 +914,9 @@ def explain(schema: str, viewers: Viewers, measures: list[Measure]) -> dict[str,
 
     plans: dict[str, Any] = {}
     with schema_context(schema):
-        users = {"customer": User.objects.get(pk=viewers.customer_user_id), "staff": User.objects.get(pk=viewers.staff_user_id)}
+        customer = User.objects.get(pk=viewers.customer_user_id)
+        # The account-bound key's scope is its account's, the same SQL as its customer user's.
+        users = {"customer": customer, "staff": User.objects.get(pk=viewers.staff_user_id), "api": customer}
         for measure in measures:
             if measure.viewer not in users:
                 continue
@@ -928,7 +930,9 @@ def explain(schema: str, viewers: Viewers, measures: list[Measure]) -> dict[str,
                     if params.get("date_field"):
                         params["created_from"], params["created_to"] = params.pop("date_from")[0], params.pop("date_to")[0]
                     filters = reads.ShipmentFilters.from_params(params)
-                    reads.shipments_page(scope, filters, after=params.get("after") or None, limit=PORTAL_PAGE)
+                    api = measure.viewer == "api"
+                    after = params.get("cursor" if api else "after") or None
+                    reads.shipments_page(scope, filters, after=after, limit=API_PAGE if api else PORTAL_PAGE)
             slowest: tuple[float, str, list[str]] = (-1.0, "", [])
             with db.cursor() as cursor:
                 for query_text in (item["sql"] for item in captured.captured_queries):

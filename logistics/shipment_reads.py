@@ -304,6 +304,41 @@ def _promise_appointment() -> Subquery:
     return Subquery(last_delivery.annotate(promise=Coalesce("appointment_end", "appointment_start")).values("promise")[:1])
 
 
+# Columns no list (portal page, CSV, Experience API) reads: left in the database, since turning
+# them into Python per row – the places' dock hours and holidays (JSON), coordinates, weights and
+# rates (decimals) – cost more than the rest of a row's columns together. Reading one of them on a
+# page's shipment is a query per row: tests/portal/test_shipment_list_rows.py counts the queries.
+LIST_UNREAD = (
+    "carrier",
+    "tender_status",
+    "weight_unit",
+    "planned_weight",
+    "actual_weight",
+    "currency",
+    "planned_rate",
+    "actual_rate",
+    "status_event",
+    "eta_at",
+    "eta_event",
+    *(
+        f"{place}__{column}"
+        for place in ("origin", "destination")
+        for column in (
+            "party",
+            "address_line1",
+            "address_line2",
+            "postal_code",
+            "latitude",
+            "longitude",
+            "geofence_radius_m",
+            "weekly_hours",
+            "holidays",
+            "created_at",
+        )
+    ),
+)
+
+
 def _annotated(shipments: QuerySet[Shipment]) -> QuerySet[Shipment]:
     return shipments.select_related("customer_account", "origin", "destination").annotate(
         has_open_exception=_open_exception(), promise_appointment=_promise_appointment()
@@ -456,7 +491,7 @@ def shipments_page(
     # on each page (bench/portal.py); over limit + 1 ids it is one index probe per row.
     ordering = _ordering(filters.sort)
     page_ids = shipments.order_by(*ordering).values("pk")[: limit + 1]
-    found = list(_annotated(Shipment.objects.filter(pk__in=Subquery(page_ids))).order_by(*ordering))
+    found = list(_annotated(Shipment.objects.filter(pk__in=Subquery(page_ids))).defer(*LIST_UNREAD).order_by(*ordering))
     rows = [_row(shipment) for shipment in found[:limit]]
     next_cursor = _cursor_make(found[limit - 1], filters, binding) if len(found) > limit else None
     return ShipmentPage(rows=rows, next_cursor=next_cursor, limit=limit, filters=filters)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -128,11 +128,17 @@ class ETagMixin:
     A 304 keeps the client's copy, whose download URLs may have expired: GET without
     If-None-Match (or the shipment's /documents) for fresh ones."""
 
+    # Whether the body may carry signed download URLs: a view whose bodies never do skips the
+    # walk that leaves them out (a whole list page of rows, on every request).
+    etag_has_volatile = True
+
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         if request.method not in ("GET", "HEAD") or response.status_code != 200 or not isinstance(response, Response):
             return response
-        body = json.dumps(_stable(response.data), cls=JSONEncoder, sort_keys=True, separators=(",", ":"))
+        body = json.dumps(
+            _stable(response.data) if self.etag_has_volatile else response.data, cls=JSONEncoder, sort_keys=True, separators=(",", ":")
+        )
         etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:40] + '"'
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
@@ -331,16 +337,31 @@ def _local(moment: reads.LocalTime | None) -> dict[str, Any] | None:
     return {"utc": moment.utc, "local": moment.local.isoformat(), "time_zone": moment.time_zone}
 
 
+_STATUS_LABELS: dict[str, str] = dict(TrackingStatus.choices)
+
+
+def _moment(value: datetime | None) -> str | None:
+    """A date-time as the API's JSON encoder writes it (ISO 8601, UTC as "Z"), done once here
+    rather than by the encoder twice (the ETag's body and the response's)."""
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def _summary(row: reads.ShipmentRow) -> dict[str, Any]:
+    """A list row (and the head of the shipment's page) as plain values: the list's time is
+    spent per row, and DRF's field-by-field serialisation was no part of it anyway."""
     shipment = row.shipment
     account = shipment.customer_account
+    status = shipment.status
     return {
         "reference": shipment.reference,
         "url": f"/api/v1/shipments/{shipment.reference}",
         "customer_account": {"id": account.pk, "code": account.code, "name": account.name},
-        "status": shipment.status,
-        "status_label": shipment.get_status_display(),
-        "status_at": shipment.status_at,
+        "status": status,
+        "status_label": _STATUS_LABELS.get(status, status),
+        "status_at": _moment(shipment.status_at),
         "mode": shipment.mode,
         "carrier_scac": shipment.carrier_scac,
         "references": {
@@ -352,15 +373,15 @@ def _summary(row: reads.ShipmentRow) -> dict[str, Any]:
         },
         "origin": _place(shipment.origin),
         "destination": _place(shipment.destination),
-        "eta": shipment.eta,
-        "original_eta": shipment.original_eta,
-        "promised_at": row.promised_at,
+        "eta": _moment(shipment.eta),
+        "original_eta": _moment(shipment.original_eta),
+        "promised_at": _moment(row.promised_at),
         "promise": row.promise,
         "late_by_minutes": _minutes(row.late_by),
-        "delivered_at": shipment.delivered_at,
+        "delivered_at": _moment(shipment.delivered_at),
         "has_open_exception": row.has_open_exception,
-        "created_at": shipment.created_at,
-        "updated_at": shipment.updated_at,
+        "created_at": _moment(shipment.created_at),
+        "updated_at": _moment(shipment.updated_at),
     }
 
 
@@ -508,6 +529,7 @@ class ShipmentList(ETagMixin, APIView):
     """The caller's shipments, newest first by default, in keyset pages."""
 
     permission_classes = [CanRead]
+    etag_has_volatile = False  # summaries carry no document links
 
     @extend_schema(
         operation_id="experience_shipments_list",
