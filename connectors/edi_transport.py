@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from config.encryption import SecretUnreadable
 from connectors.auth import MASK, connection_secrets, credentials_seal
-from connectors.edi import FilePart, Interchange, PartnerSettings, acknowledge, parse, read, split
+from connectors.edi import FilePart, Interchange, PartnerSettings, acknowledge, parse, split
 from connectors.models import (
     Connection,
     EdiAcknowledgement,
@@ -621,7 +621,7 @@ def edi_acknowledgement_prepare(event: InboundEvent) -> None:
     ids, delimiters and database control numbers (the stored one is replaced, so what the event
     shows is what the partner gets), and an SFTP partner's is queued for its outbound folder. A
     replayed event keeps the first answer: the partner has it or will."""
-    interchanges = read(event.body).interchanges if "ISA" in event.body else []
+    interchanges = parse(event.body).interchanges if "ISA" in event.body else []
     refusal = _outside_refusal(event) if not interchanges and FILE_HEADER_PART in (event.headers or {}) else None
     partner = EdiPartner.objects.select_related("connection").filter(connection_id=event.connection_id).first()
     if refusal is None and partner is not None:

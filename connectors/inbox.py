@@ -29,12 +29,12 @@ from typing import Any
 
 import structlog
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
 from connectors.auth import secret_mask, signing_secrets_open, signing_secrets_seal
+from connectors.edi.parse import parses_shared
 from connectors.edi_transport import edi_acknowledgement_prepare
 from connectors.hook_connections import hook_connection, hook_connections_forget
 from connectors.models import Connection, EventDispatch, InboundEvent, InboundScheme, InboundStatus
@@ -53,6 +53,7 @@ from connectors.signatures import (
 )
 from governance.services import Actor, audit_record
 from tenants.db import connection as db
+from tenants.db import rows_json
 from tenants.tasks import schema_send, schema_wake
 
 log = structlog.get_logger("baton.connectors")
@@ -389,11 +390,13 @@ def _normalized(event: InboundEvent, connection: Connection) -> list[CanonicalEv
     (997) whatever could be taken from it."""
     # Telemetry excursions are written as Baton events whatever the connection's webhook mapper.
     mapper = "canonical" if event.channel == "mqtt" else connection.inbound_mapper
-    if mapper == "x12":
+    if mapper != "x12":
+        return normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
+    with parses_shared():  # the interchange is read once for its 997, its parties and its events
         event.acknowledgement = x12_acknowledgement(event.body.encode())
         event.save(update_fields=["acknowledgement"])
         edi_acknowledgement_prepare(event)  # in the partner's settings and numbers, queued for its transport
-    return normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
+        return normalize(mapper=mapper, body=event.body.encode(), mapping=connection.inbound_mapping)
 
 
 # Apps that apply canonical events to their own records (the logistics domain records a
@@ -466,30 +469,32 @@ def _hand_on_many(events: list[InboundEvent]) -> dict[int, str]:
 
 
 # A batch's outcomes in one statement (Django's bulk_update builds a CASE per field and row: a
-# quarter of a dispatch batch's time went into it, with a 214 file's canonical list in each CASE).
+# quarter of a dispatch batch's time went into it, with a 214 file's canonical list in each CASE),
+# its rows bound as one JSON document (`tenants.db.rows_json`).
 _OUTCOMES_WRITE = """
 UPDATE connectors_inboundevent AS event
 SET status = batch.status, canonical = batch.canonical, delivered_at = batch.delivered_at, error = batch.error, error_pointer = batch.error_pointer
-FROM unnest(%s::bigint[], %s::text[], %s::jsonb[], %s::timestamptz[], %s::text[], %s::text[])
-    AS batch(id, status, canonical, delivered_at, error, error_pointer)
+FROM jsonb_to_recordset(%s::jsonb)
+    AS batch(id bigint, status text, canonical jsonb, delivered_at timestamptz, error text, error_pointer text)
 WHERE event.id = batch.id
 """
 
 
 def _outcomes_write(events: list[InboundEvent]) -> None:
     if events:
+        rows = (
+            {
+                "id": event.pk,
+                "status": event.status,
+                "canonical": event.canonical,
+                "delivered_at": event.delivered_at,
+                "error": event.error,
+                "error_pointer": event.error_pointer,
+            }
+            for event in events
+        )
         with db.cursor() as cursor:
-            cursor.execute(
-                _OUTCOMES_WRITE,
-                [
-                    [event.pk for event in events],
-                    [event.status for event in events],
-                    [json.dumps(event.canonical, cls=DjangoJSONEncoder) for event in events],
-                    [event.delivered_at for event in events],
-                    [event.error for event in events],
-                    [event.error_pointer for event in events],
-                ],
-            )
+            cursor.execute(_OUTCOMES_WRITE, [rows_json(rows)])
 
 
 def _dispatch_failed(dispatch: EventDispatch, error: Exception) -> bool:

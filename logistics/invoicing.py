@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
@@ -30,8 +31,10 @@ from typing import Any
 
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from governance.services import audit_record
 from logistics.models import (
@@ -562,11 +565,11 @@ def customer_invoice_number(invoice: FreightInvoice) -> str:
     return f"INV-{reference_normalized(invoice.shipment.reference)}-{invoice.pk}"
 
 
-def _brand() -> tuple[Any, str]:
-    """The tenant's site (product name, colours) and its logo as a data URI (WeasyPrint reads no
-    relative URLs, and a tenant's logo is its own file)."""
+def _brand() -> tuple[Any, str, str]:
+    """The tenant's site (product name, colours), its logo as a data URI (WeasyPrint reads no
+    relative URLs, and a tenant's logo is its own file) and the workspace's language."""
     from tenants.models import Branding
-    from tenants.selectors import site_for_tenant, tenants_filter
+    from tenants.selectors import site_for_tenant, tenant_language, tenants_filter
 
     tenant = tenants_filter().get(schema_name=connection.schema_name)
     site = site_for_tenant(tenant)
@@ -578,12 +581,38 @@ def _brand() -> tuple[Any, str]:
         name = (branding.logo.name or "").lower()
         kind = "image/svg+xml" if name.endswith(".svg") else "image/jpeg" if name.endswith((".jpg", ".jpeg")) else "image/png"
         logo = f"data:{kind};base64,{base64.b64encode(content).decode()}"
-    return site, logo
+    return site, logo, tenant_language(tenant)
+
+
+_pdf_parts = threading.local()
+
+
+def _pdf_stylesheet(colours: tuple[str, str, str, str]) -> tuple[Any, Any]:
+    """The invoice's stylesheet in a brand's colours (primary, on primary, accent, primary soft)
+    and the font configuration it was parsed with: parsed once per brand and thread, not per
+    invoice (it was a tenth of each render). Per thread, since Pango's font map is not to be
+    shared between the threads connector steps run on."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    if not hasattr(_pdf_parts, "fonts"):
+        _pdf_parts.fonts, _pdf_parts.sheets = FontConfiguration(), {}
+    if colours not in _pdf_parts.sheets:
+        primary, on_primary, accent, primary_soft = colours
+        css = render_to_string(
+            "logistics/invoice_pdf.css",
+            {"primary": primary, "on_primary": on_primary, "accent": accent, "primary_soft": primary_soft},
+        )
+        if len(_pdf_parts.sheets) >= 32:
+            _pdf_parts.sheets.clear()
+        _pdf_parts.sheets[colours] = CSS(string=css, font_config=_pdf_parts.fonts)
+    return _pdf_parts.sheets[colours], _pdf_parts.fonts
 
 
 def customer_invoice_render(*, invoice: FreightInvoice, issued_on: date | None = None) -> tuple[bytes, list[dict[str, str]], Decimal]:
-    """The customer invoice as a PDF in the tenant's brand (WeasyPrint), with its lines and total:
-    the approved charges, each as billed when the match accepted it."""
+    """The customer invoice as a PDF in the tenant's brand and the workspace's language
+    (WeasyPrint), with its lines and total: the approved charges, each as billed when the match
+    accepted it."""
     from weasyprint import HTML
 
     shipment = invoice.shipment
@@ -597,29 +626,38 @@ def customer_invoice_render(*, invoice: FreightInvoice, issued_on: date | None =
         label = line.description or ChargeCode(line.charge_code).label
         lines.append({"description": label, "charge": ChargeCode(line.charge_code).label, "amount": str(Decimal(line.amount))})
     total = sum((Decimal(line["amount"]) for line in lines), Decimal("0"))
-    rows = [{**line, "shown": f"{Decimal(line['amount']):,.2f}"} for line in lines]
-    site, logo = _brand()
+    site, logo, language = _brand()
     stops = list(Stop.objects.filter(shipment=shipment).select_related("location").order_by("sequence"))
-    html = render_to_string(
-        "logistics/invoice_pdf.html",
-        {
-            "site": site,
-            "logo": logo,
-            "number": customer_invoice_number(invoice),
-            "issued_on": issued_on or timezone.localdate(),
-            "customer": shipment.customer_account,
-            "shipment": shipment,
-            "stops": stops,
-            "carrier_invoice": invoice,
-            "lines": rows,
-            "total": f"{total:,.2f}",
-            "currency": invoice.currency or CURRENCY_DEFAULT,
-            "primary_soft": site.css_variables.get("--brand-primary-soft", "#eef3f9"),
-            # A CSS string in @page: no quotes or backslashes from a product name.
-            "footer": re.sub(r'["\\\n<>]', "", f"{site.product_name} · invoice {customer_invoice_number(invoice)}"),
-        },
+    number = customer_invoice_number(invoice)
+    stylesheet, fonts = _pdf_stylesheet(
+        (site.primary, site.on_primary, site.accent, site.css_variables.get("--brand-primary-soft", "#eef3f9"))
     )
-    return HTML(string=html).write_pdf(), lines, total
+    with translation.override(language):
+        rows = [{**line, "shown": number_format(Decimal(line["amount"]), 2, use_l10n=True, force_grouping=True)} for line in lines]
+        html = render_to_string(
+            "logistics/invoice_pdf.html",
+            {
+                "site": site,
+                "logo": logo,
+                "number": number,
+                "issued_on": issued_on or timezone.localdate(),
+                "customer": shipment.customer_account,
+                "shipment": shipment,
+                "stops": stops,
+                "carrier_invoice": invoice,
+                "lines": rows,
+                "total": number_format(total, 2, use_l10n=True, force_grouping=True),
+                "currency": invoice.currency or CURRENCY_DEFAULT,
+                # CSS strings in @page: no quotes or backslashes from a product name.
+                "footer": _css_text(gettext("%(product)s · invoice %(number)s") % {"product": site.product_name, "number": number}),
+                "page_word": _css_text(gettext("page")),
+            },
+        )
+    return HTML(string=html).write_pdf(stylesheets=[stylesheet], font_config=fonts), lines, total
+
+
+def _css_text(text: str) -> str:
+    return re.sub(r'["\\\n<>]', "", text)
 
 
 def customer_invoice_produce(*, invoice: FreightInvoice, actor: Any) -> CustomerInvoice:

@@ -95,10 +95,14 @@ def location_contains(location: Location, latitude: float | Decimal, longitude: 
 
 
 def reference_match(text: str) -> Q:
+    """Shipments with `text` as any of their references. The other references' indexes hold the
+    non-empty ones only: saying `<> ''` lets the planner use them (without it, every look-up read
+    the whole table), and an empty reference matches no shipment's missing one."""
     reference = reference_normalized(text)
     match = Q(reference=text.strip())
-    for name in REFERENCE_FIELDS[1:]:
-        match |= Q(**{name: reference})
+    if reference:
+        for name in REFERENCE_FIELDS[1:]:
+            match |= Q(**{name: reference}) & ~Q(**{name: ""})
     return match
 
 

@@ -74,7 +74,7 @@ from logistics.services import (
     tracking_dedupe_key,
 )
 from logistics.vocabulary import ARRIVALS, DEPARTURES, TrackingStatus, is_terminal, rank
-from tenants.db import connection, rows_copy
+from tenants.db import connection, rows_copy, rows_json
 
 if TYPE_CHECKING:
     from connectors.normalize import CanonicalEvent
@@ -279,16 +279,16 @@ class _ShipmentState:
 
 
 # The shipments and stops a batch changed, written with one statement each. (Django's
-# bulk_update builds a CASE per field and row: most of a batch's time went into building it.)
+# bulk_update builds a CASE per field and row: most of a batch's time went into building it.) Their
+# rows are bound as one JSON document (`tenants.db.rows_json`).
 _SHIPMENTS_WRITE = f"""
 UPDATE logistics_shipment AS shipment SET {", ".join(f"{column} = batch.{column}" for column, _type in _SHIPMENT_COLUMNS)}
-FROM unnest({", ".join(f"%s::{kind}[]" for _column, kind in (("id", "bigint"), *_SHIPMENT_COLUMNS))})
-    AS batch(id, {", ".join(column for column, _type in _SHIPMENT_COLUMNS)})
+FROM jsonb_to_recordset(%s::jsonb) AS batch(id bigint, {", ".join(f"{column} {kind}" for column, kind in _SHIPMENT_COLUMNS)})
 WHERE shipment.id = batch.id
 """
 _STOPS_WRITE = """
 UPDATE logistics_stop AS stop SET arrived_at = batch.arrived_at, departed_at = batch.departed_at, dwell = batch.dwell
-FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::interval[]) AS batch(id, arrived_at, departed_at, dwell)
+FROM jsonb_to_recordset(%s::jsonb) AS batch(id bigint, arrived_at timestamptz, departed_at timestamptz, dwell interval)
 WHERE stop.id = batch.id
 """
 
@@ -318,24 +318,16 @@ def _events_write(events: list[TrackingEvent]) -> None:
 
 def _shipments_write(shipments: list[Shipment]) -> None:
     if shipments:
-        values = [[shipment.pk for shipment in shipments]]
-        values += [[getattr(shipment, column) for shipment in shipments] for column, _type in _SHIPMENT_COLUMNS]
+        rows = ({"id": shipment.pk, **{column: getattr(shipment, column) for column, _type in _SHIPMENT_COLUMNS}} for shipment in shipments)
         with connection.cursor() as cursor:
-            cursor.execute(_SHIPMENTS_WRITE, values)
+            cursor.execute(_SHIPMENTS_WRITE, [rows_json(rows)])
 
 
 def _stops_write(stops: list[Stop]) -> None:
     if stops:
+        rows = ({"id": stop.pk, "arrived_at": stop.arrived_at, "departed_at": stop.departed_at, "dwell": stop.dwell} for stop in stops)
         with connection.cursor() as cursor:
-            cursor.execute(
-                _STOPS_WRITE,
-                [
-                    [stop.pk for stop in stops],
-                    [stop.arrived_at for stop in stops],
-                    [stop.departed_at for stop in stops],
-                    [stop.dwell for stop in stops],
-                ],
-            )
+            cursor.execute(_STOPS_WRITE, [rows_json(rows)])
 
 
 def tracking_events_record_many(

@@ -13,7 +13,6 @@ Wake-ups: `event_deliver` (an event matched a wait), `workflows.operations.appro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.services import Actor, audit_record
-from tenants.db import connection
+from tenants.db import connection, rows_json
 from workflows.engine import (
     Park,
     StepFailed,
@@ -191,6 +190,23 @@ def event_deliver(*, event_type: str, correlation: dict[str, Any], payload: dict
     return events_deliver([Delivery(event_type, correlation, payload, event_id)])[0]
 
 
+# The batch buffered (a known type and id is kept as it was) and the waits its events match,
+# in one statement; its events bound as one JSON document (`tenants.db.rows_json`).
+_BUFFER_AND_MATCH = """
+WITH batch AS (
+    SELECT * FROM jsonb_to_recordset(%s::jsonb) AS v(i int, event_type text, event_id text, correlation jsonb, payload jsonb)
+), buffered AS (
+    INSERT INTO workflows_bufferedevent (event_type, event_id, correlation, payload, received_at)
+    SELECT event_type, event_id, correlation, payload, %s FROM batch ORDER BY i
+    ON CONFLICT DO NOTHING
+)
+SELECT v.i, w.id, w.run_id
+FROM batch AS v
+JOIN workflows_eventwait w ON w.status = 'waiting' AND w.event_type = v.event_type AND w.correlation <@ v.correlation
+ORDER BY v.i, w.id
+"""
+
+
 def events_deliver(deliveries: Sequence[Delivery]) -> list[list[int]]:
     """Hand events to the current schema's runs waiting for them, in order: every waiting
     `EventWait` of an event's type whose correlation is contained in the event's is matched
@@ -207,24 +223,22 @@ def events_deliver(deliveries: Sequence[Delivery]) -> list[list[int]]:
     with transaction.atomic():
         for event_type in sorted({item.event_type for item in deliveries}):  # one order: concurrent batches never deadlock
             _event_type_lock(event_type)
-        BufferedEvent.objects.bulk_create(
-            [
-                BufferedEvent(
-                    event_type=item.event_type, event_id=item.event_id, correlation=keys[index], payload=item.payload, received_at=now
-                )
-                for index, item in enumerate(deliveries)
-            ],
-            ignore_conflicts=True,
-        )
         with connection.cursor() as cursor:
             cursor.execute(
-                """
-                SELECT v.i, w.id, w.run_id
-                FROM unnest(%s::int[], %s::text[], %s::jsonb[]) AS v(i, event_type, correlation)
-                JOIN workflows_eventwait w ON w.status = 'waiting' AND w.event_type = v.event_type AND w.correlation <@ v.correlation
-                ORDER BY v.i, w.id
-                """,
-                [list(range(len(deliveries))), [item.event_type for item in deliveries], [json.dumps(key) for key in keys]],
+                _BUFFER_AND_MATCH,
+                [
+                    rows_json(
+                        {
+                            "i": index,
+                            "event_type": item.event_type,
+                            "event_id": item.event_id,
+                            "correlation": keys[index],
+                            "payload": item.payload,
+                        }
+                        for index, item in enumerate(deliveries)
+                    ),
+                    now,
+                ],
             )
             candidates = cursor.fetchall()
         matches: dict[int, tuple[int, int]] = {}  # wait → (event index, run): the first event wins

@@ -41,5 +41,7 @@ LOGGING = {
     "loggers": {
         "django.server": {"level": logging.WARNING},
         "django.db.backends": {"level": logging.WARNING},
+        # Seven "Step n" lines per PDF at INFO: a customer invoice each, by the thousand a day.
+        "weasyprint.progress": {"level": logging.WARNING},
     },
 }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from connectors.edi.documents import Document
@@ -49,19 +52,41 @@ class ParseResult:
         return [parsed.document for parsed in self.sets if parsed.document is not None]
 
 
+_shared: ContextVar[dict[bytes, ParseResult] | None] = ContextVar("edi_parses_shared", default=None)
+
+
+@contextmanager
+def parses_shared() -> Iterator[None]:
+    """Within the block, parsing the same data again returns the first result instead of reading
+    it again: the inbox acknowledges, checks the parties of and normalizes one interchange, and a
+    214 file of a thousand milestones took three parses. Results are not to be changed."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
 def parse(data: bytes | str) -> ParseResult:
     """Read every interchange in `data`, validate and normalize each set. Never raises on bad input.
 
     The cyclic garbage collector is paused meanwhile: a file makes hundreds of thousands of small
     acyclic objects, and collections triggered by their allocation cost as much as the parsing.
     """
+    shared = _shared.get()
+    key = (data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data) if shared is not None else b""
+    if shared is not None and key in shared:
+        return shared[key]
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _parse(data)
+        result = _parse(data)
     finally:
         if collecting:
             gc.enable()
+    if shared is not None:
+        shared[key] = result
+    return result
 
 
 def _parse(data: bytes | str) -> ParseResult:

@@ -36,7 +36,7 @@ from connectors.sandbox import ErpSandbox
 from connectors.sandbox.base import Answer, Fields, Route, SandboxRequest
 from connectors.services import ConnectionInput, connection_create
 from governance.services import Actor
-from logistics.invoicing import charge_code_for, invoice_match_compute, pod_check
+from logistics.invoicing import charge_code_for, customer_invoice_render, invoice_match_compute, pod_check
 from logistics.library.pod_to_invoice import TEMPLATE
 from logistics.models import (
     CarrierRule,
@@ -455,6 +455,39 @@ def test_the_match_applies_the_carriers_tolerance_and_evidence_rules_line_by_lin
         )
         receipted = invoice_match_compute(_invoice(timed, ("linehaul", "1500.00"), ("fuel", "150.00"), ("lumper", "95.00")))
         assert receipted.result == "matched"
+
+
+@pytest.mark.django_db
+def test_the_customer_invoice_speaks_the_workspaces_language_in_the_brands_colours(world):
+    """The PDF follows the workspace's default language (words, dates, amounts), and is painted
+    in the tenant's primary colour by the stylesheet kept per brand."""
+    import zlib
+
+    from tenants.models import Tenant
+    from tenants.services import tenant_default_language_set
+
+    acme = Tenant.objects.get(pk=world.acme.tenant.pk)
+    with schema_context(world.acme.schema):
+        _places()
+        english = customer_invoice_render(invoice=_invoice(_shipment(world), ("linehaul", "1234.50")), issued_on=dt.date(2026, 3, 2))[0]
+        tenant_default_language_set(tenant=acme, language="de", actor=SYSTEM)
+        german = customer_invoice_render(invoice=_invoice(_shipment(world), ("linehaul", "1234.50")), issued_on=dt.date(2026, 3, 2))[0]
+
+    def text(pdf: bytes) -> str:
+        return subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+
+    words = text(english)
+    assert "INVOICE" in words and "Total due" in words and "1,234.50" in words and "March 2, 2026" in words and "page 1" in words
+    words = text(german)
+    assert "RECHNUNG" in words and "Fälliger Gesamtbetrag" in words and "RECHNUNGSEMPFÄNGER" in words and "Seite 1" in words
+    assert "1.234,50" in words and "2. März 2026" in words and "Total due" not in words
+    _screenshot_pdf(german, "pod-to-invoice-customer-invoice-de")
+
+    streams = re.findall(rb"stream\r?\n(.*?)\r?\nendstream", english, re.S)
+    painted = b"".join(zlib.decompress(stream) for stream in streams if stream[:1] == b"x")
+    fills = [tuple(float(part) for part in match.split()) for match in re.findall(rb"([\d.]+ [\d.]+ [\d.]+) rg", painted)]
+    primary = (0x0B / 255, 0x4F / 255, 0x9C / 255)  # Acme's #0b4f9c
+    assert any(all(abs(a - b) < 0.005 for a, b in zip(fill, primary, strict=True)) for fill in fills), fills
 
 
 # --- end to end on the worker --------------------------------------------------------------------------
