@@ -132,6 +132,16 @@ def _public_schema_first():
 
 
 @pytest.fixture(autouse=True)
+def _default_language_first():
+    """Each test starts in the default language: a request through the test client activates the
+    person's or the workspace's language on this thread, and it stays active after the request."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _connector_guards_reset():
     """Circuit and rate-limit state lives in Redis across processes: each test starts with every
     connection's circuit closed, whatever an earlier test's failing partner left behind."""
