@@ -298,6 +298,14 @@ def _open_exception() -> Exists:
     return Exists(ExceptionCase.objects.filter(OPEN_EXCEPTION, shipment_id=OuterRef("pk")))
 
 
+def _open_exception_probe() -> Subquery:
+    """One open exception's id, else NULL: the "has an open exception" filter as a test per row.
+    As EXISTS, PostgreSQL turned the filter into a semi-join and, guessing that a tenth of the
+    matches had one, planned to read the whole date range before sorting (25 ms for a 50-row page
+    at 1M shipments); a per-row test lets the page stop at its last row, as the 25-row page did."""
+    return Subquery(ExceptionCase.objects.filter(OPEN_EXCEPTION, shipment_id=OuterRef("pk")).values("pk")[:1])
+
+
 def _promise_appointment() -> Subquery:
     """The last delivery stop's appointment end (or start): what `tracking_inbound._promise` reads first."""
     last_delivery = Stop.objects.filter(shipment_id=OuterRef("pk"), kind=StopKind.DELIVERY).order_by("-sequence")
@@ -352,7 +360,10 @@ def _filtered(scope: QuerySet[Shipment], filters: ShipmentFilters) -> QuerySet[S
     if filters.status:
         shipments = shipments.filter(status__in=filters.status)
     if filters.has_exception is not None:
-        shipments = shipments.filter(_open_exception() if filters.has_exception else ~_open_exception())
+        if filters.has_exception:
+            shipments = shipments.alias(open_exception_probe=_open_exception_probe()).filter(open_exception_probe__isnull=False)
+        else:
+            shipments = shipments.filter(~_open_exception())
     for name, column in (("created", "created_at"), ("delivered", "delivered_at"), ("eta", "eta")):
         start, end = getattr(filters, f"{name}_from"), getattr(filters, f"{name}_to")
         if start is not None:
