@@ -10,18 +10,19 @@ count it (`connectors.guards`); "Test connection" writes the `last_test_*` field
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ConnectionKind(models.TextChoices):
-    ERP = "erp", "ERP"
-    TMS = "tms", "TMS"
-    WMS = "wms", "WMS"
-    CRM = "crm", "CRM"
-    CARRIER = "carrier", "Carrier"
-    EDI_PARTNER = "edi_partner", "EDI partner"
-    IOT = "iot", "IoT / telemetry"
-    CUSTOMER_WEBHOOK = "customer_webhook", "Customer webhook"
-    EMAIL = "email", "Email"
+    ERP = "erp", _("ERP")
+    TMS = "tms", _("TMS")
+    WMS = "wms", _("WMS")
+    CRM = "crm", _("CRM")
+    CARRIER = "carrier", _("Carrier")
+    EDI_PARTNER = "edi_partner", _("EDI partner")
+    IOT = "iot", _("IoT / telemetry")
+    CUSTOMER_WEBHOOK = "customer_webhook", _("Customer webhook")
+    EMAIL = "email", _("Email")
 
 
 class Transport(models.TextChoices):
@@ -32,11 +33,11 @@ class Transport(models.TextChoices):
 
 
 class AuthMethod(models.TextChoices):
-    NONE = "none", "No authentication"
-    API_KEY = "api_key", "API key"
-    BASIC = "basic", "Basic (user and password)"
-    OAUTH2 = "oauth2_client_credentials", "OAuth2 client credentials"
-    HMAC = "hmac", "HMAC signature"
+    NONE = "none", _("No authentication")
+    API_KEY = "api_key", _("API key")
+    BASIC = "basic", _("Basic (user and password)")
+    OAUTH2 = "oauth2_client_credentials", _("OAuth2 client credentials")
+    HMAC = "hmac", _("HMAC signature")
 
 
 class HealthMethod(models.TextChoices):
@@ -45,25 +46,25 @@ class HealthMethod(models.TextChoices):
 
 
 class CircuitState(models.TextChoices):
-    CLOSED = "closed", "Closed"
-    OPEN = "open", "Open"
-    HALF_OPEN = "half_open", "Half-open"
+    CLOSED = "closed", _("Closed")
+    OPEN = "open", _("Open")
+    HALF_OPEN = "half_open", _("Half-open")
 
 
 class InboundScheme(models.TextChoices):
-    STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks"
-    GITHUB = "github", "GitHub style (X-Hub-Signature-256)"
-    SHOPIFY = "shopify", "Shopify style (X-Shopify-Hmac-Sha256)"
-    STRIPE = "stripe", "Stripe style (Stripe-Signature)"
-    EASYPOST = "easypost", "EasyPost style (X-Hmac-Signature)"
-    CUSTOM = "custom", "Custom HMAC"
+    STANDARD_WEBHOOKS = "standard_webhooks", _("Standard Webhooks")
+    GITHUB = "github", _("GitHub style (X-Hub-Signature-256)")
+    SHOPIFY = "shopify", _("Shopify style (X-Shopify-Hmac-Sha256)")
+    STRIPE = "stripe", _("Stripe style (Stripe-Signature)")
+    EASYPOST = "easypost", _("EasyPost style (X-Hmac-Signature)")
+    CUSTOM = "custom", _("Custom HMAC")
 
 
 class InboundMapper(models.TextChoices):
-    CANONICAL = "canonical", "Baton events (event_type, event_id, correlation, payload)"
-    EASYPOST = "easypost", "EasyPost-style tracker events"
-    MAPPING = "mapping", "A mapping of JSON paths"
-    X12 = "x12", "X12 EDI interchanges"
+    CANONICAL = "canonical", _("Baton events (event_type, event_id, correlation, payload)")
+    EASYPOST = "easypost", _("EasyPost-style tracker events")
+    MAPPING = "mapping", _("A mapping of JSON paths")
+    X12 = "x12", _("X12 EDI interchanges")
 
 
 class Connection(models.Model):
@@ -205,8 +206,8 @@ class TelemetrySubscription(models.Model):
 
 
 class TelemetryAssetKind(models.TextChoices):
-    TRAILER = "trailer", "Trailer or device"
-    SHIPMENT = "shipment", "Shipment"
+    TRAILER = "trailer", _("Trailer or device")
+    SHIPMENT = "shipment", _("Shipment")
 
 
 class TelemetryAsset(models.Model):
@@ -238,8 +239,8 @@ class TelemetryAsset(models.Model):
 
 
 class TelemetryRuleKind(models.TextChoices):
-    TEMPERATURE_RANGE = "temperature_range", "Temperature out of range"
-    NO_PING = "no_ping", "No message for N minutes"
+    TEMPERATURE_RANGE = "temperature_range", _("Temperature out of range")
+    NO_PING = "no_ping", _("No message for N minutes")
 
 
 class TelemetryRule(models.Model):
@@ -319,9 +320,9 @@ class WebhookEndpoint(models.Model):
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed"  # gave up after the retry schedule
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed")  # gave up after the retry schedule
 
 
 class WebhookDelivery(models.Model):
@@ -359,8 +360,8 @@ class WebhookDelivery(models.Model):
 
 
 class EdiUsage(models.TextChoices):
-    PRODUCTION = "P", "Production"
-    TEST = "T", "Test"
+    PRODUCTION = "P", _("Production")
+    TEST = "T", _("Test")
 
 
 class EdiPartner(models.Model):
@@ -404,9 +405,9 @@ class EdiPartner(models.Model):
 
 
 class EdiControlLevel(models.TextChoices):
-    INTERCHANGE = "ISA", "Interchange (ISA13)"
-    GROUP = "GS", "Functional group (GS06)"
-    SET = "ST", "Transaction set (ST02)"
+    INTERCHANGE = "ISA", _("Interchange (ISA13)")
+    GROUP = "GS", _("Functional group (GS06)")
+    SET = "ST", _("Transaction set (ST02)")
 
 
 class EdiControlNumber(models.Model):
@@ -426,8 +427,8 @@ class EdiControlNumber(models.Model):
 
 
 class EdiAcknowledgementStatus(models.TextChoices):
-    PENDING = "pending", "Waiting to be sent"
-    SENT = "sent", "Sent"
+    PENDING = "pending", _("Waiting to be sent")
+    SENT = "sent", _("Sent")
 
 
 class EdiAcknowledgement(models.Model):
@@ -460,8 +461,8 @@ EXCHANGE_BODY_LIMIT = 4096
 
 
 class ExchangeOrigin(models.TextChoices):
-    STEP = "step", "Workflow step"
-    TEST = "test", "Test connection"
+    STEP = "step", _("Workflow step")
+    TEST = "test", _("Test connection")
 
 
 class ConnectorExchange(models.Model):

@@ -26,17 +26,17 @@ CURRENCY_DEFAULT = "USD"
 
 
 class WeightUnit(models.TextChoices):
-    LB = "lb", "Pounds"
-    KG = "kg", "Kilograms"
+    LB = "lb", gettext_noop("Pounds")
+    KG = "kg", gettext_noop("Kilograms")
 
 
 # --- parties and locations -------------------------------------------------------------------
 
 
 class ServiceTier(models.TextChoices):
-    STANDARD = "standard", "Standard"
-    PRIORITY = "priority", "Priority"
-    CRITICAL = "critical", "Critical"
+    STANDARD = "standard", gettext_noop("Standard")
+    PRIORITY = "priority", gettext_noop("Priority")
+    CRITICAL = "critical", gettext_noop("Critical")
 
 
 class CustomerAccount(models.Model):
@@ -56,13 +56,13 @@ class CustomerAccount(models.Model):
 
 
 class PartyKind(models.TextChoices):
-    SHIPPER = "shipper", "Shipper"
-    CONSIGNEE = "consignee", "Consignee"
-    CARRIER = "carrier", "Carrier"
-    BILL_TO = "bill_to", "Bill-to"
-    WAREHOUSE = "warehouse", "Warehouse"
-    BROKER = "broker", "Broker"
-    OTHER = "other", "Other"
+    SHIPPER = "shipper", gettext_noop("Shipper")
+    CONSIGNEE = "consignee", gettext_noop("Consignee")
+    CARRIER = "carrier", gettext_noop("Carrier")
+    BILL_TO = "bill_to", gettext_noop("Bill-to")
+    WAREHOUSE = "warehouse", gettext_noop("Warehouse")
+    BROKER = "broker", gettext_noop("Broker")
+    OTHER = "other", gettext_noop("Other")
 
 
 class Party(models.Model):
@@ -125,13 +125,13 @@ class Location(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    RECEIVED = "received", "Received"
-    VALIDATED = "validated", "Validated"
-    ON_HOLD = "on_hold", "On hold"
-    REJECTED = "rejected", "Rejected"
-    RELEASED = "released", "Released"
-    SHIPPED = "shipped", "Shipped"
-    CANCELLED = "cancelled", "Cancelled"
+    RECEIVED = "received", gettext_noop("Received")
+    VALIDATED = "validated", gettext_noop("Validated")
+    ON_HOLD = "on_hold", gettext_noop("On hold")
+    REJECTED = "rejected", gettext_noop("Rejected")
+    RELEASED = "released", gettext_noop("Released")
+    SHIPPED = "shipped", gettext_noop("Shipped")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 class Order(models.Model):
@@ -198,12 +198,12 @@ class TransportMode(models.TextChoices):
 
 
 class TenderStatus(models.TextChoices):
-    NOT_TENDERED = "not_tendered", "Not tendered"
-    TENDERED = "tendered", "Tendered"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    EXPIRED = "expired", "Expired"
-    CANCELLED = "cancelled", "Cancelled"
+    NOT_TENDERED = "not_tendered", gettext_noop("Not tendered")
+    TENDERED = "tendered", gettext_noop("Tendered")
+    ACCEPTED = "accepted", gettext_noop("Accepted")
+    DECLINED = "declined", gettext_noop("Declined")
+    EXPIRED = "expired", gettext_noop("Expired")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 class Shipment(models.Model):
@@ -291,12 +291,12 @@ class Stop(models.Model):
 
 
 class EventSource(models.TextChoices):
-    X12_214 = "x12_214", "EDI 214"
-    CARRIER_API = "carrier_api", "Carrier API"
-    TELEMETRY = "telemetry", "Telemetry"
-    API = "api", "Baton API"
-    MANUAL = "manual", "Entered by a person"
-    WORKFLOW = "workflow", "Workflow"
+    X12_214 = "x12_214", gettext_noop("EDI 214")
+    CARRIER_API = "carrier_api", gettext_noop("Carrier API")
+    TELEMETRY = "telemetry", gettext_noop("Telemetry")
+    API = "api", gettext_noop("Baton API")
+    MANUAL = "manual", gettext_noop("Entered by a person")
+    WORKFLOW = "workflow", gettext_noop("Workflow")
 
 
 class TrackingEvent(models.Model):
@@ -355,30 +355,30 @@ class ExceptionType(models.TextChoices):
 
 
 class Severity(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    CRITICAL = "critical", "Critical"
+    LOW = "low", gettext_noop("Low")
+    MEDIUM = "medium", gettext_noop("Medium")
+    HIGH = "high", gettext_noop("High")
+    CRITICAL = "critical", gettext_noop("Critical")
 
 
 class ExceptionStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    IN_PROGRESS = "in_progress", "In progress"
-    CLOSED = "closed", "Closed"
+    OPEN = "open", gettext_noop("Open")
+    IN_PROGRESS = "in_progress", gettext_noop("In progress")
+    CLOSED = "closed", gettext_noop("Closed")
 
 
 class RootCause(models.TextChoices):
-    CARRIER = "carrier", "Carrier"
-    SHIPPER = "shipper", "Shipper"
-    CONSIGNEE = "consignee", "Consignee"
-    WEATHER = "weather", "Weather or natural disaster"
-    TRAFFIC = "traffic", "Traffic or road conditions"
-    EQUIPMENT = "equipment", "Equipment"
-    CUSTOMS = "customs", "Customs"
-    DATA = "data", "Wrong or missing data"
-    SYSTEM = "system", "System or integration"
-    NO_FAULT = "no_fault", "Not an exception after all"
-    OTHER = "other", "Other"
+    CARRIER = "carrier", gettext_noop("Carrier")
+    SHIPPER = "shipper", gettext_noop("Shipper")
+    CONSIGNEE = "consignee", gettext_noop("Consignee")
+    WEATHER = "weather", gettext_noop("Weather or natural disaster")
+    TRAFFIC = "traffic", gettext_noop("Traffic or road conditions")
+    EQUIPMENT = "equipment", gettext_noop("Equipment")
+    CUSTOMS = "customs", gettext_noop("Customs")
+    DATA = "data", gettext_noop("Wrong or missing data")
+    SYSTEM = "system", gettext_noop("System or integration")
+    NO_FAULT = "no_fault", gettext_noop("Not an exception after all")
+    OTHER = "other", gettext_noop("Other")
 
 
 OPEN_EXCEPTION = Q(status__in=[ExceptionStatus.OPEN, ExceptionStatus.IN_PROGRESS])
@@ -472,12 +472,12 @@ class Document(models.Model):
 
 
 class MatchStatus(models.TextChoices):
-    UNMATCHED = "unmatched", "Not matched yet"
-    MATCHED = "matched", "Matched"
-    WITHIN_TOLERANCE = "within_tolerance", "Matched within tolerance"
-    MISMATCH = "mismatch", "Mismatch"
-    DISPUTED = "disputed", "Disputed"
-    APPROVED = "approved", "Approved"
+    UNMATCHED = "unmatched", gettext_noop("Not matched yet")
+    MATCHED = "matched", gettext_noop("Matched")
+    WITHIN_TOLERANCE = "within_tolerance", gettext_noop("Matched within tolerance")
+    MISMATCH = "mismatch", gettext_noop("Mismatch")
+    DISPUTED = "disputed", gettext_noop("Disputed")
+    APPROVED = "approved", gettext_noop("Approved")
 
 
 class FreightInvoice(models.Model):
@@ -505,16 +505,16 @@ class FreightInvoice(models.Model):
 
 
 class ChargeCode(models.TextChoices):
-    LINEHAUL = "linehaul", "Linehaul"
-    FUEL = "fuel", "Fuel surcharge"
-    DETENTION = "detention", "Detention"
-    LUMPER = "lumper", "Lumper"
-    LAYOVER = "layover", "Layover"
-    LIFTGATE = "liftgate", "Liftgate"
-    ACCESSORIAL = "accessorial", "Other accessorial"
-    TAX = "tax", "Tax"
-    DISCOUNT = "discount", "Discount"
-    OTHER = "other", "Other"
+    LINEHAUL = "linehaul", gettext_noop("Linehaul")
+    FUEL = "fuel", gettext_noop("Fuel surcharge")
+    DETENTION = "detention", gettext_noop("Detention")
+    LUMPER = "lumper", gettext_noop("Lumper")
+    LAYOVER = "layover", gettext_noop("Layover")
+    LIFTGATE = "liftgate", gettext_noop("Liftgate")
+    ACCESSORIAL = "accessorial", gettext_noop("Other accessorial")
+    TAX = "tax", gettext_noop("Tax")
+    DISCOUNT = "discount", gettext_noop("Discount")
+    OTHER = "other", gettext_noop("Other")
 
 
 class ChargeLine(models.Model):
@@ -536,19 +536,19 @@ class ChargeLine(models.Model):
 
 
 class ClaimKind(models.TextChoices):
-    DAMAGE = "damage", "Damage"
-    SHORTAGE = "shortage", "Shortage"
-    LOSS = "loss", "Loss"
-    DELAY = "delay", "Delay"
-    OTHER = "other", "Other"
+    DAMAGE = "damage", gettext_noop("Damage")
+    SHORTAGE = "shortage", gettext_noop("Shortage")
+    LOSS = "loss", gettext_noop("Loss")
+    DELAY = "delay", gettext_noop("Delay")
+    OTHER = "other", gettext_noop("Other")
 
 
 class ClaimStatus(models.TextChoices):
-    FILED = "filed", "Filed"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    DECIDED = "decided", "Decided (settlement offered)"
-    PAID = "paid", "Paid"
-    DENIED = "denied", "Denied"
+    FILED = "filed", gettext_noop("Filed")
+    ACKNOWLEDGED = "acknowledged", gettext_noop("Acknowledged")
+    DECIDED = "decided", gettext_noop("Decided (settlement offered)")
+    PAID = "paid", gettext_noop("Paid")
+    DENIED = "denied", gettext_noop("Denied")
 
 
 # 49 CFR 1005: a carrier acknowledges a claim within 30 days of receiving it and pays, declines
@@ -634,10 +634,10 @@ class InventoryPosition(models.Model):
 
 
 class VarianceStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    WITHIN_TOLERANCE = "within_tolerance", "Within tolerance"
-    ADJUSTED = "adjusted", "Adjusted"
-    ESCALATED = "escalated", "Escalated"
+    OPEN = "open", gettext_noop("Open")
+    WITHIN_TOLERANCE = "within_tolerance", gettext_noop("Within tolerance")
+    ADJUSTED = "adjusted", gettext_noop("Adjusted")
+    ESCALATED = "escalated", gettext_noop("Escalated")
 
 
 class InventoryVariance(models.Model):
@@ -711,25 +711,25 @@ class CarrierRule(models.Model):
 
 
 class MappingKind(models.TextChoices):
-    X12_214_STATUS = "x12_214_status", "X12 214 shipment status codes (AT7-01)"
-    X12_214_REASON = "x12_214_reason", "X12 214 status reason codes (AT7-02)"
-    CARRIER_API_STATUS = "carrier_api_status", "Carrier API tracking statuses"
+    X12_214_STATUS = "x12_214_status", gettext_noop("X12 214 shipment status codes (AT7-01)")
+    X12_214_REASON = "x12_214_reason", gettext_noop("X12 214 status reason codes (AT7-02)")
+    CARRIER_API_STATUS = "carrier_api_status", gettext_noop("Carrier API tracking statuses")
 
 
 class MappingVersionStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ACTIVE = "active", "Active"
-    RETIRED = "retired", "Retired"
+    DRAFT = "draft", gettext_noop("Draft")
+    ACTIVE = "active", gettext_noop("Active")
+    RETIRED = "retired", gettext_noop("Retired")
 
 
 class Responsibility(models.TextChoices):
-    NONE = "none", "No one (normal)"
-    CARRIER = "carrier", "Carrier"
-    SHIPPER = "shipper", "Shipper"
-    CONSIGNEE = "consignee", "Consignee"
-    CUSTOMS = "customs", "Customs or authorities"
-    WEATHER = "weather", "Weather or force majeure"
-    OTHER = "other", "Other"
+    NONE = "none", gettext_noop("No one (normal)")
+    CARRIER = "carrier", gettext_noop("Carrier")
+    SHIPPER = "shipper", gettext_noop("Shipper")
+    CONSIGNEE = "consignee", gettext_noop("Consignee")
+    CUSTOMS = "customs", gettext_noop("Customs or authorities")
+    WEATHER = "weather", gettext_noop("Weather or force majeure")
+    OTHER = "other", gettext_noop("Other")
 
 
 class StatusMappingVersion(models.Model):
@@ -807,14 +807,14 @@ class Milestone(models.TextChoices):
 
 
 class NotificationChannel(models.TextChoices):
-    EMAIL = "email", "Email"
-    WEBHOOK = "webhook", "Webhook"
+    EMAIL = "email", gettext_noop("Email")
+    WEBHOOK = "webhook", gettext_noop("Webhook")
 
 
 class DigestMode(models.TextChoices):
-    OFF = "off", "Off: each milestone on its own"
-    HOURLY = "hourly", "Hourly"
-    DAILY = "daily", "Daily, at a set time"
+    OFF = "off", gettext_noop("Off: each milestone on its own")
+    HOURLY = "hourly", gettext_noop("Hourly")
+    DAILY = "daily", gettext_noop("Daily, at a set time")
 
 
 class MilestoneSubscription(models.Model):
@@ -849,11 +849,11 @@ class MilestoneSubscription(models.Model):
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+    PENDING = "pending", gettext_noop("Pending")
+    SENDING = "sending", gettext_noop("Sending")
+    SENT = "sent", gettext_noop("Sent")
+    FAILED = "failed", gettext_noop("Failed")
+    CANCELLED = "cancelled", gettext_noop("Cancelled")
 
 
 class MilestoneNotification(models.Model):

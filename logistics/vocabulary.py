@@ -74,15 +74,15 @@ DEPARTURES: dict[str, str] = {S.PICKED_UP: "pickup", S.DELIVERED: "delivery"}
 class Signal(models.TextChoices):
     """A hint an event carries for exception handling (from its status or reason mapping)."""
 
-    DELAY = "delay", "Delay"
-    DAMAGE = "damage", "Damage"
-    SHORTAGE = "shortage", "Shortage"
-    REFUSED = "refused", "Refused"
-    MISSED_PICKUP = "missed_pickup", "Missed pickup"
-    MISSED_DELIVERY = "missed_delivery", "Missed delivery"
-    CUSTOMS = "customs", "Customs"
-    WEATHER = "weather", "Weather"
-    HOLD = "hold", "Hold"
+    DELAY = "delay", gettext_noop("Delay")
+    DAMAGE = "damage", gettext_noop("Damage")
+    SHORTAGE = "shortage", gettext_noop("Shortage")
+    REFUSED = "refused", gettext_noop("Refused")
+    MISSED_PICKUP = "missed_pickup", gettext_noop("Missed pickup")
+    MISSED_DELIVERY = "missed_delivery", gettext_noop("Missed delivery")
+    CUSTOMS = "customs", gettext_noop("Customs")
+    WEATHER = "weather", gettext_noop("Weather")
+    HOLD = "hold", gettext_noop("Hold")
 
 
 def rank(status: str) -> int:

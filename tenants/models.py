@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django_tenants.models import DomainMixin, TenantMixin
 
 
@@ -20,17 +21,17 @@ class Partner(models.Model):  # type: ignore[django-manager-missing]  # TenantMi
 
 
 class Plan(models.TextChoices):
-    STARTER = "starter", "Starter"
-    STANDARD = "standard", "Standard"
-    ENTERPRISE = "enterprise", "Enterprise"
+    STARTER = "starter", _("Starter")
+    STANDARD = "standard", _("Standard")
+    ENTERPRISE = "enterprise", _("Enterprise")
 
 
 class TenantStatus(models.TextChoices):
-    PROVISIONING = "provisioning", "Provisioning"
-    READY = "ready", "Ready"
-    SUSPENDED = "suspended", "Suspended"
-    ARCHIVED = "archived", "Archived"
-    FAILED = "failed", "Failed"
+    PROVISIONING = "provisioning", _("Provisioning")
+    READY = "ready", _("Ready")
+    SUSPENDED = "suspended", _("Suspended")
+    ARCHIVED = "archived", _("Archived")
+    FAILED = "failed", _("Failed")
 
 
 class Tenant(TenantMixin):
@@ -137,9 +138,9 @@ class ProvisioningStep(models.Model):
     """One line of a tenant's provisioning log, shown live in the console."""
 
     class State(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="provisioning_steps")
     at = models.DateTimeField(auto_now_add=True)

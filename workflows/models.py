@@ -11,16 +11,17 @@ event waits `EventWait` rows the engine reads when the run wakes.
 
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TemplateCategory(models.TextChoices):
-    ORDERS = "orders", "Orders and release"
-    EXCEPTIONS = "exceptions", "Carrier exceptions"
-    INVENTORY = "inventory", "Inventory and warehouse"
-    BILLING = "billing", "Proof of delivery and invoicing"
-    CLAIMS = "claims", "Claims"
-    NOTIFICATIONS = "notifications", "Customer notifications"
-    OTHER = "other", "Other"
+    ORDERS = "orders", _("Orders and release")
+    EXCEPTIONS = "exceptions", _("Carrier exceptions")
+    INVENTORY = "inventory", _("Inventory and warehouse")
+    BILLING = "billing", _("Proof of delivery and invoicing")
+    CLAIMS = "claims", _("Claims")
+    NOTIFICATIONS = "notifications", _("Customer notifications")
+    OTHER = "other", _("Other")
 
 
 # Models whose tables live only in the public schema (see workflows.routers).
@@ -152,14 +153,14 @@ CORRELATION_KEYS = ("order", "shipment", "po", "bol", "pro")
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    WAITING = "waiting", "Waiting"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    COMPENSATING = "compensating", "Compensating"
-    COMPENSATED = "compensated", "Compensated"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    WAITING = "waiting", _("Waiting")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    COMPENSATING = "compensating", _("Compensating")
+    COMPENSATED = "compensated", _("Compensated")
 
 
 RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.COMPENSATED})
@@ -241,8 +242,8 @@ class Run(models.Model):
 
 
 class StepStatus(models.TextChoices):
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 class StepExecution(models.Model):
@@ -271,10 +272,10 @@ class StepExecution(models.Model):
 
 
 class TimerKind(models.TextChoices):
-    RETRY = "retry", "Retry a failed step"
-    WAIT_UNTIL = "wait_until", "Wait until a moment"
-    WAIT_TIMEOUT = "wait_timeout", "Event wait timed out"
-    APPROVAL_DUE = "approval_due", "Approval due"
+    RETRY = "retry", _("Retry a failed step")
+    WAIT_UNTIL = "wait_until", _("Wait until a moment")
+    WAIT_TIMEOUT = "wait_timeout", _("Event wait timed out")
+    APPROVAL_DUE = "approval_due", _("Approval due")
 
 
 class Timer(models.Model):
@@ -300,14 +301,14 @@ class Timer(models.Model):
 
 
 class IncidentStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class IncidentResolution(models.TextChoices):
-    RETRIED = "retried", "Retried from the failed step"
-    RESTARTED = "restarted", "Restarted from the beginning"
-    CANCELLED = "cancelled", "Run cancelled"
+    RETRIED = "retried", _("Retried from the failed step")
+    RESTARTED = "restarted", _("Restarted from the beginning")
+    CANCELLED = "cancelled", _("Run cancelled")
 
 
 class Incident(models.Model):
@@ -386,10 +387,10 @@ class Approval(models.Model):
 
 
 class EventWaitStatus(models.TextChoices):
-    WAITING = "waiting", "Waiting"
-    MATCHED = "matched", "Matched"
-    TIMED_OUT = "timed_out", "Timed out"
-    CANCELLED = "cancelled", "Cancelled"
+    WAITING = "waiting", _("Waiting")
+    MATCHED = "matched", _("Matched")
+    TIMED_OUT = "timed_out", _("Timed out")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class EventWait(models.Model):
