@@ -289,26 +289,31 @@ def test_a_customer_who_chose_german_reads_the_shipment_list_and_page_in_german(
     assert "Arrived at pickup" not in page and "Milestones" not in page
 
 
+def _in_transit_notification(acme, shipment, customer) -> MilestoneNotification:  # noqa: F811
+    """An in-transit email notification of `shipment` to `customer`, due now (in the tenant's schema)."""
+    subscription = subscription_create(
+        customer_account=acme.customer_accounts[0],
+        milestones=["in_transit"],
+        channel="email",
+        time_zone="Europe/Madrid",
+        user=customer,
+        actor=SYSTEM,
+    )
+    return MilestoneNotification.objects.create(
+        subscription=subscription,
+        shipment=shipment,
+        milestone="in_transit",
+        occurred_at=at(4),
+        due_at=at(4),
+        details={"label": "In transit"},
+    )
+
+
 def test_the_milestone_email_speaks_the_recipients_language(world, acme, places):  # noqa: F811
     customer = person(world, language="es")
     with schema_context(world.acme.schema):
-        shipment = ship(acme, places, "SP-MAIL-ES", pro_number="PRO-ES-1")
-        subscription = subscription_create(
-            customer_account=acme.customer_accounts[0],
-            milestones=["in_transit"],
-            channel="email",
-            time_zone="Europe/Madrid",
-            user=customer,
-            actor=SYSTEM,
-        )
-        notification = MilestoneNotification.objects.create(
-            subscription=subscription,
-            shipment=shipment,
-            milestone="in_transit",
-            occurred_at=at(4),
-            due_at=at(4),
-            details={"label": "In transit"},
-        )
+        notification = _in_transit_notification(acme, ship(acme, places, "SP-MAIL-ES", pro_number="PRO-ES-1"), customer)
+        subscription = notification.subscription
         message = milestone_email([notification])
         assert message is not None
         html = message.alternatives[0][0]
@@ -393,23 +398,8 @@ def test_mail_to_someone_who_chose_no_language_goes_out_in_the_workspaces_defaul
     _default_language(world, "acme", "es")
     customer = person(world)  # chose nothing
     with schema_context(world.acme.schema):
-        shipment = ship(acme, places, "SP-MAIL-DEF", pro_number="PRO-DEF-1")
-        subscription = subscription_create(
-            customer_account=acme.customer_accounts[0],
-            milestones=["in_transit"],
-            channel="email",
-            time_zone="Europe/Madrid",
-            user=customer,
-            actor=SYSTEM,
-        )
-        notification = MilestoneNotification.objects.create(
-            subscription=subscription,
-            shipment=shipment,
-            milestone="in_transit",
-            occurred_at=at(4),
-            due_at=at(4),
-            details={"label": "In transit"},
-        )
+        notification = _in_transit_notification(acme, ship(acme, places, "SP-MAIL-DEF", pro_number="PRO-DEF-1"), customer)
+        subscription = notification.subscription
         message = milestone_email([notification])
         assert message is not None and message.subject.startswith("Envío SP-MAIL-DEF: En tránsito")
         # The recipient's own choice wins over the workspace's.
