@@ -6,7 +6,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
 
-from tenants.selectors import support_grant_active
+from tenants.selectors import language_offered, support_grant_active
 
 MFA_ENROLLED_KEY = "baton.mfa_enrolled"
 MFA_EXEMPT_PREFIXES = ("/accounts/", "/static/", "/healthz", "/readyz", "/metrics", "/brand/", "/api/")
@@ -23,14 +23,13 @@ class UserLanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        offered = dict(settings.LANGUAGES)
         user = getattr(request, "user", None)
         language = getattr(user, "language", "") if user is not None and user.is_authenticated else ""
-        if language not in offered:
+        if not language_offered(language):
             language = ""
-        if not language and request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) not in offered:
+        if not language and not language_offered(request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)):
             language = getattr(getattr(request, "tenant", None), "default_language", "")
-        if language and language in offered:
+        if language and language_offered(language):
             translation.activate(language)
             request.LANGUAGE_CODE = translation.get_language()
         return self.get_response(request)

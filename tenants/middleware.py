@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from tenants.db import connection
 from tenants.hosts import host_domain
 from tenants.models import TenantStatus
-from tenants.selectors import _site, site_for_console
+from tenants.selectors import _site, site_for_console, visitor_language
 
 ALWAYS_SERVED = ("/healthz", "/readyz", "/metrics", "/static/")
 
@@ -69,10 +69,7 @@ class TenantHostMiddleware:
             with translation.override(settings.LANGUAGE_CODE):
                 status, kind, title, detail = self._why_not_serving(tenant)
             return problem_response(status, kind, title, detail)
-        language = tenant.default_language if tenant.default_language in dict(settings.LANGUAGES) else ""
-        if request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME) in dict(settings.LANGUAGES) or not language:
-            language = translation.get_language_from_request(request)
-        with translation.override(language):
+        with translation.override(visitor_language(request, tenant)):
             status, kind, title, detail = self._why_not_serving(tenant)
             site = _site(getattr(tenant, "branding", None), tenant.domain_url, tenant.slug)
             body = render_to_string(

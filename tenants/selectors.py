@@ -90,16 +90,33 @@ def site_current() -> Site:
     return site_for_console()
 
 
+def language_offered(code: str | None) -> bool:
+    """Whether Baton speaks `code` (settings.LANGUAGES)."""
+    return code in dict(settings.LANGUAGES)
+
+
+def visitor_language(request: Any, tenant: Tenant | None) -> str:
+    """The language for someone who chose none in their account: the switcher's cookie, else the
+    workspace's default, else the browser's Accept-Language, else English."""
+    from django.utils import translation
+
+    cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+    default = getattr(tenant, "default_language", "") if tenant is not None else ""
+    if not language_offered(cookie) and language_offered(default):
+        return default
+    return translation.get_language_from_request(request)
+
+
 def tenant_language(tenant: Tenant | None) -> str:
     """The language for people of this workspace who chose none: the tenant admin's default, else
     the installation's (an email has no browser to ask). None: the console, the installation's."""
     language = getattr(tenant, "default_language", "") if tenant is not None else ""
-    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
+    return language if language_offered(language) else settings.LANGUAGE_CODE
 
 
 def recipient_language(*, chosen: str, tenant: Tenant | None) -> str:
     """The language of mail to one person: theirs (accounts.User.language), else the workspace's."""
-    return chosen if chosen in dict(settings.LANGUAGES) else tenant_language(tenant)
+    return chosen if language_offered(chosen) else tenant_language(tenant)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from tenants.domains import DomainCheckFailed, domain_answers_token
 from tenants.hosts import tenant_hosts_forget
 from tenants.models import Branding, Domain, Partner, PortalTexts, ProvisioningStep, SupportAccessGrant, Tenant, TenantStatus
 from tenants.schema_clone import schema_replay
-from tenants.selectors import site_for_tenant
+from tenants.selectors import language_offered, site_for_tenant
 from tenants.template_schema import template_snapshot_current
 
 log = structlog.get_logger(__name__)
@@ -526,7 +526,7 @@ def portal_texts_update(*, tenant: Tenant, texts: PortalTextsInput, actor: Any) 
 def tenant_default_language_set(*, tenant: Tenant, language: str, actor: Any) -> Tenant:
     """The language of the workspace's people who chose none, before their browser's; blank hands
     it back to the browser. Audited in the current schema (the tenant's own log)."""
-    if language and language not in dict(settings.LANGUAGES):
+    if language and not language_offered(language):
         raise TenantError(f"Language {language!r} is not offered here.", field="default_language")
     if tenant.default_language != language:
         with transaction.atomic():
