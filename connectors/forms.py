@@ -156,7 +156,9 @@ class ConnectionForm(forms.Form):
     def auth_groups(self) -> list[tuple[str, str, list[forms.BoundField]]]:
         """(method, label, its fields) for each method that has fields, in the choices' order."""
         return [
-            (method, AuthMethod(method).label, [self[name] for name in fields.values()]) for method, fields in AUTH_FIELDS.items() if fields
+            (method, str(AuthMethod(method).label), [self[name] for name in fields.values()])
+            for method, fields in AUTH_FIELDS.items()
+            if fields
         ]
 
     def clean_settings(self) -> dict[str, Any]:
