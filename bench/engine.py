@@ -1480,7 +1480,7 @@ def isolated_run(name: str, *, database: str, tag: str, log_level: str, run: Cal
     """What every server bench does around its `run`: this process, the web and the workers share
     a throwaway database, a queue and cache prefix (`tag`) and the settings; afterwards the
     processes stop, the prefix's Redis keys and the database go, and the scratch folder too unless
-    BENCH_<NAME>_KEEP_LOGS is set."""
+    BENCH_<NAME>_KEEP_LOGS is set (and the database, when BENCH_<NAME>_KEEP_DATABASE is)."""
     import psycopg
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -1509,8 +1509,11 @@ def isolated_run(name: str, *, database: str, tag: str, log_level: str, run: Cal
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if os.environ.get(f"BENCH_{name.upper()}_KEEP_DATABASE"):  # to look into afterwards; drop it by hand
+            log(f"database {database} kept")
+        else:
+            with psycopg.connect(conninfo, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if os.environ.get(f"BENCH_{name.upper()}_KEEP_LOGS"):
             log(f"logs kept in {scratch}")
         else:

@@ -1,16 +1,21 @@
 """Thin Celery entry points for the inbox (`connectors.inbox` does the work), on the `connectors` queue.
 
 `dispatch_ready` runs inside one tenant's schema (the `_schema_name` header) and hands on a batch
-of the inbox's waiting events; a repeated task finds nothing left or the rows locked. Beat sends
+of the inbox's waiting events; a repeated task finds nothing left or the rows locked. After the
+batch it advances the schema's ready high-priority runs itself (`workflows.engine.runs_advance_urgent`):
+the runs the batch started, such as a delay's exception, go on without queueing behind the engine. Beat sends
 `dispatch_sweep_all`, which fans `dispatch_sweep` out to every ready tenant to wake the dispatcher
 for events left behind.
 """
 
+import structlog
 from celery import shared_task
 from django.conf import settings
 
 from tenants.db import connection
 from tenants.tasks import ready_tenants_send, schema_wake_token_drop
+
+log = structlog.get_logger("baton.connectors")
 
 
 @shared_task(name="connectors.dispatch_ready", acks_late=True)
@@ -22,7 +27,21 @@ def dispatch_ready() -> int:
     outcomes = events_dispatch(limit=batch)
     if len(outcomes) >= batch:  # more may wait
         dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name})
+    if "delivered" in outcomes.values():
+        _urgent_runs_advance()
     return len(outcomes)
+
+
+def _urgent_runs_advance() -> None:
+    """The high-priority runs ready now, advanced here; a failure leaves them to the engine (their
+    start woke it; a lease this took runs out and the reaper frees it)."""
+    from workflows.engine import runs_advance_urgent
+    from workflows.tasks import worker_owner
+
+    try:
+        runs_advance_urgent(owner=worker_owner(), lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
+    except Exception:
+        log.exception("urgent runs not advanced after the dispatch; the engine will")
 
 
 @shared_task(name="connectors.dispatch_sweep_all")

@@ -42,14 +42,20 @@ class Action:
     name: str
     function: ActionFunction  # function(payload, *, idempotency_key) -> a JSON object
     description: str
+    heavy: bool = False  # takes a tenth of a second of CPU or more (a PDF): the engine rations these per advance
 
 
 _ACTIONS: dict[str, Action] = {}
 
 
-def action_register(name: str, function: ActionFunction, description: str) -> None:
+def action_register(name: str, function: ActionFunction, description: str, *, heavy: bool = False) -> None:
     """Make `name` callable from connector steps on the `baton` connection."""
-    _ACTIONS[name] = Action(name, function, description)
+    _ACTIONS[name] = Action(name, function, description, heavy)
+
+
+def action_is_heavy(name: str) -> bool:
+    registered = _ACTIONS.get(name)
+    return registered is not None and registered.heavy
 
 
 def actions_known() -> list[Action]:

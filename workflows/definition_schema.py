@@ -204,6 +204,8 @@ DEFINITION_SCHEMA: dict[str, Any] = {
     "properties": {
         "start": _TARGET,
         "description": {"type": "string"},
+        # The engine takes ready runs of a high-priority definition before the others (RunPriority).
+        "priority": {"enum": ["high", "normal", "low"]},
         "triggers": {"type": "array", "items": TRIGGER_SCHEMA},
         "steps": {
             "type": "array",

@@ -62,6 +62,7 @@ from workflows.models import (
     Incident,
     IncidentStatus,
     Run,
+    RunPriority,
     RunStatus,
     StepExecution,
     StepStatus,
@@ -528,10 +529,10 @@ def _park(run: Run, step_id: str, park: Park) -> None:
 _ADVANCING_SQL = "('queued', 'running', 'compensating')"
 
 
-def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> list[int]:
-    """Lease up to `limit` ready runs of the current schema to `owner`; concurrent claimers get
-    disjoint sets (SKIP LOCKED), and a run whose lease is still running, or that is paused, is
-    not taken."""
+def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SECONDS, priority: int = RunPriority.LOW) -> list[int]:
+    """Lease up to `limit` ready runs of the current schema to `owner`, high priority first and
+    then the longest ready (only runs of `priority` or higher); concurrent claimers get disjoint
+    sets (SKIP LOCKED), and a run whose lease is still running, or that is paused, is not taken."""
     now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -540,14 +541,14 @@ def runs_claim(*, owner: str, limit: int, lease_seconds: int = DEFAULT_LEASE_SEC
             WHERE id IN (
                 SELECT id FROM workflows_run
                 WHERE ready_at <= %s AND status IN {_ADVANCING_SQL} AND paused_at IS NULL
-                  AND (lease_expires_at IS NULL OR lease_expires_at < %s)
-                ORDER BY ready_at
+                  AND (lease_expires_at IS NULL OR lease_expires_at < %s) AND priority <= %s
+                ORDER BY priority, ready_at
                 LIMIT %s
                 FOR UPDATE SKIP LOCKED
             )
             RETURNING id
             """,
-            [owner, now + timedelta(seconds=lease_seconds), now, now, limit],
+            [owner, now + timedelta(seconds=lease_seconds), now, now, int(priority), limit],
         )
         return sorted(row[0] for row in cursor.fetchall())
 
@@ -874,6 +875,18 @@ def runs_advance_ready(*, owner: str, limit: int = 50, lease_seconds: int = DEFA
     return runs_advance(runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds), owner=owner, lease_seconds=lease_seconds)
 
 
+def runs_advance_urgent(*, owner: str, limit: int = 50, lease_seconds: int = DEFAULT_LEASE_SECONDS) -> dict[int, str]:
+    """Claim the current schema's ready high-priority runs and advance them now, on the caller's
+    worker: the inbox's dispatcher calls this after each batch, so a run its events started (a
+    delay's exception) goes on at once instead of queueing for the next `workflows.advance`
+    behind the engine's other work. Temporal calls this eager start."""
+    return runs_advance(
+        runs_claim(owner=owner, limit=limit, lease_seconds=lease_seconds, priority=RunPriority.HIGH),
+        owner=owner,
+        lease_seconds=lease_seconds,
+    )
+
+
 # Kinds the batch path executes: they neither wait nor start other runs, so a round can do one
 # for every run of a batch and write them together.
 BATCH_KINDS = frozenset({"transform", "decision", "notify", "connector", "end"})
@@ -895,12 +908,13 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
     active = sorted(set(run_ids))
     history = _step_history(active)
     deadline = time.monotonic() + settings.BATON_ENGINE_ADVANCE_SECONDS
+    heavy = _HeavyBudget(settings.BATON_ENGINE_HEAVY_PER_ADVANCE)
     for round_number in range(STEPS_PER_ADVANCE):
         if not active or (round_number and time.monotonic() > deadline):  # always one round
             break
         try:
             with transaction.atomic():
-                active = _round(active, owner, lease_seconds, history, statuses, single)
+                active = _round(active, owner, lease_seconds, history, statuses, single, heavy)
         except DatabaseError as error:
             log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")
             single.extend(active)
@@ -936,6 +950,22 @@ def _step_history(run_ids: list[int]) -> dict[tuple[int, str], list[tuple[str, s
     return history
 
 
+@dataclass
+class _HeavyBudget:
+    """Heavy steps (`workflows.actions.Action.heavy`) one advance may still execute. The runs past
+    it are given back, still ready and in their place, for the next advance: an advance lasts
+    about a second however many invoice PDFs wait, and the dispatcher gets the worker in between
+    instead of waiting behind a batch of two hundred renders."""
+
+    left: int
+
+
+def _heavy(step: dict[str, Any]) -> bool:
+    from workflows.actions import BATON_CONNECTION, action_is_heavy
+
+    return step["kind"] == "connector" and step.get("connection") == BATON_CONNECTION and action_is_heavy(step.get("action", ""))
+
+
 def _round(
     active: list[int],
     owner: str,
@@ -943,10 +973,12 @@ def _round(
     history: dict[tuple[int, str], list[tuple[str, str]]],
     statuses: dict[int, str],
     single: list[int],
+    heavy: _HeavyBudget,
 ) -> list[int]:
     """One step for each run of `active` (inside the caller's transaction); returns the runs that go on."""
     now = timezone.now()
     planned: list[tuple[Run, dict[str, Any], Visit]] = []
+    deferred: list[int] = []
     for run in Run.objects.select_for_update().filter(pk__in=active).order_by("pk"):
         statuses[run.pk] = run.status
         if run.lease_owner != owner:
@@ -960,11 +992,18 @@ def _round(
         if step is None or step["kind"] not in BATCH_KINDS or run.status == RunStatus.COMPENSATING or run.parent_id or run.stop_at:
             single.append(run.pk)
             continue
+        if _heavy(step):
+            if heavy.left <= 0:
+                deferred.append(run.pk)
+                continue
+            heavy.left -= 1
         if run.status == RunStatus.QUEUED:
             run.status = RunStatus.RUNNING
             run.started_at = run.started_at or now
         run.lease_expires_at = now + timedelta(seconds=lease_seconds)
         planned.append((run, step, step_visit(run, step["id"], history.get((run.pk, step["id"]), []))))
+    if deferred:
+        Run.objects.filter(pk__in=deferred).update(lease_owner="", lease_expires_at=None)
     calls = connector_calls([(run, step, visit.key) for run, step, visit in planned if step["kind"] == "connector"])
     executions: list[StepExecution] = []
     moved: list[Run] = []

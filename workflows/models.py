@@ -168,10 +168,20 @@ RUN_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCE
 RUN_ADVANCING = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.COMPENSATING})
 
 
+class RunPriority(models.IntegerChoices):
+    """The order in which the engine takes ready runs: a definition's `priority` (high, normal,
+    low), copied to each run at its start; among runs of one priority, the longest ready first."""
+
+    HIGH = 1, _("High")
+    NORMAL = 2, _("Normal")
+    LOW = 3, _("Low")
+
+
 class Run(models.Model):
     """One execution of a definition, pinned to the version it started on.
 
-    `ready_at` not null means the engine may advance it now (claims order by it); the lease
+    `ready_at` not null means the engine may advance it now (claims order by `priority`, then
+    by it); the lease
     (`lease_owner`, `lease_expires_at`) says which worker holds it, so a dead worker's run is
     claimable again once the lease runs out. `context` holds step outputs by step id.
 
@@ -197,6 +207,7 @@ class Run(models.Model):
     correlation = models.JSONField(default=dict)
     current_step = models.CharField(max_length=80, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(choices=RunPriority.choices, default=RunPriority.NORMAL, db_default=RunPriority.NORMAL)
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_by_email = models.CharField(max_length=254)
@@ -228,6 +239,7 @@ class Run(models.Model):
         indexes = [
             GinIndex(fields=["correlation"], name="run_correlation_gin"),
             models.Index(fields=["ready_at"], condition=models.Q(ready_at__isnull=False), name="run_ready_at"),
+            models.Index(fields=["priority", "ready_at"], condition=models.Q(ready_at__isnull=False), name="run_claim_order"),
             models.Index(fields=["status"], name="run_status"),
             models.Index(fields=["finished_at"], condition=models.Q(finished_at__isnull=False), name="run_finished_at"),
         ]

@@ -24,7 +24,7 @@ from governance.services import actor_of, audit_record
 from tenants.db import connection
 from tenants.tasks import schema_wake
 from workflows.engine import CONTEXT_LIMIT_BYTES, RUNS_STARTED
-from workflows.models import CORRELATION_KEYS, Definition, DefinitionVersion, Run, RunStatus
+from workflows.models import CORRELATION_KEYS, Definition, DefinitionVersion, Run, RunPriority, RunStatus
 
 INPUT_LIMIT_BYTES = CONTEXT_LIMIT_BYTES
 KEY_MAX_LENGTH = 200
@@ -225,6 +225,7 @@ def run_start(
                 correlation=clean_correlation,
                 current_step=version.spec["start"],
                 ready_at=timezone.now(),
+                priority=run_priority(version.spec),
                 created_by_email=actor_of(actor).email,
             )
             audit_record(
@@ -359,8 +360,14 @@ def _run_template(definition: Definition, version: DefinitionVersion, trigger: s
         trigger=trigger,
         current_step=version.spec["start"],
         ready_at=timezone.now(),
+        priority=run_priority(version.spec),
         created_by_email=actor_of(actor).email,
     )
+
+
+def run_priority(spec: dict[str, Any]) -> int:
+    """A definition's `priority` as its runs carry it (normal when the definition names none)."""
+    return RunPriority[str(spec.get("priority") or "normal").upper()].value
 
 
 # The columns that differ between the runs of a batch; the others are the template's.

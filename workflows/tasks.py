@@ -21,7 +21,8 @@ from tenants.db import connection
 from tenants.tasks import ready_tenants_send, schema_wake_token_drop
 
 
-def _owner() -> str:
+def worker_owner() -> str:
+    """The lease owner this worker process claims runs as."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -33,8 +34,8 @@ def advance() -> int:
     schema_wake_token_drop(wake_token_key(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
 
     batch = settings.BATON_ENGINE_BATCH
-    statuses = runs_advance_ready(owner=_owner(), limit=batch, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
-    if len(statuses) >= batch or "running" in statuses.values():
+    statuses = runs_advance_ready(owner=worker_owner(), limit=batch, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
+    if len(statuses) >= batch or {"running", "queued"} & set(statuses.values()):
         advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
     return len(statuses)
 

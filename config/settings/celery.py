@@ -86,6 +86,10 @@ BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 200)
 # (still ready, for the next advance): rounds of heavy steps – an invoice PDF each – would otherwise
 # hold a worker for half a minute while other tenants' runs and tasks wait.
 BATON_ENGINE_ADVANCE_SECONDS = env_float("BATON_ENGINE_ADVANCE_SECONDS", 3.0)
+# Heavy steps (an invoice PDF, `workflows.actions.Action.heavy`) one `workflows.advance` executes;
+# the others stay ready for the next advance, so no advance holds a worker for long while the
+# inbox's dispatches wait (bench/results/domain.json).
+BATON_ENGINE_HEAVY_PER_ADVANCE = env_int("BATON_ENGINE_HEAVY_PER_ADVANCE", 16)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")

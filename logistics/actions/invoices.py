@@ -146,3 +146,4 @@ ACTIONS = [
     ("customer_invoice.produce", produce, "Render the customer invoice PDF in the tenant's brand for an approved invoice."),
     ("customer_invoice.sent", sent, "Note the ERP's answer for a customer invoice."),
 ]
+HEAVY = frozenset({"customer_invoice.produce"})  # a WeasyPrint render, about 0.1 s of CPU

@@ -27,6 +27,9 @@ event (EDI 214, carrier webhook) says *delivery delayed*, *delivery failed* or *
 ETA moves past the promise (the delivery appointment, else the planned delivery, plus the customer
 tier's on-time grace), or when a pickup appointment ends without a pickup.
 
+**Priority**: high. The engine advances these runs before normal ones (billing, claims), so a
+delay's exception opens within seconds even while a day's invoices are being rendered.
+
 **Steps**
 1. *Open the exception* – its priority comes from the SLA risk (how late, whether the promise falls
    due within 24 hours), the customer's service tier and the margin at stake (a load above
@@ -93,6 +96,7 @@ def _action(step_id: str, name: str, action: str, payload: dict[str, Any], next_
 
 DEFINITION: dict[str, Any] = {
     "description": "Carrier exception management",
+    "priority": "high",
     "start": "open-exception",
     "triggers": [{"kind": "event", "event_type": "shipment.delay_detected"}],
     "steps": [
@@ -237,8 +241,8 @@ TEMPLATE: dict[str, Any] = {
     "name": "Carrier exception management",
     "category": TemplateCategory.EXCEPTIONS,
     "description": "Open an exception for every detected delay, prioritised; choose a recovery, tell the customer, close with the root cause.",
-    "version": "1.0.0",
-    "changelog": "First version.",
+    "version": "1.1.0",
+    "changelog": "Runs at high priority: a delay's exception is opened before the engine's batch work, such as invoice PDFs.",
     "documentation": DOCUMENTATION,
     "parameters_schema": PARAMETERS_SCHEMA,
     "definition": DEFINITION,

@@ -305,3 +305,31 @@ def test_an_x12_interchange_is_acknowledged_and_its_accepted_sets_delivered(worl
         event = InboundEvent.objects.get(pk=received.event.pk)
     assert [item["event_type"] for item in event.canonical] == ["edi.990"]  # the second set was rejected: left to the 997
     assert "ST*997*" in event.acknowledgement and "AK5*R" in event.acknowledgement and "AK5*A" in event.acknowledgement
+
+
+def _triggered(priority: str) -> dict:
+    return {
+        "priority": priority,
+        "start": "note",
+        "triggers": [{"kind": "event", "event_type": "shipment.milestone"}],
+        "steps": [
+            {"id": "note", "kind": "transform", "mapping": {"code": "$.input.code"}, "next": "done"},
+            {"id": "done", "kind": "end", "outcome": "succeeded"},
+        ],
+    }
+
+
+def test_the_dispatcher_advances_the_high_priority_runs_its_batch_started_and_leaves_the_rest_to_the_engine(world):
+    from connectors.tasks import dispatch_ready
+
+    _connection_, secret = _connection(world.acme)
+    urgent = definition_published(world.acme, _triggered("high"))
+    batch_work = definition_published(world.acme, _triggered("normal"))
+    body = _milestone()
+    assert _post(world.acme, "carrier-hooks", body, _signed(body, secret)).status_code == 202
+
+    with schema_context(world.acme.schema):
+        assert dispatch_ready() == 1
+        started = {run.definition_id: run for run in Run.objects.filter(definition__in=[urgent, batch_work])}
+        assert started[urgent.pk].status == "succeeded" and started[urgent.pk].context["note"] == {"code": "delivered"}
+        assert started[batch_work.pk].status == "queued" and started[batch_work.pk].lease_owner == ""  # the engine's

@@ -45,7 +45,7 @@ from workflows.validation import definition_validate, parameters_declared_proble
 
 def test_the_template_is_in_the_library_valid_and_declares_every_parameter_it_uses():
     assert TEMPLATE in domain_templates()
-    assert (TEMPLATE["key"], TEMPLATE["version"], TEMPLATE["category"]) == ("carrier-exception-management", "1.0.0", "exceptions")
+    assert (TEMPLATE["key"], TEMPLATE["version"], TEMPLATE["category"]) == ("carrier-exception-management", "1.1.0", "exceptions")
     assert definition_validate(TEMPLATE["definition"], placeholders=True) == []
     assert parameters_declared_problems(TEMPLATE["definition"], TEMPLATE["parameters_schema"]) == []
     assert "**Trigger**" in TEMPLATE["documentation"] and "root cause" in TEMPLATE["documentation"]

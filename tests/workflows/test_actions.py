@@ -9,7 +9,7 @@ from governance.services import Actor, audit_record
 from tests.workflows.runs_setup import definition_published, run_advanced, run_started, run_timeline
 from workflows.actions import ActionRefused, action_call, action_register
 from workflows.engine import ConnectorError
-from workflows.models import ActionReceipt
+from workflows.models import ActionReceipt, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +115,39 @@ def test_an_action_caught_in_a_deadlock_goes_again_and_applies_once(world):
         with pytest.raises(ConnectorError, match="could not obtain lock"):
             action_call(tenant=world.acme.schema, action="tests.deadlocked", payload={"locked": True}, idempotency_key="11:lock")
         assert len(attempts) == 2  # the deadlock went again; the lock timeout did not
+
+
+def _render(payload, *, idempotency_key):
+    """A heavy test action (a PDF, say): counted per call."""
+    CALLS.append(payload)
+    return {"rendered": payload["text"]}
+
+
+LIGHT = {
+    "start": "note",
+    "steps": [
+        {"id": "note", "kind": "transform", "mapping": {"text": "$.input.text"}, "next": "done"},
+        {"id": "done", "kind": "end", "outcome": "succeeded"},
+    ],
+}
+
+
+def test_heavy_steps_are_rationed_per_advance_and_the_rest_stay_ready_for_the_next(world, settings):
+    from workflows.engine import runs_advance_ready
+
+    settings.BATON_ENGINE_HEAVY_PER_ADVANCE = 1  # one call per round: it runs on this thread, inside the test's transaction
+    action_register("tests.render", _render, "Render (tests)", heavy=True)
+    heavy = definition_published(world.acme, {**SPEC, "steps": [{**SPEC["steps"][0], "action": "tests.render"}, SPEC["steps"][1]]})
+    renders = [run_started(world.acme, heavy, input={"text": f"invoice {n}"}) for n in range(3)]
+    light = run_started(world.acme, definition_published(world.acme, LIGHT), input={"text": "a delay"})
+    with schema_context(world.acme.schema):
+        statuses = runs_advance_ready(owner="worker-1", limit=100)
+        assert statuses[light.pk] == "succeeded"  # the light run went ahead of the renders it queued behind
+        assert [statuses[run.pk] for run in renders] == ["succeeded", "queued", "queued"]
+        waiting = Run.objects.filter(pk__in=[run.pk for run in renders[1:]]).order_by("pk")
+        assert all(run.lease_owner == "" and run.ready_at == start.ready_at for run, start in zip(waiting, renders[1:], strict=True))
+        assert [call["text"] for call in CALLS] == ["invoice 0"]
+        runs_advance_ready(owner="worker-1", limit=100)
+        runs_advance_ready(owner="worker-1", limit=100)
+        assert {run.status for run in Run.objects.filter(pk__in=[run.pk for run in renders])} == {"succeeded"}
+        assert [call["text"] for call in CALLS] == ["invoice 0", "invoice 1", "invoice 2"]

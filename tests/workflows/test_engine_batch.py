@@ -207,3 +207,17 @@ def test_a_rounds_connector_calls_go_out_together_each_with_its_own_key(world):
         for run in runs:
             tender = StepExecution.objects.get(run=run, step_id="tender")
             assert tender.output == {"accepted": True, "order": run.input["order_id"]} and tender.duration_ms >= 200
+
+
+@pytest.mark.django_db
+def test_ready_runs_of_a_high_priority_definition_are_claimed_before_older_normal_ones(world):
+    normal = definition_published(world.acme)
+    urgent = definition_published(world.acme, {**ORDER_SPEC, "priority": "high"})
+    older = [run_started(world.acme, normal, {**ORDER, "order_id": f"SO-{n}"}) for n in range(3)]
+    newer = run_started(world.acme, urgent)
+    with schema_context(world.acme.schema):
+        assert Run.objects.get(pk=newer.pk).priority == 1 and {
+            run.priority for run in Run.objects.filter(pk__in=[r.pk for r in older])
+        } == {2}
+        assert runs_claim(owner="first", limit=2, lease_seconds=60) == sorted([newer.pk, older[0].pk])
+        assert runs_claim(owner="second", limit=5, lease_seconds=60) == [older[1].pk, older[2].pk]

@@ -98,6 +98,7 @@ def test_the_reference_definition_with_every_step_kind_is_valid():
     [
         (lambda d: d.pop("start"), P("/start", "is required")),
         (lambda d: d.update(owner="me"), P("/owner", "is not an allowed property here")),
+        (lambda d: d.update(priority="urgent"), P("/priority", "must be one of: high, normal, low")),
         (lambda d: _step(d, "tender").pop("action"), P("/steps/1/action", "is required")),
         (lambda d: _step(d, "tender").update(retries=3), P("/steps/1/retries", "is not a property of a step of kind 'connector'")),
         (lambda d: _step(d, "tender")["retry"].update(attempts=0), P("/steps/1/retry/attempts", "must be at least 1")),
