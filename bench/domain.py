@@ -95,6 +95,8 @@ WEBHOOK_SHARE = _env_float("BENCH_DOMAIN_WEBHOOK_SHARE", 0.3)
 DELAY_SHARE = _env_float("BENCH_DOMAIN_DELAY_SHARE", 0.05)
 OVER_TOLERANCE_EVERY = 10  # one invoice in ten is over the carrier's tolerance
 WORKERS = _env_int("BENCH_DOMAIN_WORKERS", 2)
+SPLIT = _env_int("BENCH_DOMAIN_SPLIT", 1)
+SPLIT_NICE = _env_int("BENCH_DOMAIN_SPLIT_NICE", 5)
 WEB_WORKERS = _env_int("BENCH_DOMAIN_WEB_WORKERS", 2)
 WEB_THREADS = _env_int("BENCH_DOMAIN_WEB_THREADS", 4)
 REPLAY_SECONDS = _env_int("BENCH_DOMAIN_REPLAY_SECONDS", 480)  # the day's clock compressed into this; 0: flat out
@@ -823,7 +825,12 @@ def workers_start(processes: Processes, app: Any) -> None:
     for index in range(WORKERS):
         name = f"{TAG}-{index}@{host}"
         argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", LOG_LEVEL, "-n", name]
-        argv += ["-Q", "connectors,default,engine,documents", "-P", "solo", "--without-gossip", "--without-mingle"]
+        queues = "connectors,default,engine,documents"
+        if SPLIT:
+            queues = "connectors" if index == 0 else "engine,default,documents"
+        argv += ["-Q", queues, "-P", "solo", "--without-gossip", "--without-mingle"]
+        if SPLIT and index:
+            argv = ["env", f"BATON_WORKER_NICE={SPLIT_NICE}", *argv]
         processes.workers.append(processes._spawn(f"worker-{index}", argv))
         processes.worker_names.append(name)
     deadline = time.time() + 120

@@ -22,9 +22,11 @@ class PlanRateThrottle(SimpleRateThrottle):
         return super().allow_request(request, view)
 
     def get_cache_key(self, request, view):
+        """Per key by its random prefix, not its row id: ids repeat in a restored or recreated
+        database while the counters in Redis live on."""
         key = getattr(request, "auth", None)
         ident = (
-            f"key:{key.pk}"
+            f"key:{key.prefix}"
             if key is not None and hasattr(key, "prefix")
             else (f"user:{request.user.pk}" if request.user and request.user.is_authenticated else f"ip:{self.get_ident(request)}")
         )

@@ -5,7 +5,7 @@ import os
 import time
 
 from celery import bootsteps
-from celery.signals import task_prerun, worker_process_shutdown
+from celery.signals import task_prerun, worker_init, worker_process_shutdown
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -67,6 +67,16 @@ class WorkerMetrics(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(WorkerMetrics)
+
+
+@worker_init.connect
+def _worker_niceness(**_kwargs):
+    """`BATON_WORKER_NICE` (0–19) lowers the CPU priority of a worker for batch work (the engine,
+    documents) that shares cores with the web and the inbox's dispatcher; its pool's processes
+    inherit it."""
+    niceness = int(os.environ.get("BATON_WORKER_NICE", "0") or 0)
+    if niceness > 0:
+        os.nice(niceness)
 
 
 @worker_process_shutdown.connect

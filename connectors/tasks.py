@@ -8,6 +8,10 @@ the runs the batch started, such as a delay's exception, go on without queueing 
 for events left behind.
 """
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import structlog
 from celery import shared_task
 from django.conf import settings
@@ -20,16 +24,52 @@ log = structlog.get_logger("baton.connectors")
 
 @shared_task(name="connectors.dispatch_ready", acks_late=True)
 def dispatch_ready() -> int:
-    from connectors.inbox import dispatch_token, events_dispatch
+    from connectors.inbox import dispatch_token
+    from connectors.models import EventDispatch
 
     schema_wake_token_drop(dispatch_token(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
-    batch = settings.BATON_INBOX_BATCH
-    outcomes = events_dispatch(limit=batch)
-    if len(outcomes) >= batch:  # more may wait
+    with dispatcher_lock() as alone:
+        if not alone:  # the schema's dispatcher is at work: it takes these events too (or is sent again)
+            return 0
+        handed, more = _batches()
+    if more or EventDispatch.objects.exists():  # what came after the last batch, or after time ran out
         dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name})
-    if "delivered" in outcomes.values():
-        _urgent_runs_advance()
-    return len(outcomes)
+    return handed
+
+
+def _batches() -> tuple[int, bool]:
+    """Batch after batch while events wait, for up to BATON_INBOX_DISPATCH_SECONDS; (handed on,
+    time ran out with more waiting)."""
+    from connectors.inbox import events_dispatch
+
+    batch = settings.BATON_INBOX_BATCH
+    deadline = time.monotonic() + settings.BATON_INBOX_DISPATCH_SECONDS
+    handed = 0
+    while True:
+        outcomes = events_dispatch(limit=batch)
+        handed += len(outcomes)
+        if "delivered" in outcomes.values():
+            _urgent_runs_advance()
+        if len(outcomes) < batch:
+            return handed, False
+        if time.monotonic() > deadline:
+            return handed, True
+
+
+@contextmanager
+def dispatcher_lock() -> Iterator[bool]:
+    """One dispatcher per schema at a time (a session advisory lock, gone with a dead worker's
+    connection): two at once lock the same shipments and the audit chain and mostly wait for each
+    other, while the engine's work waits for them both."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':dispatcher'))")
+        alone = bool(cursor.fetchone()[0])
+    try:
+        yield alone
+    finally:
+        if alone:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(current_schema() || ':dispatcher'))")
 
 
 def _urgent_runs_advance() -> None:

@@ -32,6 +32,7 @@ ready runs nobody has picked up, so the task wakes the engine for them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -375,6 +376,30 @@ def _callers() -> ThreadPoolExecutor:
         return _CALLERS[1]
 
 
+_HEAVY_CALLERS: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _heavy_thread_priority() -> None:
+    """Lower this thread's CPU priority (Linux niceness is per thread): a heavy step – a PDF –
+    gives way to the web's requests and the inbox's dispatcher on the same cores and takes what
+    they leave. Where the system does not allow it the thread runs as it is."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.BATON_ENGINE_HEAVY_NICE)
+
+
+def _heavy_callers() -> ThreadPoolExecutor:
+    """The process's pool for a round's heavy steps (`workflows.actions.Action.heavy`): a few
+    threads at a lower CPU priority (made again after a fork)."""
+    global _HEAVY_CALLERS
+    with _CALLERS_LOCK:
+        if _HEAVY_CALLERS is None or _HEAVY_CALLERS[0] != os.getpid():
+            pool = ThreadPoolExecutor(
+                max_workers=settings.BATON_ENGINE_HEAVY_CALLS, thread_name_prefix="heavy", initializer=_heavy_thread_priority
+            )
+            _HEAVY_CALLERS = (os.getpid(), pool)
+        return _HEAVY_CALLERS[1]
+
+
 def _resolvable(run: Run, step: dict[str, Any]) -> bool:
     try:
         _connector_target(run, step)
@@ -413,7 +438,12 @@ def connector_calls(calls: list[tuple[Run, dict[str, Any], str]]) -> dict[str, C
     with batch() if batch is not None else nullcontext():
         if len(planned) <= 1:
             return {key: call(bound, action, payload, key) for bound, action, payload, key in planned}
-        futures = {key: _callers().submit(call, bound, action, payload, key) for bound, action, payload, key in planned}
+        futures = {
+            key: (_heavy_callers() if _heavy({"kind": "connector", "connection": bound, "action": action}) else _callers()).submit(
+                call, bound, action, payload, key
+            )
+            for bound, action, payload, key in planned
+        }
         return {key: future.result() for key, future in futures.items()}
 
 

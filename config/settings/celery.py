@@ -85,16 +85,24 @@ BATON_ENGINE_BATCH = env_int("BATON_ENGINE_BATCH", 200)
 # How long one `workflows.advance` goes on with its batch's rounds before it gives the rest back
 # (still ready, for the next advance): rounds of heavy steps – an invoice PDF each – would otherwise
 # hold a worker for half a minute while other tenants' runs and tasks wait.
-BATON_ENGINE_ADVANCE_SECONDS = env_float("BATON_ENGINE_ADVANCE_SECONDS", 3.0)
+BATON_ENGINE_ADVANCE_SECONDS = env_float("BATON_ENGINE_ADVANCE_SECONDS", 1.0)
 # Heavy steps (an invoice PDF, `workflows.actions.Action.heavy`) one `workflows.advance` executes;
 # the others stay ready for the next advance, so no advance holds a worker for long while the
 # inbox's dispatches wait (bench/results/domain.json).
 BATON_ENGINE_HEAVY_PER_ADVANCE = env_int("BATON_ENGINE_HEAVY_PER_ADVANCE", 16)
+# Threads a worker process runs heavy steps on, and their niceness (0 to 19; higher gives way
+# more): the web and the dispatcher go first on the same cores.
+BATON_ENGINE_HEAVY_CALLS = env_int("BATON_ENGINE_HEAVY_CALLS", 4)
+BATON_ENGINE_HEAVY_NICE = env_int("BATON_ENGINE_HEAVY_NICE", 10)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
 # Inbound events one `connectors.dispatch_ready` hands on in one transaction (bench/results/ingest.json).
 BATON_INBOX_BATCH = env_int("BATON_INBOX_BATCH", 100)
+# How long one `connectors.dispatch_ready` goes on with batch after batch while events wait. A
+# worker takes its queues in turns, so a dispatcher that sent itself again after every batch got
+# one batch per engine advance and fell half a minute behind a busy day (bench/results/domain.json).
+BATON_INBOX_DISPATCH_SECONDS = env_float("BATON_INBOX_DISPATCH_SECONDS", 5.0)
 # How long the dispatcher a webhook wakes waits before it claims, so a burst is handed on in one
 # batch rather than an event per task (a little latency for a lot less work per event).
 BATON_INBOX_GATHER_SECONDS = env_float("BATON_INBOX_GATHER_SECONDS", 0.2)

@@ -333,3 +333,42 @@ def test_the_dispatcher_advances_the_high_priority_runs_its_batch_started_and_le
         started = {run.definition_id: run for run in Run.objects.filter(definition__in=[urgent, batch_work])}
         assert started[urgent.pk].status == "succeeded" and started[urgent.pk].context["note"] == {"code": "delivered"}
         assert started[batch_work.pk].status == "queued" and started[batch_work.pk].lease_owner == ""  # the engine's
+
+
+def test_a_dispatcher_takes_batch_after_batch_until_its_time_is_up_then_sends_itself_again(world, settings, monkeypatch):
+    from connectors.tasks import dispatch_ready
+
+    _connection_, secret = _connection(world.acme)
+    for number in range(5):
+        body = _milestone(f"evt-{number}", pro=f"PRO-{number}")
+        assert _post(world.acme, "carrier-hooks", body, _signed(body, secret, webhook_id=f"msg-{number}")).status_code == 202
+    sent: list[dict] = []
+    monkeypatch.setattr(dispatch_ready, "apply_async", lambda **options: sent.append(options))
+    settings.BATON_INBOX_BATCH = 2
+    with schema_context(world.acme.schema):
+        settings.BATON_INBOX_DISPATCH_SECONDS = 0  # time is up after the first batch
+        assert dispatch_ready() == 2 and len(sent) == 1
+        settings.BATON_INBOX_DISPATCH_SECONDS = 60
+        assert dispatch_ready() == 3 and len(sent) == 1  # the rest in one task, nothing sent
+        assert not EventDispatch.objects.exists()
+
+
+def test_while_the_schemas_dispatcher_is_at_work_another_leaves_the_events_to_it(world):
+    import psycopg
+    from django.db import connection as django_connection
+
+    from connectors.tasks import dispatch_ready
+
+    _connection_, secret = _connection(world.acme)
+    body = _milestone()
+    assert _post(world.acme, "carrier-hooks", body, _signed(body, secret)).status_code == 202
+    params = django_connection.get_connection_params()
+    with psycopg.connect(
+        dbname=params["dbname"], host=params.get("host"), port=params.get("port"), user=params.get("user"), autocommit=True
+    ) as other:
+        other.execute("SELECT pg_advisory_lock(hashtext(%s || ':dispatcher'))", [world.acme.schema])  # the one at work
+        with schema_context(world.acme.schema):
+            assert dispatch_ready() == 0 and EventDispatch.objects.count() == 1
+        other.execute("SELECT pg_advisory_unlock(hashtext(%s || ':dispatcher'))", [world.acme.schema])
+    with schema_context(world.acme.schema):
+        assert dispatch_ready() == 1 and not EventDispatch.objects.exists()

@@ -221,3 +221,17 @@ def test_ready_runs_of_a_high_priority_definition_are_claimed_before_older_norma
         } == {2}
         assert runs_claim(owner="first", limit=2, lease_seconds=60) == sorted([newer.pk, older[0].pk])
         assert runs_claim(owner="second", limit=5, lease_seconds=60) == [older[1].pk, older[2].pk]
+
+
+def test_heavy_steps_run_on_threads_that_give_way_to_the_rest_of_the_worker():
+    import os
+
+    from django.conf import settings
+
+    from workflows.engine import _heavy_callers
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert _heavy_callers().submit(niceness).result() == settings.BATON_ENGINE_HEAVY_NICE == 10
+    assert niceness() == 0  # the worker's own thread (rounds, the dispatcher) keeps its priority

@@ -461,3 +461,13 @@ def test_four_eyes_tells_the_author_before_they_try(world):
     definition = _definition(world, version, author="tenant_admin")
     admin.post(f"/workflows/{definition.key}/versions/1/submit/")
     assert "so another tenant admin approves it" in admin.get(f"/workflows/{definition.key}/").content.decode()
+
+
+def test_the_definition_page_says_when_its_runs_go_first(world):
+    from tests.workflows.runs_setup import ORDER_SPEC, definition_published
+
+    urgent = definition_published(world.acme, {**ORDER_SPEC, "priority": "high"})
+    ordinary = definition_published(world.acme)
+    client = _client(world, "dispatcher")
+    assert "High priority" in client.get(f"/workflows/{urgent.key}/").content.decode()
+    assert "priority" not in client.get(f"/workflows/{ordinary.key}/").content.decode().lower().split("<main", 1)[-1]
