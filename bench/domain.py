@@ -40,7 +40,8 @@ compare the CPU seconds the two used.
 Environment: BENCH_DOMAIN_SHIPMENTS (20000), BENCH_DOMAIN_PODS (2000), BENCH_DOMAIN_INVOICES (2000),
 BENCH_DOMAIN_SLICES (60), BENCH_DOMAIN_REPLAY_SECONDS (480; 0 sends flat out), BENCH_DOMAIN_CLIENTS (16), BENCH_DOMAIN_WEBHOOK_SHARE (0.3),
 BENCH_DOMAIN_DELAY_SHARE (0.05), BENCH_DOMAIN_WORKERS (2), BENCH_DOMAIN_WEB_WORKERS (2),
-BENCH_DOMAIN_WEB_THREADS (4), BENCH_DOMAIN_DRAIN_SECONDS (1200), BENCH_DOMAIN_SKIP_BASELINE,
+BENCH_DOMAIN_WEB_THREADS (4), BENCH_DOMAIN_SPLIT (1: the dispatcher in a worker of its own), BENCH_DOMAIN_SPLIT_NICE (5),
+BENCH_DOMAIN_DRAIN_SECONDS (1200), BENCH_DOMAIN_SKIP_BASELINE,
 BENCH_DOMAIN_PYSPY_SECONDS, BENCH_DOMAIN_KEEP_LOGS, BENCH_DOMAIN_OUT.
 """
 
@@ -816,11 +817,11 @@ def main() -> None:
 
 
 def workers_start(processes: Processes, app: Any) -> None:
-    """WORKERS Celery workers on every queue the day touches (the inbox's dispatch, the engine,
-    documents, beat's default). On two cores, pools per queue (as deploy/k8s/worker.yaml lays them
-    out for machines that have the cores) starved the dispatch of CPU while the engine rendered
-    invoices; engine wake-ups give their batch back after BATON_ENGINE_ADVANCE_SECONDS, so a
-    dispatch never waits long behind one."""
+    """WORKERS solo Celery workers. With SPLIT (the default), as deploy/k8s/worker.yaml lays them
+    out: the first takes the inbox's `connectors` queue only, the others the engine, documents and
+    beat's default at niceness SPLIT_NICE (`BATON_WORKER_NICE`), so on two cores the dispatcher and
+    the web go first and the engine's batch work (invoice PDFs on its own niceness-10 threads) takes
+    the rest. SPLIT=0: every worker on every queue, taking them in turns."""
     host = socket.gethostname()
     for index in range(WORKERS):
         name = f"{TAG}-{index}@{host}"
