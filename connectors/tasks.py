@@ -32,8 +32,10 @@ def dispatch_ready() -> int:
         if not alone:  # the schema's dispatcher is at work: it takes these events too (or is sent again)
             return 0
         handed, more = _batches()
-    if more or EventDispatch.objects.exists():  # what came after the last batch, or after time ran out
+    if more:  # time ran out with events waiting: again, behind the other queues' tasks
         dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name})
+    elif EventDispatch.objects.exists():  # came after the last batch; their wake-ups found it at work
+        dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name}, countdown=settings.BATON_INBOX_GATHER_SECONDS or None)
     return handed
 
 
