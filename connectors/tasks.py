@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 
 from tenants.db import connection
-from tenants.tasks import ready_tenants_send, schema_wake_token_drop
+from tenants.tasks import ready_tenants_send, schema_wake, schema_wake_token_drop
 
 log = structlog.get_logger("baton.connectors")
 
@@ -27,15 +27,17 @@ def dispatch_ready() -> int:
     from connectors.inbox import dispatch_token
     from connectors.models import EventDispatch
 
-    schema_wake_token_drop(dispatch_token(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
+    schema = connection.schema_name
+    schema_wake_token_drop(dispatch_token(schema))  # before claiming: see tenants.tasks.schema_wake
     with dispatcher_lock() as alone:
         if not alone:  # the schema's dispatcher is at work: it takes these events too (or is sent again)
             return 0
         handed, more = _batches()
-    if more:  # time ran out with events waiting: again, behind the other queues' tasks
-        dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name})
-    elif EventDispatch.objects.exists():  # came after the last batch; their wake-ups found it at work
-        dispatch_ready.apply_async(headers={"_schema_name": connection.schema_name}, countdown=settings.BATON_INBOX_GATHER_SECONDS or None)
+    if more or EventDispatch.objects.exists():
+        # Time ran out, or events came after the last batch. Their wake-up may be on its way already
+        # (one sent after the token was dropped above); the token keeps this from sending a second,
+        # since two per task, each sending two, fill the queue with dispatchers of a few events each.
+        schema_wake(dispatch_ready, schema, token=dispatch_token(schema), gather_seconds=0 if more else settings.BATON_INBOX_GATHER_SECONDS)
     return handed
 
 

@@ -353,6 +353,37 @@ def test_a_dispatcher_takes_batch_after_batch_until_its_time_is_up_then_sends_it
         assert not EventDispatch.objects.exists()
 
 
+def test_a_dispatcher_sends_no_second_wake_up_when_an_events_own_is_on_its_way(world, monkeypatch, django_capture_on_commit_callbacks):
+    """An event that comes while the dispatcher works sends its own wake-up (the dispatcher dropped
+    the token when it began); the dispatcher, finding rows left, sends none beside it. Two per
+    task, each sending two, filled a busy day's queue with thousands of dispatchers."""
+    from connectors import tasks
+    from connectors.tasks import dispatch_ready
+
+    _connection_, secret = _connection(world.acme)
+    body = _milestone("evt-first", pro="PRO-first")
+    assert _post(world.acme, "carrier-hooks", body, _signed(body, secret, webhook_id="msg-first")).status_code == 202
+    sent: list[dict] = []
+    monkeypatch.setattr(dispatch_ready, "apply_async", lambda **options: sent.append(options))
+    batches = tasks._batches
+
+    def batches_while_an_event_comes() -> tuple[int, bool]:
+        handed = batches()
+        late = _milestone("evt-late", pro="PRO-late")
+        with django_capture_on_commit_callbacks(execute=True):  # the webhook's commit wakes the dispatcher
+            assert _post(world.acme, "carrier-hooks", late, _signed(late, secret, webhook_id="msg-late")).status_code == 202
+        return handed
+
+    monkeypatch.setattr(tasks, "_batches", batches_while_an_event_comes)
+    with schema_context(world.acme.schema):
+        assert dispatch_ready() == 1 and EventDispatch.objects.count() == 1
+    assert len(sent) == 1 and sent[0]["countdown"]  # the late event's own, with the gather time
+    monkeypatch.setattr(tasks, "_batches", batches)
+    with schema_context(world.acme.schema):
+        assert dispatch_ready() == 1 and not EventDispatch.objects.exists()
+    assert len(sent) == 1
+
+
 def test_while_the_schemas_dispatcher_is_at_work_another_leaves_the_events_to_it(world):
     import psycopg
     from django.db import connection as django_connection
