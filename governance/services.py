@@ -2,6 +2,9 @@
 
 import hashlib
 import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +80,7 @@ def audit_record(
     it is released when the caller's transaction ends, together with the change it records.
     No savepoint: a failed audit write fails the caller's transaction, which is what the caller
     wants (the change must not commit unaudited), and the common write saves two round trips.
+    Inside `audit_deferred` the row is written now and linked at the block's end.
     """
     who = actor_of(actor)
     if target is not None:
@@ -84,27 +88,112 @@ def audit_record(
         target_id = target_id or str(target.pk)
         target_label = target_label or str(target)[:200]
     request_id = structlog.contextvars.get_contextvars().get("request_id", "")
+    event = AuditEvent(
+        occurred_at=timezone.now(),
+        actor_email=who.email,
+        actor_kind=who.kind,
+        action=action,
+        target_type=target_type,
+        target_id=str(target_id),
+        target_label=target_label,
+        tenant_slug=tenant_slug or _current_tenant_slug(),
+        reason=reason,
+        data=json.loads(json.dumps(data or {}, default=str)),
+        request_id=request_id,
+    )
+    pending: list[AuditEvent] | None = getattr(connection, _PENDING, None)
+    if pending is not None and connection.in_atomic_block:
+        event.previous_hash, event.row_hash = "", f"pending-{secrets.token_hex(28)}"  # linked by _audit_link
+        event.save(force_insert=True)
+        pending.append(event)
+        return event
     with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':audit'))")
-        last = AuditEvent.objects.order_by("-id").values_list("row_hash", flat=True).first()
-        event = AuditEvent(
-            occurred_at=timezone.now(),
-            actor_email=who.email,
-            actor_kind=who.kind,
-            action=action,
-            target_type=target_type,
-            target_id=str(target_id),
-            target_label=target_label,
-            tenant_slug=tenant_slug or _current_tenant_slug(),
-            reason=reason,
-            data=json.loads(json.dumps(data or {}, default=str)),
-            request_id=request_id,
-            previous_hash=last or GENESIS_HASH,
-        )
+        _audit_lock()
+        event.previous_hash = _audit_last_hash()
         event.row_hash = _row_hash(audit_hash_fields(event))
         event.save(force_insert=True)
     return event
+
+
+# The connection's attribute holding the rows an `audit_deferred` block wrote (connections are per thread).
+_PENDING = "baton_audit_pending"
+
+
+@contextmanager
+def audit_deferred() -> Iterator[None]:
+    """Inside a transaction: the audit rows written in the block are linked into the chain at its
+    end, so the schema's audit lock is held from there to the commit instead of from the first row.
+    A long transaction (an inbox batch, an action) otherwise makes every other audited write in the
+    schema wait for all of it, and taking the lock last keeps it out of deadlocks with row locks.
+
+    Rows are written at once (so a savepoint that rolls back takes its rows with it) with a
+    placeholder hash and an empty `previous_hash`; at the end the rows still there get their
+    links, and new ids taken under the lock, so the chain's order stays the order of the ids.
+    Nested blocks leave the linking to the outermost."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_deferred() needs a transaction: its rows are linked before the commit")
+    if getattr(connection, _PENDING, None) is not None:
+        yield
+        return
+    pending: list[AuditEvent] = []
+    setattr(connection, _PENDING, pending)
+    try:
+        yield
+    except BaseException:
+        setattr(connection, _PENDING, None)
+        if pending and not connection.needs_rollback and _transaction_usable():
+            _audit_link(pending)  # the caller may catch this and commit what the block did
+        raise
+    setattr(connection, _PENDING, None)
+    if pending:
+        _audit_link(pending)
+
+
+def _transaction_usable() -> bool:
+    from psycopg.pq import TransactionStatus
+
+    raw = connection.connection
+    return raw is not None and raw.info.transaction_status == TransactionStatus.INTRANS
+
+
+def _audit_link(pending: list[AuditEvent]) -> None:
+    """Link the rows of an `audit_deferred` block that are still there (see it), in the order written."""
+    alive = set(AuditEvent.objects.filter(pk__in=[event.pk for event in pending]).values_list("pk", flat=True))
+    events = [event for event in pending if event.pk in alive]
+    if not events:
+        return
+    _audit_lock()
+    previous = _audit_last_hash()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [AuditEvent._meta.db_table, len(events)]
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+        links = []
+        for event, new_id in zip(events, ids, strict=True):
+            event.previous_hash = previous
+            event.row_hash = previous = _row_hash(audit_hash_fields(event))
+            links.extend([event.pk, new_id, event.previous_hash, event.row_hash])
+            event.pk = new_id
+        values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(events))
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} AS audit SET id = link.new_id, previous_hash = link.previous_hash,"  # noqa: S608 - the model's own table
+            f" row_hash = link.row_hash FROM (VALUES {values}) AS link(old_id, new_id, previous_hash, row_hash)"
+            " WHERE audit.id = link.old_id",
+            links,
+        )
+
+
+def _audit_lock() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':audit'))")
+
+
+def _audit_last_hash() -> str:
+    """The chain's last link (under the lock); rows of an `audit_deferred` block still waiting for
+    theirs are not part of it yet."""
+    last = AuditEvent.objects.exclude(previous_hash="").order_by("-id").values_list("row_hash", flat=True).first()
+    return last or GENESIS_HASH
 
 
 def _current_tenant_slug() -> str:

@@ -5,7 +5,7 @@ from django.db.utils import DatabaseError
 from django_tenants.utils import schema_context
 
 from governance.models import AuditEvent
-from governance.services import Actor, audit_chain_verify, audit_record
+from governance.services import Actor, audit_chain_verify, audit_deferred, audit_record
 
 pytestmark = pytest.mark.django_db
 ACTOR = Actor(email="auditor@msp.test")
@@ -64,3 +64,66 @@ def test_tenant_chains_are_separate_and_verified_by_slug(world, capsys):
     assert "OK: acme" in capsys.readouterr().out
     with pytest.raises(CommandError, match="No tenant"):
         call_command("audit_verify", "--tenant", "nope")
+
+
+# --- rows linked at the end of a block (audit_deferred) ---------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_block_lets_other_writers_on_and_links_its_rows_after_theirs():
+    """The audit lock is taken at the block's end, not at its first row: another transaction
+    writes and commits meanwhile, and the block's rows follow it in the chain, in their order."""
+    import threading
+
+    others: list[AuditEvent] = []
+
+    def other_writer() -> None:
+        try:
+            others.append(audit_record(actor=ACTOR, action="test.other", target_type="thing", target_id="2"))
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        with audit_deferred():
+            first = audit_record(actor=ACTOR, action="test.deferred", target_type="thing", target_id="1")
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            writer.join(timeout=10)
+            assert not writer.is_alive() and len(others) == 1  # it did not wait for this transaction
+            second = audit_record(actor=ACTOR, action="test.deferred", target_type="thing", target_id="3")
+        assert first.previous_hash == others[0].row_hash and second.previous_hash == first.row_hash
+        assert others[0].pk < first.pk < second.pk
+    written = AuditEvent.objects.filter(action__startswith="test.").order_by("id")
+    assert list(written.values_list("action", flat=True)) == ["test.other", "test.deferred", "test.deferred"]
+    assert audit_chain_verify().ok
+
+
+def test_a_savepoint_rolled_back_in_a_deferred_block_takes_its_rows_out_of_the_chain(world):
+    with schema_context(world.acme.schema):
+        before = audit_record(actor=ACTOR, action="test.before", target_type="thing", target_id="0")
+        with transaction.atomic(), audit_deferred():
+            kept = audit_record(actor=ACTOR, action="test.kept", target_type="thing", target_id="1")
+            with pytest.raises(RuntimeError), transaction.atomic():
+                audit_record(actor=ACTOR, action="test.dropped", target_type="thing", target_id="2")
+                raise RuntimeError("the savepoint rolls back")
+            after = audit_record(actor=ACTOR, action="test.after", target_type="thing", target_id="3")
+        assert kept.previous_hash == before.row_hash and after.previous_hash == kept.row_hash
+        assert not AuditEvent.objects.filter(action="test.dropped").exists()
+        assert not AuditEvent.objects.filter(previous_hash="").exists()
+        assert audit_chain_verify().ok
+
+
+def test_only_the_link_of_a_waiting_row_may_be_set_and_only_once():
+    with transaction.atomic(), audit_deferred():
+        event = audit_record(actor=ACTOR, action="test.waiting", target_type="thing", target_id="1")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE governance_auditevent SET reason = 'rewritten', previous_hash = 'x' WHERE id = %s", [event.pk])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE governance_auditevent SET previous_hash = '' WHERE id = %s", [event.pk])
+    assert audit_chain_verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_block_needs_a_transaction():
+    with pytest.raises(RuntimeError, match="needs a transaction"), audit_deferred():
+        pass
