@@ -28,15 +28,18 @@ def worker_owner() -> str:
 
 @shared_task(name="workflows.advance", acks_late=True)
 def advance() -> int:
-    from workflows.engine import runs_advance_ready
+    from workflows.engine import engine_wake, runs_advance_ready
     from workflows.runs import wake_token_key
 
-    schema_wake_token_drop(wake_token_key(connection.schema_name))  # before claiming: see tenants.tasks.schema_wake
+    schema = connection.schema_name
+    schema_wake_token_drop(wake_token_key(schema))  # before claiming: see tenants.tasks.schema_wake
 
     batch = settings.BATON_ENGINE_BATCH
     statuses = runs_advance_ready(owner=worker_owner(), limit=batch, lease_seconds=settings.BATON_ENGINE_LEASE_SECONDS)
     if len(statuses) >= batch or {"running", "queued"} & set(statuses.values()):
-        advance.apply_async(headers={"_schema_name": connection.schema_name})  # more may be ready
+        # More may be ready. A run started or woken while this worked has sent a wake-up already
+        # (the token was dropped above), and then this sends none: both let each advance send two.
+        engine_wake(schema)
     return len(statuses)
 
 

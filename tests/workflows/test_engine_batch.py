@@ -235,3 +235,35 @@ def test_heavy_steps_run_on_threads_that_give_way_to_the_rest_of_the_worker():
 
     assert _heavy_callers().submit(niceness).result() == settings.BATON_ENGINE_HEAVY_NICE == 10
     assert niceness() == 0  # the worker's own thread (rounds, the dispatcher) keeps its priority
+
+
+@pytest.mark.django_db
+def test_an_advance_with_runs_left_sends_no_second_wake_up_when_one_is_on_its_way(
+    world, fake, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A run started while the advance works sends its own wake-up (the advance dropped the token
+    when it began); the advance, with runs left, sends none beside it. Two per task, each sending
+    two, queued a busy day's engine with dozens of advances."""
+    from workflows.tasks import advance
+
+    settings.BATON_ENGINE_BATCH = 1  # a full batch: more may be ready
+    definition = definition_published(world.acme)
+    run_started(world.acme, definition, {**ORDER, "order_id": "WK-1"})
+    sent: list[dict] = []
+    monkeypatch.setattr(advance, "apply_async", lambda **options: sent.append(options))
+    advance_ready = engine.runs_advance_ready
+
+    def advance_while_a_run_starts(**kwargs: Any) -> dict[int, str]:
+        statuses = advance_ready(**kwargs)
+        with django_capture_on_commit_callbacks(execute=True):  # the start's commit wakes the engine
+            run_started(world.acme, definition, {**ORDER, "order_id": "WK-2"})
+        return statuses
+
+    monkeypatch.setattr(engine, "runs_advance_ready", advance_while_a_run_starts)
+    with schema_context(world.acme.schema):
+        assert advance() == 1
+    assert len(sent) == 1  # the new run's own
+    monkeypatch.setattr(engine, "runs_advance_ready", advance_ready)
+    with schema_context(world.acme.schema):
+        assert advance() == 1
+    assert len(sent) == 2  # a full batch again, and nothing on its way: this one sends
