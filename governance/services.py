@@ -162,13 +162,18 @@ def _audit_link(pending: list[AuditEvent]) -> None:
     events = [event for event in pending if event.pk in alive]
     if not events:
         return
+    table = AuditEvent._meta.db_table
     _audit_lock()
-    previous = _audit_last_hash()
     with connection.cursor() as cursor:
+        # The chain's last link and the rows' new ids in one round trip: the lock is held to the
+        # commit, and on a busy worker each statement also waits for its turn at the interpreter.
         cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [AuditEvent._meta.db_table, len(events)]
+            f"SELECT (SELECT row_hash FROM {table} WHERE previous_hash <> '' ORDER BY id DESC LIMIT 1),"  # noqa: S608 - the model's own table
+            f" ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
+            [table, len(events)],
         )
-        ids = sorted(row[0] for row in cursor.fetchall())
+        last, fresh = cursor.fetchone()
+        previous, ids = last or GENESIS_HASH, sorted(fresh)
         links = []
         for event, new_id in zip(events, ids, strict=True):
             event.previous_hash = previous
@@ -177,7 +182,7 @@ def _audit_link(pending: list[AuditEvent]) -> None:
             event.pk = new_id
         values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(events))
         cursor.execute(
-            f"UPDATE {AuditEvent._meta.db_table} AS audit SET id = link.new_id, previous_hash = link.previous_hash,"  # noqa: S608 - the model's own table
+            f"UPDATE {table} AS audit SET id = link.new_id, previous_hash = link.previous_hash,"  # noqa: S608 - the model's own table
             f" row_hash = link.row_hash FROM (VALUES {values}) AS link(old_id, new_id, previous_hash, row_hash)"
             " WHERE audit.id = link.old_id",
             links,

@@ -32,7 +32,6 @@ ready runs nobody has picked up, so the task wakes the engine for them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -364,41 +363,29 @@ def _connector(run: Run, step: dict[str, Any], idempotency_key: str, call: Call 
     )
 
 
-_CALLERS: tuple[int, ThreadPoolExecutor] | None = None
-_CALLERS_LOCK = threading.Lock()
+_POOLS: dict[str, tuple[int, ThreadPoolExecutor]] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(name: str, size: int) -> ThreadPoolExecutor:
+    """The process's thread pool `name` (made again after a fork)."""
+    with _POOLS_LOCK:
+        made = _POOLS.get(name)
+        if made is None or made[0] != os.getpid():
+            made = _POOLS[name] = (os.getpid(), ThreadPoolExecutor(max_workers=size, thread_name_prefix=name))
+        return made[1]
 
 
 def _callers() -> ThreadPoolExecutor:
-    """The process's pool for a round's connector calls (made again after a fork)."""
-    global _CALLERS
-    with _CALLERS_LOCK:
-        if _CALLERS is None or _CALLERS[0] != os.getpid():
-            _CALLERS = (os.getpid(), ThreadPoolExecutor(max_workers=settings.BATON_ENGINE_CONNECTOR_CALLS, thread_name_prefix="connector"))
-        return _CALLERS[1]
-
-
-_HEAVY_CALLERS: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _heavy_thread_priority() -> None:
-    """Lower this thread's CPU priority (Linux niceness is per thread): a heavy step – a PDF –
-    gives way to the web's requests and the inbox's dispatcher on the same cores and takes what
-    they leave. Where the system does not allow it the thread runs as it is."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), settings.BATON_ENGINE_HEAVY_NICE)
+    """The pool for a round's connector calls."""
+    return _pool("connector", settings.BATON_ENGINE_CONNECTOR_CALLS)
 
 
 def _heavy_callers() -> ThreadPoolExecutor:
-    """The process's pool for a round's heavy steps (`workflows.actions.Action.heavy`): a few
-    threads at a lower CPU priority (made again after a fork)."""
-    global _HEAVY_CALLERS
-    with _CALLERS_LOCK:
-        if _HEAVY_CALLERS is None or _HEAVY_CALLERS[0] != os.getpid():
-            pool = ThreadPoolExecutor(
-                max_workers=settings.BATON_ENGINE_HEAVY_CALLS, thread_name_prefix="heavy", initializer=_heavy_thread_priority
-            )
-            _HEAVY_CALLERS = (os.getpid(), pool)
-        return _HEAVY_CALLERS[1]
+    """The pool for a round's heavy steps (`workflows.actions.Action.heavy`), apart from the
+    connector calls. One thread by default: a PDF is mostly Python, so more threads render no
+    faster and take the interpreter lock from the threads that hold database locks others wait for."""
+    return _pool("heavy", settings.BATON_ENGINE_HEAVY_CALLS)
 
 
 def _resolvable(run: Run, step: dict[str, Any]) -> bool:

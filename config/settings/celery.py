@@ -90,10 +90,9 @@ BATON_ENGINE_ADVANCE_SECONDS = env_float("BATON_ENGINE_ADVANCE_SECONDS", 1.0)
 # the others stay ready for the next advance, so no advance holds a worker for long while the
 # inbox's dispatches wait (bench/results/domain.json).
 BATON_ENGINE_HEAVY_PER_ADVANCE = env_int("BATON_ENGINE_HEAVY_PER_ADVANCE", 16)
-# Threads a worker process runs heavy steps on, and their niceness (0 to 19; higher gives way
-# more): the web and the dispatcher go first on the same cores.
-BATON_ENGINE_HEAVY_CALLS = env_int("BATON_ENGINE_HEAVY_CALLS", 4)
-BATON_ENGINE_HEAVY_NICE = env_int("BATON_ENGINE_HEAVY_NICE", 10)
+# Threads a worker process runs heavy steps on. One: a render is mostly Python, so more threads add
+# no speed and hold the interpreter lock the process's other threads need (bench/results/domain.json).
+BATON_ENGINE_HEAVY_CALLS = env_int("BATON_ENGINE_HEAVY_CALLS", 1)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")

@@ -223,18 +223,15 @@ def test_ready_runs_of_a_high_priority_definition_are_claimed_before_older_norma
         assert runs_claim(owner="second", limit=5, lease_seconds=60) == [older[1].pk, older[2].pk]
 
 
-def test_heavy_steps_run_on_threads_that_give_way_to_the_rest_of_the_worker():
-    import os
+def test_heavy_steps_run_on_a_thread_of_their_own_apart_from_the_connector_calls():
+    from workflows.engine import _callers, _heavy_callers
 
-    from django.conf import settings
+    def name() -> str:
+        return threading.current_thread().name
 
-    from workflows.engine import _heavy_callers
-
-    def niceness() -> int:
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    assert _heavy_callers().submit(niceness).result() == settings.BATON_ENGINE_HEAVY_NICE == 10
-    assert niceness() == 0  # the worker's own thread (rounds, the dispatcher) keeps its priority
+    assert _heavy_callers().submit(name).result().startswith("heavy")
+    assert _callers().submit(name).result().startswith("connector")
+    assert _heavy_callers() is _heavy_callers() and _heavy_callers()._max_workers == 1
 
 
 @pytest.mark.django_db
