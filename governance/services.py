@@ -129,7 +129,8 @@ def audit_deferred() -> Iterator[None]:
     Rows are written at once (so a savepoint that rolls back takes its rows with it) with a
     placeholder hash and an empty `previous_hash`; at the end the rows still there get their
     links, and new ids taken under the lock, so the chain's order stays the order of the ids.
-    Nested blocks leave the linking to the outermost."""
+    Nested blocks leave the linking to the outermost; an exception out of the block rolls its
+    transaction back, since its rows were not linked."""
     if not connection.in_atomic_block:
         raise RuntimeError("audit_deferred() needs a transaction: its rows are linked before the commit")
     if getattr(connection, _PENDING, None) is not None:
@@ -140,20 +141,13 @@ def audit_deferred() -> Iterator[None]:
     try:
         yield
     except BaseException:
-        setattr(connection, _PENDING, None)
-        if pending and not connection.needs_rollback and _transaction_usable():
-            _audit_link(pending)  # the caller may catch this and commit what the block did
+        if pending:
+            transaction.set_rollback(True)  # its rows are not linked: they must not commit
         raise
-    setattr(connection, _PENDING, None)
+    finally:
+        setattr(connection, _PENDING, None)
     if pending:
         _audit_link(pending)
-
-
-def _transaction_usable() -> bool:
-    from psycopg.pq import TransactionStatus
-
-    raw = connection.connection
-    return raw is not None and raw.info.transaction_status == TransactionStatus.INTRANS
 
 
 def _audit_link(pending: list[AuditEvent]) -> None:
