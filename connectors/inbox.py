@@ -51,7 +51,7 @@ from connectors.signatures import (
     Verification,
     generate_secret,
 )
-from governance.services import Actor, audit_deferred, audit_record
+from governance.services import Actor, audit_record
 from tenants.db import connection as db
 from tenants.db import rows_json
 from tenants.tasks import schema_send, schema_wake
@@ -345,7 +345,7 @@ def events_dispatch(*, limit: int = 100, event_ids: list[int] | None = None) -> 
     leaves every row as it was."""
     outcomes: dict[int, str] = {}
     try:
-        with transaction.atomic(), audit_deferred():
+        with transaction.atomic():
             # OF self: lock the dispatch rows only. Without it the join locks the connection row every
             # event shares too, so concurrent dispatches (and webhooks' inserts, which key-share
             # lock it) make each other skip.

@@ -63,8 +63,8 @@ def _batches() -> tuple[int, bool]:
 @contextmanager
 def dispatcher_lock() -> Iterator[bool]:
     """One dispatcher per schema at a time (a session advisory lock, gone with a dead worker's
-    connection): two at once lock the same shipments and the audit chain and mostly wait for each
-    other, while the engine's work waits for them both."""
+    connection): two at once lock the same shipments and mostly wait for each other, while the
+    engine's work waits for them both."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext(current_schema() || ':dispatcher'))")
         alone = bool(cursor.fetchone()[0])

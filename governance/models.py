@@ -7,6 +7,8 @@ class AuditEvent(models.Model):
     """Who did what to which thing, when and why. Written in the same transaction as the change.
 
     Each schema has its own chain: platform events in public, a tenant's events in its schema.
+    A row is written unsealed (empty `previous_hash`, a placeholder `row_hash`, no `chain_seq`) and
+    sealed after its transaction commits (`governance.services.audit_seal`).
     """
 
     occurred_at = models.DateTimeField()
@@ -22,10 +24,15 @@ class AuditEvent(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     previous_hash = models.CharField(max_length=64)
     row_hash = models.CharField(max_length=64, unique=True)
+    chain_seq = models.BigIntegerField(null=True, unique=True, editable=False)  # its place in the chain, once sealed
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["occurred_at"]), models.Index(fields=["target_type", "target_id"])]
+        indexes = [
+            models.Index(fields=["occurred_at"]),
+            models.Index(fields=["target_type", "target_id"]),
+            models.Index(fields=["id"], condition=models.Q(chain_seq__isnull=True), name="governance_audit_unsealed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id} by {self.actor_email}"

@@ -3,14 +3,14 @@
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from django.db import connection, transaction
 from django.utils import timezone
+from django_tenants.utils import schema_context
 
 from governance.models import AuditEvent
 
@@ -74,13 +74,12 @@ def audit_record(
     reason: str = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one row to the current schema's audit chain, inside the caller's transaction.
+    """Append one row to the current schema's audit log, inside the caller's transaction, so it
+    commits with the change it records or not at all.
 
-    The advisory lock serialises writers per schema so each row links to the one before it;
-    it is released when the caller's transaction ends, together with the change it records.
-    No savepoint: a failed audit write fails the caller's transaction, which is what the caller
-    wants (the change must not commit unaudited), and the common write saves two round trips.
-    Inside `audit_deferred` the row is written now and linked at the block's end.
+    No lock and no savepoint: the row is written unsealed and linked into the hash chain after the
+    commit (`audit_seal`), so audited writes never queue behind one another. A failed audit write
+    fails the caller's transaction, which is what the caller wants (no change commits unaudited).
     """
     who = actor_of(actor)
     if target is not None:
@@ -101,98 +100,96 @@ def audit_record(
         data=json.loads(json.dumps(data or {}, default=str)),
         request_id=request_id,
     )
-    pending: list[AuditEvent] | None = getattr(connection, _PENDING, None)
-    if pending is not None and connection.in_atomic_block:
-        event.previous_hash, event.row_hash = "", f"pending-{secrets.token_hex(28)}"  # linked by _audit_link
-        event.save(force_insert=True)
-        pending.append(event)
-        return event
-    with transaction.atomic(savepoint=False):
-        _audit_lock()
-        event.previous_hash = _audit_last_hash()
-        event.row_hash = _row_hash(audit_hash_fields(event))
-        event.save(force_insert=True)
+    event.previous_hash, event.row_hash = "", f"pending-{secrets.token_hex(28)}"  # set when sealed
+    event.save(force_insert=True)
+    _seal_after_commit()
     return event
 
 
-# The connection's attribute holding the rows an `audit_deferred` block wrote (connections are per thread).
-_PENDING = "baton_audit_pending"
+# Rows per sealing transaction: a backlog is sealed in several, each short.
+SEAL_BATCH = 1000
+# How long one caller goes on sealing others' rows while they keep arriving; past it, the next
+# commit's seal (or the sweep, if none comes) takes over.
+SEAL_SECONDS = 1.0
+# The connection's attribute: per schema, when (time.monotonic_ns) this connection last began
+# sealing. Connections are per thread, and a commit's callbacks run on its thread in order.
+_SEALING_SINCE = "baton_audit_sealing_since"
 
 
-@contextmanager
-def audit_deferred() -> Iterator[None]:
-    """Inside a transaction: the audit rows written in the block are linked into the chain at its
-    end, so the schema's audit lock is held from there to the commit instead of from the first row.
-    A long transaction (an inbox batch, an action) otherwise makes every other audited write in the
-    schema wait for all of it, and taking the lock last keeps it out of deadlocks with row locks.
+def _seal_after_commit() -> None:
+    """Seal once the writer's transaction commits (at once in autocommit). One seal per commit and
+    schema: the callbacks of rows written before a seal began on this connection have nothing left."""
+    schema, written = _schema(), time.monotonic_ns()
 
-    Rows are written at once (so a savepoint that rolls back takes its rows with it) with a
-    placeholder hash and an empty `previous_hash`; at the end the rows still there get their
-    links, and new ids taken under the lock, so the chain's order stays the order of the ids.
-    Nested blocks leave the linking to the outermost; an exception out of the block rolls its
-    transaction back, since its rows were not linked."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("audit_deferred() needs a transaction: its rows are linked before the commit")
-    if getattr(connection, _PENDING, None) is not None:
-        yield
-        return
-    pending: list[AuditEvent] = []
-    setattr(connection, _PENDING, pending)
-    try:
-        yield
-    except BaseException:
-        if pending:
-            transaction.set_rollback(True)  # its rows are not linked: they must not commit
-        raise
-    finally:
-        setattr(connection, _PENDING, None)
-    if pending:
-        _audit_link(pending)
+    def seal() -> None:
+        if getattr(connection, _SEALING_SINCE, {}).get(schema, 0) > written:
+            return
+        if _schema() == schema:
+            audit_seal()
+            return
+        with schema_context(schema):
+            audit_seal()
+
+    transaction.on_commit(seal, robust=True)  # a failed seal is logged; the next seal or the sweep takes the rows
 
 
-def _audit_link(pending: list[AuditEvent]) -> None:
-    """Link the rows of an `audit_deferred` block that are still there (see it), in the order written."""
-    alive = set(AuditEvent.objects.filter(pk__in=[event.pk for event in pending]).values_list("pk", flat=True))
-    events = [event for event in pending if event.pk in alive]
-    if not events:
-        return
+def audit_seal(seconds: float = SEAL_SECONDS) -> int:
+    """Link the current schema's committed, unsealed audit rows into its hash chain, in the order of
+    their ids, and give each its place (`chain_seq`). Returns how many it sealed.
+
+    Writers never wait for each other or for the chain: a row is written unsealed in its writer's
+    transaction, and sealed after the commit by whoever gets the schema's seal lock. One that does
+    not get it leaves its rows to the holder, which looks again after letting the lock go, so a row
+    committed while a seal was running is not left behind. It stops after `seconds` while rows
+    keep coming (a stream's next commit seals them), so no writer's thread becomes the sealer for
+    good. Rows of a transaction that rolls back are never sealed; the beat sweep
+    (`governance.audit_seal_all`) seals what a crash or a last hand-over left."""
+    sealing = getattr(connection, _SEALING_SINCE, None)
+    if sealing is None:
+        sealing = {}
+        setattr(connection, _SEALING_SINCE, sealing)
+    sealing[_schema()] = time.monotonic_ns()
+    sealed, deadline = 0, time.monotonic() + seconds
+    while True:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || ':audit'))")
+                if not cursor.fetchone()[0]:
+                    return sealed  # the holder looks again after it lets go
+            batch = _seal_batch()
+        sealed += batch
+        if time.monotonic() > deadline or (batch < SEAL_BATCH and not AuditEvent.objects.filter(chain_seq__isnull=True).exists()):
+            return sealed
+
+
+def _seal_batch() -> int:
+    """Under the seal lock: link up to SEAL_BATCH unsealed rows after the chain's last."""
     table = AuditEvent._meta.db_table
-    _audit_lock()
+    last = AuditEvent.objects.filter(chain_seq__isnull=False).order_by("-chain_seq").values_list("chain_seq", "row_hash").first()
+    seq, previous = last or (0, GENESIS_HASH)
+    assert seq is not None  # the filter's
+    events = list(AuditEvent.objects.filter(chain_seq__isnull=True).order_by("id")[:SEAL_BATCH])
+    if not events:
+        return 0
+    links: list[Any] = []
+    for event in events:
+        seq += 1
+        event.previous_hash = previous
+        event.row_hash = previous = _row_hash(audit_hash_fields(event))
+        links.extend([event.pk, seq, event.previous_hash, event.row_hash])
+    values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(events))
     with connection.cursor() as cursor:
-        # The chain's last link and the rows' new ids in one round trip: the lock is held to the
-        # commit, and on a busy worker each statement also waits for its turn at the interpreter.
         cursor.execute(
-            f"SELECT (SELECT row_hash FROM {table} WHERE previous_hash <> '' ORDER BY id DESC LIMIT 1),"  # noqa: S608 - the model's own table
-            f" ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
-            [table, len(events)],
-        )
-        last, fresh = cursor.fetchone()
-        previous, ids = last or GENESIS_HASH, sorted(fresh)
-        links = []
-        for event, new_id in zip(events, ids, strict=True):
-            event.previous_hash = previous
-            event.row_hash = previous = _row_hash(audit_hash_fields(event))
-            links.extend([event.pk, new_id, event.previous_hash, event.row_hash])
-            event.pk = new_id
-        values = ", ".join(["(%s::bigint, %s::bigint, %s, %s)"] * len(events))
-        cursor.execute(
-            f"UPDATE {table} AS audit SET id = link.new_id, previous_hash = link.previous_hash,"  # noqa: S608 - the model's own table
-            f" row_hash = link.row_hash FROM (VALUES {values}) AS link(old_id, new_id, previous_hash, row_hash)"
-            " WHERE audit.id = link.old_id",
+            f"UPDATE {table} AS audit SET chain_seq = link.chain_seq, previous_hash = link.previous_hash,"  # noqa: S608 - the model's own table
+            f" row_hash = link.row_hash FROM (VALUES {values}) AS link(id, chain_seq, previous_hash, row_hash)"
+            " WHERE audit.id = link.id",
             links,
         )
+    return len(events)
 
 
-def _audit_lock() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ':audit'))")
-
-
-def _audit_last_hash() -> str:
-    """The chain's last link (under the lock); rows of an `audit_deferred` block still waiting for
-    theirs are not part of it yet."""
-    last = AuditEvent.objects.exclude(previous_hash="").order_by("-id").values_list("row_hash", flat=True).first()
-    return last or GENESIS_HASH
+def _schema() -> str:
+    return connection.schema_name  # type: ignore[attr-defined]  # django-tenants' connection
 
 
 def _current_tenant_slug() -> str:
@@ -206,13 +203,15 @@ class AuditVerification:
     rows_checked: int
     broken_row_id: int | None = None
     problem: str = ""
+    waiting: int = 0  # rows written but not sealed yet (their transactions may still be open)
 
 
 def audit_chain_verify() -> AuditVerification:
-    """Recompute every row's hash in the current schema and check each links to its predecessor."""
+    """Recompute every sealed row's hash in the current schema, in chain order, and check each links
+    to its predecessor."""
     previous = GENESIS_HASH
     checked = 0
-    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+    for event in AuditEvent.objects.filter(chain_seq__isnull=False).order_by("chain_seq").iterator(chunk_size=2000):
         if event.previous_hash != previous:
             return AuditVerification(
                 False, checked, event.id, "its previous_hash does not match the row before it (a row was removed or reordered)"
@@ -221,4 +220,4 @@ def audit_chain_verify() -> AuditVerification:
             return AuditVerification(False, checked, event.id, "its content no longer matches its hash (the row was changed)")
         previous = event.row_hash
         checked += 1
-    return AuditVerification(True, checked)
+    return AuditVerification(True, checked, waiting=AuditEvent.objects.filter(chain_seq__isnull=True).count())

@@ -22,7 +22,6 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from governance.services import audit_deferred
 from workflows.engine import ConnectorError
 from workflows.models import ActionReceipt
 
@@ -73,7 +72,7 @@ def _applied(registered: Action, action: str, payload: dict[str, Any], idempoten
     """The action and its receipt in one transaction, again after a deadlock (a few times)."""
     for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
         try:
-            with transaction.atomic(), audit_deferred():
+            with transaction.atomic():
                 result = registered.function(payload, idempotency_key=idempotency_key)
                 ActionReceipt.objects.create(idempotency_key=idempotency_key, action=action, result=result, created_at=timezone.now())
             return result

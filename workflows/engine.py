@@ -54,7 +54,6 @@ from django.db.models import Max
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from governance.services import audit_deferred
 from tenants.db import connection, rows_copy
 from workflows.models import (
     RUN_ADVANCING,
@@ -667,7 +666,7 @@ def engine_wake(schema: str) -> None:
 
 def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
     """Execute the run's current step in one transaction. Returns (status, go on)."""
-    with transaction.atomic(), audit_deferred():
+    with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         run.definition_version = _published_version(run.definition_version_id)
         now = timezone.now()
@@ -931,7 +930,7 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
         if not active or (round_number and time.monotonic() > deadline):  # always one round
             break
         try:
-            with transaction.atomic(), audit_deferred():
+            with transaction.atomic():
                 active = _round(active, owner, lease_seconds, history, statuses, single, heavy)
         except DatabaseError as error:
             log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")

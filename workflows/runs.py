@@ -29,7 +29,7 @@ from workflows.models import CORRELATION_KEYS, Definition, DefinitionVersion, Ru
 INPUT_LIMIT_BYTES = CONTEXT_LIMIT_BYTES
 KEY_MAX_LENGTH = 200
 TRIGGERS = ("api", "manual", "event", "schedule")
-# Runs one batch may start: a batch is one transaction holding the schema's audit lock.
+# Runs one batch may start: a batch is one transaction, its rows locked to its commit.
 BATCH_START_LIMIT = 500
 
 

@@ -49,6 +49,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE = {
     "tenants-archive-sweep": {"task": "tenants.archive_sweep", "schedule": 60 * 60},
+    # Audit rows a writer's commit left unsealed (it died in between), in every schema.
+    "governance-audit-seal": {"task": "governance.audit_seal_all", "schedule": 60},
     "tenants-dispatch-heartbeat": {"task": "tenants.dispatch_tenant_heartbeat", "schedule": 60},
     # Durable timers (retries, waits) and the reaper, per ready tenant.
     "workflows-fire-timers": {"task": "workflows.dispatch_fire_timers", "schedule": 5},
