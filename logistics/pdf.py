@@ -4,7 +4,8 @@ WeasyPrint's layout is mostly Python: on a worker's thread each invoice held the
 for most of its render, and the worker's other threads (the engine's steps, the inbox's events)
 waited for it – two fifths of an engine worker's interpreter time in the day replay went to PDFs.
 A child (`python -m logistics.pdf`, `BATON_PDF_PROCESSES` of them per process, started at the
-first render) renders instead, and the caller's thread waits on a pipe without the lock. A plain
+first render, at the lowest priority) renders instead, and the caller's thread waits on a pipe
+without the lock. A plain
 subprocess, not multiprocessing: Celery's prefork children are daemonic and may have none. 0
 renders on the calling thread.
 
@@ -15,6 +16,7 @@ WeasyPrint only.
 
 from __future__ import annotations
 
+import os
 import queue
 import struct
 import subprocess
@@ -134,7 +136,11 @@ def _render(html: str, css: str) -> bytes:
 
 
 def _serve() -> None:
-    """The render process: requests until its parent closes the pipe."""
+    """The render process: requests until its parent closes the pipe. At the lowest priority: it
+    holds no lock anyone waits for, so on a busy machine the web and the inbox go first and PDFs
+    take the cores they leave (a dispatch's latency rose from 4 s to 10 s at the p99 in the day
+    replay with the child at the worker's priority)."""
+    os.nice(19)
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write to the answers' pipe
     while True:
