@@ -820,7 +820,7 @@ def workers_start(processes: Processes, app: Any) -> None:
     """WORKERS solo Celery workers. With SPLIT (the default), as deploy/k8s/worker.yaml lays them
     out: the first takes the inbox's `connectors` queue only, the others the engine, documents and
     beat's default at niceness SPLIT_NICE (`BATON_WORKER_NICE`), so on two cores the dispatcher and
-    the web go first and the engine's batch work (invoice PDFs in a render process of their own) takes
+    the web go first and the engine's batch work (invoice PDFs on a thread of their own) takes
     the rest. SPLIT=0: every worker on every queue, taking them in turns."""
     host = socket.gethostname()
     for index in range(WORKERS):

@@ -20,16 +20,15 @@ exception carrying the same items.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -53,7 +52,6 @@ from logistics.models import (
     Shipment,
     Stop,
 )
-from logistics.pdf import pdf_write
 from logistics.selectors import reference_normalized, shipment_find
 from logistics.services import (
     ChargeInput,
@@ -586,19 +584,37 @@ def _brand() -> tuple[Any, str, str]:
     return site, logo, tenant_language(tenant)
 
 
-@functools.lru_cache(maxsize=32)
-def _pdf_stylesheet(colours: tuple[str, str, str, str]) -> str:
-    """The invoice's stylesheet in a brand's colours (primary, on primary, accent, primary soft)."""
-    primary, on_primary, accent, primary_soft = colours
-    return render_to_string(
-        "logistics/invoice_pdf.css", {"primary": primary, "on_primary": on_primary, "accent": accent, "primary_soft": primary_soft}
-    )
+_pdf_parts = threading.local()
+
+
+def _pdf_stylesheet(colours: tuple[str, str, str, str]) -> tuple[Any, Any]:
+    """The invoice's stylesheet in a brand's colours (primary, on primary, accent, primary soft)
+    and the font configuration it was parsed with: parsed once per brand and thread, not per
+    invoice (it was a tenth of each render). Per thread, since Pango's font map is not to be
+    shared between the threads connector steps run on."""
+    from weasyprint import CSS
+    from weasyprint.text.fonts import FontConfiguration
+
+    if not hasattr(_pdf_parts, "fonts"):
+        _pdf_parts.fonts, _pdf_parts.sheets = FontConfiguration(), {}
+    if colours not in _pdf_parts.sheets:
+        primary, on_primary, accent, primary_soft = colours
+        css = render_to_string(
+            "logistics/invoice_pdf.css",
+            {"primary": primary, "on_primary": on_primary, "accent": accent, "primary_soft": primary_soft},
+        )
+        if len(_pdf_parts.sheets) >= 32:
+            _pdf_parts.sheets.clear()
+        _pdf_parts.sheets[colours] = CSS(string=css, font_config=_pdf_parts.fonts)
+    return _pdf_parts.sheets[colours], _pdf_parts.fonts
 
 
 def customer_invoice_render(*, invoice: FreightInvoice, issued_on: date | None = None) -> tuple[bytes, list[dict[str, str]], Decimal]:
     """The customer invoice as a PDF in the tenant's brand and the workspace's language
     (WeasyPrint), with its lines and total: the approved charges, each as billed when the match
     accepted it."""
+    from weasyprint import HTML
+
     shipment = invoice.shipment
     assert shipment is not None
     details = invoice.match_details or {}
@@ -613,7 +629,9 @@ def customer_invoice_render(*, invoice: FreightInvoice, issued_on: date | None =
     site, logo, language = _brand()
     stops = list(Stop.objects.filter(shipment=shipment).select_related("location").order_by("sequence"))
     number = customer_invoice_number(invoice)
-    stylesheet = _pdf_stylesheet((site.primary, site.on_primary, site.accent, site.css_variables.get("--brand-primary-soft", "#eef3f9")))
+    stylesheet, fonts = _pdf_stylesheet(
+        (site.primary, site.on_primary, site.accent, site.css_variables.get("--brand-primary-soft", "#eef3f9"))
+    )
     with translation.override(language):
         rows = [{**line, "shown": number_format(Decimal(line["amount"]), 2, use_l10n=True, force_grouping=True)} for line in lines]
         html = render_to_string(
@@ -635,7 +653,7 @@ def customer_invoice_render(*, invoice: FreightInvoice, issued_on: date | None =
                 "page_word": _css_text(gettext("page")),
             },
         )
-    return pdf_write(html, stylesheet, processes=settings.BATON_PDF_PROCESSES), lines, total
+    return HTML(string=html).write_pdf(stylesheets=[stylesheet], font_config=fonts), lines, total
 
 
 def _css_text(text: str) -> str:

@@ -95,9 +95,6 @@ BATON_ENGINE_HEAVY_PER_ADVANCE = env_int("BATON_ENGINE_HEAVY_PER_ADVANCE", 16)
 # Threads a worker process runs heavy steps on. One: a render is mostly Python, so more threads add
 # no speed and hold the interpreter lock the process's other threads need (bench/results/domain.json).
 BATON_ENGINE_HEAVY_CALLS = env_int("BATON_ENGINE_HEAVY_CALLS", 1)
-# Processes per web or worker process that render PDFs (logistics.pdf), started at the first
-# render; 0 renders on the calling thread, holding the interpreter lock its other threads need.
-BATON_PDF_PROCESSES = env_int("BATON_PDF_PROCESSES", 1)
 # Connector calls a worker process makes at once for one round (a round waits for its slowest call).
 BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
