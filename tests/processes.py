@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -29,6 +30,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports, below the ephemeral range: there, outgoing
+    connections (a worker's, PostgreSQL's) take ports at any moment, and one of a run of free
+    ports was taken before the server under test bound it."""
+    for _ in range(50):
+        first = random.randrange(20000, 32000 - count)  # noqa: S311 - a port, not a secret
+        sockets = [socket.socket() for _ in range(count)]
+        try:
+            for offset, sock in enumerate(sockets):
+                sock.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 def _stop(process: subprocess.Popen) -> None:

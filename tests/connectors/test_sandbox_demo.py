@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from connectors.sandbox import DEMO_BASE_PORT, SYSTEMS, ErpSandbox, TmsSandbox, demo_ports, demo_urls
-from tests.processes import free_port
+from tests.processes import free_port_run
 
 CLIENTS = {"baton-acme": "s3cret-acme"}
 ORDER = {"order": {"order_id": "SO-9", "customer": "coyote", "total": 8400, "lines": [{"sku": "SKU-1", "qty": 3}]}}
@@ -124,7 +124,7 @@ def test_demo_ports_follow_baton_sandbox_port(monkeypatch):
 
 
 def test_all_starts_every_system_on_consecutive_ports_with_the_demo_clients_and_stops_on_sigterm():
-    first = free_port()
+    first = free_port_run(len(SYSTEMS))
     process = subprocess.Popen([sys.executable, "-m", "connectors.sandbox", "all", "--port", str(first)], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
