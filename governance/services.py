@@ -116,13 +116,22 @@ SEAL_SECONDS = 1.0
 _SEALING_SINCE = "baton_audit_sealing_since"
 
 
+def _sealing_since() -> dict[str, int]:
+    """This connection's record of when it last began sealing, per schema."""
+    since: dict[str, int] | None = getattr(connection, _SEALING_SINCE, None)
+    if since is None:
+        since = {}
+        setattr(connection, _SEALING_SINCE, since)
+    return since
+
+
 def _seal_after_commit() -> None:
     """Seal once the writer's transaction commits (at once in autocommit). One seal per commit and
     schema: the callbacks of rows written before a seal began on this connection have nothing left."""
     schema, written = _schema(), time.monotonic_ns()
 
     def seal() -> None:
-        if getattr(connection, _SEALING_SINCE, {}).get(schema, 0) > written:
+        if _sealing_since().get(schema, 0) > written:
             return
         if _schema() == schema:
             audit_seal()
@@ -144,11 +153,7 @@ def audit_seal(seconds: float = SEAL_SECONDS) -> int:
     keep coming (a stream's next commit seals them), so no writer's thread becomes the sealer for
     good. Rows of a transaction that rolls back are never sealed; the beat sweep
     (`governance.audit_seal_all`) seals what a crash or a last hand-over left."""
-    sealing = getattr(connection, _SEALING_SINCE, None)
-    if sealing is None:
-        sealing = {}
-        setattr(connection, _SEALING_SINCE, sealing)
-    sealing[_schema()] = time.monotonic_ns()
+    _sealing_since()[_schema()] = time.monotonic_ns()
     sealed, deadline = 0, time.monotonic() + seconds
     while True:
         with transaction.atomic():
