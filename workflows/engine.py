@@ -916,10 +916,12 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
     step when its kind is in BATCH_KINDS, and writes all their step executions with one INSERT
     and all their runs with one UPDATE in the round's transaction, so a transition commits with
     the others of its round instead of paying a commit and four statements of its own. A run
-    whose step waits, starts other runs, compensates or belongs to a parent leaves the rounds
-    for the one-run-at-a-time path (`_step_once`), as does the whole batch if a round's
-    transaction fails (its connector calls are repeated there under the same idempotency keys,
-    so no effect doubles)."""
+    whose step waits, starts other runs, compensates or belongs to a parent takes that one step
+    on its own (`_step_once`, after the round commits) and, when it goes on, rejoins the next
+    round: a run resumed past a wait does its remaining steps in rounds like the others. If a
+    round's transaction fails, its runs go the one-run-at-a-time path for the rest of the
+    advance (their connector calls are repeated there under the same idempotency keys, so no
+    effect doubles)."""
     statuses: dict[int, str] = {}
     single: list[int] = []
     active = sorted(set(run_ids))
@@ -929,18 +931,41 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
     for round_number in range(STEPS_PER_ADVANCE):
         if not active or (round_number and time.monotonic() > deadline):  # always one round
             break
+        alone: list[int] = []
         try:
             with transaction.atomic():
-                active = _round(active, owner, lease_seconds, history, statuses, single, heavy)
+                active = _round(active, owner, lease_seconds, history, statuses, alone, heavy)
         except DatabaseError as error:
             log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")
             single.extend(active)
             active = []
+            continue
+        if alone:
+            active = sorted({*active, *_steps_alone(alone, owner, lease_seconds, history, statuses)})
     if active:  # the step or time budget ran out: give the runs back (still ready) for another advance
         Run.objects.filter(pk__in=active, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
     for run_id in sorted(set(single)):
         statuses[run_id] = _run_advance_single(run_id, owner, lease_seconds)
     return statuses
+
+
+def _steps_alone(
+    run_ids: list[int], owner: str, lease_seconds: int, history: dict[tuple[int, str], list[tuple[str, str]]], statuses: dict[int, str]
+) -> list[int]:
+    """One step, in a transaction of its own, for each run whose step a round cannot take (a
+    wait, a child run, compensation); returns those that go on, with their step history read
+    again since `_step_once` wrote theirs."""
+    go_on: list[int] = []
+    for run_id in run_ids:
+        statuses[run_id], more = _step_once(run_id, owner, lease_seconds)
+        if more:
+            go_on.append(run_id)
+    if go_on:
+        moved = set(go_on)
+        for key in [key for key in history if key[0] in moved]:
+            del history[key]
+        history.update(_step_history(go_on))
+    return go_on
 
 
 def _run_advance_single(run_id: int, owner: str, lease_seconds: int) -> str:
@@ -989,10 +1014,11 @@ def _round(
     lease_seconds: int,
     history: dict[tuple[int, str], list[tuple[str, str]]],
     statuses: dict[int, str],
-    single: list[int],
+    alone: list[int],
     heavy: _HeavyBudget,
 ) -> list[int]:
-    """One step for each run of `active` (inside the caller's transaction); returns the runs that go on."""
+    """One step for each run of `active` (inside the caller's transaction); returns the runs that
+    go on. Runs whose step the round cannot take are appended to `alone` (still leased, ready)."""
     now = timezone.now()
     planned: list[tuple[Run, dict[str, Any], Visit]] = []
     deferred: list[int] = []
@@ -1007,7 +1033,7 @@ def _round(
         run.definition_version = _published_version(run.definition_version_id)
         step = _spec_steps(run).get(run.current_step)
         if step is None or step["kind"] not in BATCH_KINDS or run.status == RunStatus.COMPENSATING or run.parent_id or run.stop_at:
-            single.append(run.pk)
+            alone.append(run.pk)
             continue
         if _heavy(step):
             if heavy.left <= 0:
@@ -1037,8 +1063,8 @@ def _round(
                 StepExecution.objects.filter(run=run, step_id=step["id"]).order_by("pk").values_list("idempotency_key", "status")
             )
         statuses[run.pk] = run.status
-        if run.status == RunStatus.RUNNING and run.ready_at is not None:
-            go_on.append(run.pk)
+        if run.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and run.ready_at is not None:
+            go_on.append(run.pk)  # a compensating run's handlers are taken alone in the next round
     _executions_write(executions)
     _runs_write(moved)
     return go_on

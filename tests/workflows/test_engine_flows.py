@@ -13,7 +13,7 @@ from django_tenants.utils import schema_context
 
 from governance.models import AuditEvent
 from tests.workflows.runs_setup import ORDER_SPEC, SYSTEM, definition_published, run_advanced, run_started, run_timeline, version_publish
-from workflows.engine import ConnectorError, runs_claim, runs_reap, timers_fire_due
+from workflows.engine import ConnectorError, runs_advance, runs_claim, runs_reap, timers_fire_due
 from workflows.models import Approval, BufferedEvent, EventWait, Incident, Run, Timer
 from workflows.operations import (
     IncidentFilter,
@@ -258,6 +258,21 @@ def test_a_failed_outcome_compensates_and_a_run_without_handlers_is_just_cancell
     assert other.status == "cancelled" and other.finished_at is not None
     _drain(world, now=timezone.now() + timedelta(hours=2))  # its timer fires harmlessly
     assert _refresh(world, other).status == "cancelled"
+
+
+def test_a_run_that_fails_inside_a_batch_round_compensates_in_the_same_advance(world, fake):
+    """The round that reaches the failed outcome keeps the compensating run: its handlers go on
+    in the next rounds instead of the run sitting leased until the reaper frees it."""
+    spec = copy.deepcopy(SAGA)
+    spec["steps"][1]["next"] = "fail"  # tender, book, then the failed outcome: no wait on the way
+    spec["steps"] = [step for step in spec["steps"] if step["id"] not in ("ok", "done")]
+    run = run_started(world.acme, definition_published(world.acme, spec))
+    with schema_context(world.acme.schema):
+        assert runs_claim(owner="worker-1", limit=10, lease_seconds=60) == [run.pk]
+        assert runs_advance([run.pk], owner="worker-1") == {run.pk: "compensated"}
+    run = _refresh(world, run)
+    assert (run.status, run.lease_owner, run.ready_at) == ("compensated", "", None)
+    assert [effect["action"] for effect in fake.effects] == ["tender_load", "book_dock", "release_dock", "cancel_tender"]
 
 
 # --- approvals -----------------------------------------------------------------------------------------
