@@ -158,8 +158,10 @@ def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world
         # send all three); the next worker's calls are answered at once.
         partner.delay_next(60.0, times=3)
         env = _worker_env(partner)
+        # The runs exist before the worker does: a wake-up left in the queue by an earlier test
+        # then claims all three too, rather than one whose call times out before the others go.
+        runs = [_start(world, definition, f"SO-K{n}") for n in range(3)]
         with celery_worker(tmp_path / "doomed.log", env=env) as doomed:
-            runs = [_start(world, definition, f"SO-K{n}") for n in range(3)]
             advance.apply_async(headers={"_schema_name": world.acme.schema})
             calls = partner.wait_for_requests(3, timeout=60)
             assert sorted(map(id, partner.in_flight())) == sorted(map(id, calls)), "the partner answered before the kill"
