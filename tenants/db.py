@@ -1,4 +1,4 @@
-"""The default database connection, typed as what it is: django-tenants' schema-aware wrapper."""
+"""The default database connection, typed as what it is: Baton's schema-aware wrapper (`tenants.postgresql_backend`)."""
 
 import json
 from collections.abc import Iterable, Sequence
@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection as _connection
 
 if TYPE_CHECKING:
-    from django_tenants.postgresql_backend.base import DatabaseWrapper
+    from tenants.postgresql_backend.base import DatabaseWrapper
 
 connection = cast("DatabaseWrapper", _connection)
 

@@ -29,7 +29,7 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 DATABASES: dict[str, dict] = {
     "default": {
         **dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)),
-        "ENGINE": "django_tenants.postgresql_backend",
+        "ENGINE": "tenants.postgresql_backend",
     }
 }
 # A worker or web process started by the test suite points at the suite's database by name.

@@ -56,5 +56,6 @@ BATON_ARCHIVE_GRACE_DAYS = 30
 BATON_PUBLIC_SCHEME = env_str("BATON_PUBLIC_SCHEME", "http")
 BATON_PUBLIC_PORT = env_str("BATON_PUBLIC_PORT", "8000")
 # Set the search_path once per connection and tenant switch, not before every query (a rollback,
-# a savepoint rollback or a tenant switch makes django-tenants set it again).
+# a savepoint rollback or a tenant switch makes django-tenants set it again; a switch back to the
+# value the session holds sets nothing: `tenants.postgresql_backend`).
 TENANT_LIMIT_SET_CALLS = True
