@@ -76,6 +76,7 @@ from bench.engine import (
     pyspy_sample,
     pyspy_summary,
 )
+from bench.machine import machine
 
 
 def _env_int(name: str, default: int) -> int:
@@ -912,7 +913,7 @@ def run(processes: Processes, scratch: Path) -> None:
         "what": "a mid-size 3PL's day replayed into one tenant (webhooks and 214 files, PODs, 210 invoices) through gunicorn, "
         "the inbox and the workflow engine on Celery workers; baseline: the same stream into an empty tenant",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "load_before": [round(v, 2) for v in load_before]},
+        "machine": machine(load_before),
         "day": {
             "shipments": SHIPMENTS,
             "tracking_events": stream.tracking_events,

@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.machine import machine  # noqa: E402
 from connectors.edi import InMemoryControlNumbers, PartnerSettings, parse, write_interchange  # noqa: E402
 from connectors.edi.documents import Party, Reference, ShipmentStatus, TrackingMilestone  # noqa: E402
 
@@ -149,13 +150,7 @@ def main() -> int:
     report = {
         "benchmark": "edi",
         "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_before": load_before,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-        },
+        "machine": machine(load_before, platform=platform.platform(), processor=platform.machine()),
         "what": "read + envelope checks + 214 validation + normalization into tracking milestones (connectors.edi.parse), one process",
         "input": {
             "megabytes": round(size_mb, 3),

@@ -69,6 +69,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.machine import machine
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -1675,11 +1677,7 @@ def run(processes: Processes, scratch: Path) -> None:
     result = {
         "benchmark": "engine",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(value, 2) for value in load_before],
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(load_before),
         "what": "runs of a 4-step workflow (decision, transform, connector over HTTP to a local fake partner, notify as the "
         f"recorded milestone) started through POST {endpoint} and advanced by Celery workers",
         "config": {

@@ -91,6 +91,7 @@ from bench.engine import (
     worker_task_totals,
 )
 from bench.ingest_baseline import BASELINE_PATH, BASELINE_TABLE_SQL, SIGNATURE_HEADER, baseline_signature
+from bench.machine import machine
 
 EVENTS = _env_int("BENCH_INGEST_EVENTS", 100_000)
 CAPACITY_EVENTS = _env_int("BENCH_INGEST_CAPACITY_EVENTS", 15_000)
@@ -1030,11 +1031,7 @@ def run(processes: IngestProcesses, scratch: Path) -> None:
     result = {
         "benchmark": "ingest",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_before": [round(value, 2) for value in load_before],
-            "python": sys.version.split()[0],
-        },
+        "machine": machine(load_before),
         "what": f"signed webhooks (Standard Webhooks, ~{len(event_body('msg_x_0000000'))}-byte canonical milestones) to POST "
         f"{HOOK_PATH} on a tenant host through gunicorn: tenant routing, signature, dedup, inbox commit, dispatch by Celery workers",
         "config": {

@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench.engine import ROOT, Processes, isolated_run, percentile
+from bench.machine import machine
 
 
 def _env_int(name: str, default: int) -> int:
@@ -1092,11 +1093,7 @@ def run(processes: Processes, scratch: Path) -> None:
         "account, as staff and with an account-bound API key, in a big tenant; baseline: the same pages in a small tenant seeded "
         "the same way, in the same run",
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_before": [round(v, 2) for v in load_before],
-            "load_after": [round(v, 2) for v in os.getloadavg()],
-        },
+        "machine": machine(load_before, load_average_after=[round(v, 2) for v in os.getloadavg()]),
         "method": {
             "latency": "wall time of each request on a keep-alive loopback connection, sequential (server time plus the loopback "
             "round trip; the /healthz floor is beside)",
