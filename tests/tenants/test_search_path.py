@@ -8,7 +8,6 @@ from django.test.utils import CaptureQueriesContext
 from tenants.db import connection
 
 
-
 def _held() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SHOW search_path")
