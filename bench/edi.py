@@ -132,7 +132,7 @@ def main() -> int:
     megabytes = float(os.environ.get("BENCH_EDI_MB", "10"))
     repeat = int(os.environ.get("BENCH_EDI_REPEAT", "3"))
     out = Path(os.environ.get("BENCH_EDI_OUT", ROOT / "bench" / "results" / "edi.json"))
-    load_before = [round(load, 2) for load in os.getloadavg()]
+    load_before = os.getloadavg()
     print(f"generating ~{megabytes:g} MB of 214s with the writer", flush=True)
     data = generate(megabytes).encode("latin-1")
     size_mb = len(data) / 1_000_000

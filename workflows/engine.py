@@ -695,7 +695,7 @@ def _step_once(run_id: int, owner: str, lease_seconds: int) -> tuple[str, bool]:
         else:
             _run_step(run, step)
         run.save()
-        return run.status, run.status in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+        return run.status, run.status in _GOING_ON
 
 
 @dataclass(frozen=True)
@@ -904,6 +904,9 @@ def runs_advance_urgent(*, owner: str, limit: int = 50, lease_seconds: int = DEF
     )
 
 
+# A run in one of these, ready, has another step to take in this advance.
+_GOING_ON = frozenset({RunStatus.RUNNING, RunStatus.COMPENSATING})
+
 # Kinds the batch path executes: they neither wait nor start other runs, so a round can do one
 # for every run of a batch and write them together.
 BATCH_KINDS = frozenset({"transform", "decision", "notify", "connector", "end"})
@@ -937,14 +940,13 @@ def runs_advance(run_ids: list[int], *, owner: str, lease_seconds: int = DEFAULT
                 active = _round(active, owner, lease_seconds, history, statuses, alone, heavy)
         except DatabaseError as error:
             log.warning("batch round failed; advancing its runs one at a time", runs=len(active), error=f"{type(error).__name__}: {error}")
-            single.extend(active)
-            active = []
-            continue
+            single, active = active, []
+            break
         if alone:
             active = sorted({*active, *_steps_alone(alone, owner, lease_seconds, history, statuses)})
     if active:  # the step or time budget ran out: give the runs back (still ready) for another advance
         Run.objects.filter(pk__in=active, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
-    for run_id in sorted(set(single)):
+    for run_id in single:
         statuses[run_id] = _run_advance_single(run_id, owner, lease_seconds)
     return statuses
 
@@ -1063,7 +1065,7 @@ def _round(
                 StepExecution.objects.filter(run=run, step_id=step["id"]).order_by("pk").values_list("idempotency_key", "status")
             )
         statuses[run.pk] = run.status
-        if run.status in (RunStatus.RUNNING, RunStatus.COMPENSATING) and run.ready_at is not None:
+        if run.status in _GOING_ON and run.ready_at is not None:
             go_on.append(run.pk)  # a compensating run's handlers are taken alone in the next round
     _executions_write(executions)
     _runs_write(moved)
