@@ -215,7 +215,11 @@ def free_port() -> int:
 
 @dataclass
 class Processes:
-    """The partner, gunicorn, the workers and beat this bench started, each in a session of its own."""
+    """The partner, gunicorn, the workers and beat this bench started, each in a process group of
+    its own within the bench's session, as `make run` starts them: where the kernel shares CPU time
+    between sessions first (autogroup), a session each gave PostgreSQL – all its backends in one
+    session – an equal share with each process, about a third of a core on two, and made the
+    workers' niceness count for nothing."""
 
     scratch: Path
     env: dict[str, str]
@@ -229,7 +233,7 @@ class Processes:
 
     def _spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         out = open(self.scratch / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, process_group=0, **kwargs)
 
     def partner_start(self) -> str:
         self.partner = subprocess.Popen(
@@ -239,7 +243,7 @@ class Processes:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            start_new_session=True,
+            process_group=0,
         )
         assert self.partner.stdout is not None
         self.partner_url = self.partner.stdout.readline().strip()
@@ -257,6 +261,8 @@ class Processes:
         self.web_port = free_port()
         argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{self.web_port}"]
         argv += ["-w", str(WEB_WORKERS), "--threads", str(WEB_THREADS), "--timeout", "60", "--keep-alive", "30"]
+        if os.access("/dev/shm", os.W_OK):  # as deploy/docker/gunicorn.conf.py: the heartbeat file on tmpfs, not disk
+            argv += ["--worker-tmp-dir", "/dev/shm"]
         self.web = self._spawn("web", argv)
         deadline = time.time() + 90
         while True:

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import time
+from pathlib import Path
 
 from celery import bootsteps
 from celery.signals import task_prerun, worker_init, worker_process_shutdown
@@ -73,10 +74,16 @@ app.steps["worker"].add(WorkerMetrics)
 def _worker_niceness(**_kwargs):
     """`BATON_WORKER_NICE` (0–19) lowers the CPU priority of a worker for batch work (the engine,
     documents) that shares cores with the web and the inbox's dispatcher; its pool's processes
-    inherit it."""
+    inherit it. Where the kernel shares CPU time between sessions first (autogroup scheduling, on
+    by default in many kernels), a process's niceness only orders it within its own session: a
+    worker that leads its session (a service manager or `setsid` started it) lowers the session's
+    weight as well, or its niceness would change nothing."""
     niceness = int(os.environ.get("BATON_WORKER_NICE", "0") or 0)
     if niceness > 0:
         os.nice(niceness)
+        if os.getsid(0) == os.getpid():
+            with contextlib.suppress(OSError):  # no autogroup in this kernel, or a container's cgroup decides
+                Path("/proc/self/autogroup").write_text(str(niceness))
 
 
 @worker_process_shutdown.connect

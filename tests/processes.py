@@ -51,6 +51,22 @@ def free_port_run(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"  # PR_SET_PDEATHSIG
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit('the test run that started this process has already ended')\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
+
+def dies_with_us(*python_args: str) -> list[str]:
+    """The command line for `python *python_args` in a process that is sent SIGTERM when this
+    test process dies: a test run killed mid-way (SIGKILL, a timeout) runs no `finally`, and a
+    Celery worker it left behind would take the next run's tasks."""
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *python_args]
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -66,8 +82,7 @@ def celery_worker(log_path: Path, *extra_args: str, env: dict[str, str] | None =
     """A real worker on every queue, in its own process group; yields the process."""
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
+            dies_with_us(
                 "-m",
                 "celery",
                 "-A",
@@ -82,7 +97,7 @@ def celery_worker(log_path: Path, *extra_args: str, env: dict[str, str] | None =
                 "-n",
                 f"test-{os.getpid()}@%h",
                 *extra_args,
-            ],
+            ),
             cwd=ROOT,
             env=env or suite_env(),
             stdout=log,
@@ -106,7 +121,7 @@ def web_server(log_path: Path):
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4", "--timeout", "60"],
+            dies_with_us("-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2", "--threads", "4", "--timeout", "60"),
             cwd=ROOT,
             env=suite_env(BATON_PUBLIC_PORT=str(port), DJANGO_ENV="development"),
             stdout=log,

@@ -1,0 +1,60 @@
+"""Processes a test starts end with the test run, even when it is killed and runs no `finally`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.processes import ROOT
+
+# A stand-in for a test run: starts a long sleeper the way the suite starts its worker, prints
+# the sleeper's pid, and then waits to be killed.
+_RUN = """
+import subprocess, sys, time
+from tests.processes import dies_with_us
+sleeper = subprocess.Popen(dies_with_us("-c", "import time; time.sleep(120)"))
+print(sleeper.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too: it waits only for its parent to read its status
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_process_started_for_a_test_ends_when_the_test_run_is_killed():
+    run = subprocess.Popen([sys.executable, "-c", _RUN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        sleeper = int(run.stdout.readline())
+        assert _alive(sleeper)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        deadline = time.time() + 10
+        while _alive(sleeper) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not _alive(sleeper), "the sleeper outlived the run that started it"
+    finally:
+        run.kill()
+
+
+def test_a_process_whose_test_run_has_already_ended_does_not_start():
+    guard = subprocess.run(
+        [sys.executable, "-c", "import json; from tests.processes import dies_with_us; print(json.dumps(dies_with_us('-c', 'pass')))"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    argv = json.loads(guard.stdout)
+    # the pid in it is the helper's, which has ended: the guard refuses to go on
+    ended = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert ended.returncode == 1
+    assert "already ended" in ended.stderr
