@@ -67,6 +67,19 @@ def dies_with_us(*python_args: str) -> list[str]:
     return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *python_args]
 
 
+def proc_stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state first, nice at index 16)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (ended, not yet reaped by its parent) counts as gone."""
+    try:
+        return proc_stat(pid)[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()

@@ -1,13 +1,12 @@
 """Processes a test starts end with the test run, even when it is killed and runs no `finally`."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 
-from tests.processes import ROOT
+from tests.processes import ROOT, process_alive
 
 # A stand-in for a test run: starts a long sleeper the way the suite starts its worker, prints
 # the sleeper's pid, and then waits to be killed.
@@ -20,27 +19,17 @@ time.sleep(120)
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead too: it waits only for its parent to read its status
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def test_a_process_started_for_a_test_ends_when_the_test_run_is_killed():
     run = subprocess.Popen([sys.executable, "-c", _RUN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         sleeper = int(run.stdout.readline())
-        assert _alive(sleeper)
+        assert process_alive(sleeper)
         run.send_signal(signal.SIGKILL)
         run.wait()
         deadline = time.time() + 10
-        while _alive(sleeper) and time.time() < deadline:
+        while process_alive(sleeper) and time.time() < deadline:
             time.sleep(0.05)
-        assert not _alive(sleeper), "the sleeper outlived the run that started it"
+        assert not process_alive(sleeper), "the sleeper outlived the run that started it"
     finally:
         run.kill()
 

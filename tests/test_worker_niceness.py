@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import celery_worker, suite_env
+from tests.processes import celery_worker, proc_stat, suite_env
 
 pytestmark = pytest.mark.worker
 
 
 def _niceness(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19: nice
+    return int(proc_stat(pid)[16])
 
 
 def test_a_batch_worker_leading_its_session_lowers_the_session_weight_too(tmp_path, django_db_setup):

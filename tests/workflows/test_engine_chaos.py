@@ -27,7 +27,7 @@ from django_tenants.utils import schema_context
 
 from config.celery import app as celery_app
 from tests.fake_partner import FakePartner, fake_partner
-from tests.processes import celery_worker, free_port, suite_env
+from tests.processes import celery_worker, free_port, process_alive, suite_env
 from tests.workflows.runs_setup import SYSTEM, definition_published, runs_delete
 from workflows import runs as runs_module
 from workflows.models import Definition, Run, StepExecution
@@ -120,14 +120,6 @@ def _pool_children(pid: int) -> list[int]:
     return [int(child) for child in children.read_text().split()] if children.exists() else []
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (killed, not yet reaped by init) counts as gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def _tasks_done(log: Path) -> list[int]:
     """What each `workflows.advance` returned in a worker's log (the runs it claimed and advanced)."""
     return [int(n) for n in re.findall(r"Task workflows\.advance\[[^\]]+\] succeeded in [\d.]+s: (\d+)", log.read_text())]
@@ -170,9 +162,9 @@ def test_runs_of_a_worker_killed_mid_call_complete_once_on_the_next_worker(world
             os.killpg(os.getpgid(doomed.pid), signal.SIGKILL)  # the main process and its pool, at once
             doomed.wait(timeout=10)
             deadline = time.monotonic() + 10
-            while any(_alive(pid) for pid in pool) and time.monotonic() < deadline:
+            while any(process_alive(pid) for pid in pool) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert not any(_alive(pid) for pid in pool), f"pool processes {pool} survived the kill"
+            assert not any(process_alive(pid) for pid in pool), f"pool processes {pool} survived the kill"
 
         # The kill landed inside the round's connector calls: its transaction died with the worker.
         assert sorted(call.idempotency_key for call in calls) == sorted(run.step_key("tender") for run in runs)
