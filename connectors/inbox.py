@@ -335,15 +335,38 @@ def dispatch_send(schema: str) -> None:
 # --- dispatching ---------------------------------------------------------------------------------
 
 
-def events_dispatch(*, limit: int = 100, event_ids: list[int] | None = None) -> dict[int, str]:
-    """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given) in one
-    transaction. Dispatch rows locked by another dispatcher are skipped. The batch is handed on
+class Outcomes(dict[int, str]):
+    """Each claimed event's outcome; `more` when the batch stopped at its byte budget with events
+    it had claimed still waiting (so a caller looping while batches are full goes on)."""
+
+    more: bool = False
+
+
+def _within_bytes(dispatches: list[EventDispatch], max_bytes: int | None) -> list[EventDispatch]:
+    """The oldest dispatches whose bodies together fit `max_bytes` (always the first): a 214 file
+    of a thousand events takes a batch of its own, so the delays in it wait for its own events,
+    not for the next file's as well."""
+    if max_bytes is None:
+        return dispatches
+    taken: list[EventDispatch] = []
+    total = 0
+    for dispatch in dispatches:
+        total += len(dispatch.event.body)
+        if taken and total > max_bytes:
+            break
+        taken.append(dispatch)
+    return taken
+
+
+def events_dispatch(*, limit: int = 100, max_bytes: int | None = None, event_ids: list[int] | None = None) -> Outcomes:
+    """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given; no more
+    than fit `max_bytes` of bodies, at least one) in one transaction. Dispatch rows locked by another dispatcher are skipped. The batch is handed on
     together (`_hand_on_many`: a few statements for the lot); if that fails, each event is handed
     on alone in its own savepoint, so one failing event leaves the others' work standing. Returns
     each claimed event's outcome: delivered, quarantined, or failed (counted, left for another
     attempt; quarantined with the error after DISPATCH_ATTEMPTS). A transaction that cannot commit
     leaves every row as it was."""
-    outcomes: dict[int, str] = {}
+    outcomes = Outcomes()
     try:
         with transaction.atomic():
             # OF self: lock the dispatch rows only. Without it the join locks the connection row every
@@ -352,14 +375,15 @@ def events_dispatch(*, limit: int = 100, event_ids: list[int] | None = None) -> 
             claimed = EventDispatch.objects.select_for_update(skip_locked=True, of=("self",)).select_related("event__connection")
             if event_ids is not None:
                 claimed = claimed.filter(event_id__in=event_ids)
-            dispatches = list(claimed.order_by("event_id")[:limit])
+            claimed_rows = list(claimed.order_by("event_id")[:limit])
+            dispatches = _within_bytes(claimed_rows, max_bytes)
             try:
                 with transaction.atomic():
-                    outcomes = _hand_on_many([dispatch.event for dispatch in dispatches])
+                    outcomes = Outcomes(_hand_on_many([dispatch.event for dispatch in dispatches]))
                 done = [dispatch.pk for dispatch in dispatches]
             except Exception:
                 log.warning("inbox batch failed; handing its events on one by one", events=len(dispatches), exc_info=True)
-                outcomes, done = {}, []
+                outcomes, done = Outcomes(), []
                 for dispatch in dispatches:
                     try:
                         with transaction.atomic():
@@ -374,9 +398,10 @@ def events_dispatch(*, limit: int = 100, event_ids: list[int] | None = None) -> 
     except Exception:
         log.exception("inbox dispatch round failed; its events wait for the next", events=sorted(outcomes))
         DISPATCHES.labels("failed").inc(len(outcomes) or 1)
-        return dict.fromkeys(outcomes, "failed")
+        return Outcomes(dict.fromkeys(outcomes, "failed"))
     for outcome in outcomes.values():
         DISPATCHES.labels(outcome).inc()
+    outcomes.more = len(dispatches) < len(claimed_rows)
     return outcomes
 
 

@@ -50,11 +50,11 @@ def _batches() -> tuple[int, bool]:
     deadline = time.monotonic() + settings.BATON_INBOX_DISPATCH_SECONDS
     handed = 0
     while True:
-        outcomes = events_dispatch(limit=batch)
+        outcomes = events_dispatch(limit=batch, max_bytes=settings.BATON_INBOX_BATCH_BYTES)
         handed += len(outcomes)
         if "delivered" in outcomes.values():
             _urgent_runs_advance()
-        if len(outcomes) < batch:
+        if len(outcomes) < batch and not outcomes.more:
             return handed, False
         if time.monotonic() > deadline:
             return handed, True

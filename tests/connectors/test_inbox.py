@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection as db
+from django.db.models.functions import Length
 from django_tenants.utils import schema_context
 
 from connectors import inbox
@@ -50,10 +51,9 @@ def _connection(tenant_world, key: str = "carrier-hooks", scheme: str = "standar
     return connection, secret
 
 
-def _milestone(event_id: str = "evt-1", pro: str = "PRO-1") -> bytes:
-    return json.dumps(
-        {"event_type": "shipment.milestone", "event_id": event_id, "correlation": {"pro": pro}, "payload": {"code": "delivered"}}
-    ).encode()
+def _milestone(event_id: str = "evt-1", pro: str = "PRO-1", note: str = "") -> bytes:
+    payload = {"code": "delivered", **({"note": note} if note else {})}
+    return json.dumps({"event_type": "shipment.milestone", "event_id": event_id, "correlation": {"pro": pro}, "payload": payload}).encode()
 
 
 def _post(tenant_world, key: str, body: bytes, headers: dict[str, str], content_type: str = "application/json"):
@@ -351,6 +351,31 @@ def test_a_dispatcher_takes_batch_after_batch_until_its_time_is_up_then_sends_it
         settings.BATON_INBOX_DISPATCH_SECONDS = 60
         assert dispatch_ready() == 3 and len(sent) == 1  # the rest in one task, nothing sent
         assert not EventDispatch.objects.exists()
+
+
+def test_a_batch_stops_at_its_byte_budget_and_the_dispatcher_goes_on_with_the_rest(world, settings, monkeypatch):
+    """A large body (a 214 file of a thousand events) is handed on in a batch of its own: the
+    delays in it wait for its events only. The first event always goes, however large."""
+    from connectors.tasks import dispatch_ready
+
+    _connection_, secret = _connection(world.acme)
+    ids = []
+    for number, padding in enumerate((0, 3000, 0, 0)):
+        body = _milestone(f"evt-w{number}", pro=f"PRO-W{number}", note="x" * padding)
+        ids.append(_post(world.acme, "carrier-hooks", body, _signed(body, secret, webhook_id=f"msg-w{number}")).json()["event_id"])
+    with schema_context(world.acme.schema):
+        sizes = dict(InboundEvent.objects.filter(pk__in=ids).values_list("pk", Length("body")))
+        budget = sizes[ids[0]] + 100  # the first event fits; the large second does not
+        first = inbox.events_dispatch(limit=10, max_bytes=budget)
+        assert first == {ids[0]: "delivered"} and first.more
+        alone = inbox.events_dispatch(limit=10, max_bytes=budget)
+        assert alone == {ids[1]: "delivered"} and alone.more  # over the budget on its own, but first
+        assert set(EventDispatch.objects.values_list("event_id", flat=True)) == {ids[2], ids[3]}
+        sent: list[dict] = []
+        monkeypatch.setattr(dispatch_ready, "apply_async", lambda **options: sent.append(options))
+        settings.BATON_INBOX_BATCH_BYTES = sizes[ids[2]]  # one event per batch
+        assert dispatch_ready() == 2 and sent == []  # batch after batch in one task
+        assert InboundEvent.objects.filter(pk__in=ids, status="delivered").count() == 4
 
 
 def test_a_dispatcher_sends_no_second_wake_up_when_an_events_own_is_on_its_way(world, monkeypatch, django_capture_on_commit_callbacks):
