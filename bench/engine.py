@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import machine
+from deploy.local.lifeline import with_lifeline
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -219,7 +220,7 @@ class Processes:
     its own within the bench's session, as `make run` starts them: where the kernel shares CPU time
     between sessions first (autogroup), a session each gave PostgreSQL – all its backends in one
     session – an equal share with each process, about a third of a core on two, and made the
-    workers' niceness count for nothing."""
+    workers' niceness count for nothing. Each ends with the bench, even a killed one (`with_lifeline`)."""
 
     scratch: Path
     env: dict[str, str]
@@ -233,11 +234,13 @@ class Processes:
 
     def _spawn(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen:
         out = open(self.scratch / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, process_group=0, **kwargs)
+        return subprocess.Popen(
+            with_lifeline(argv), cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, process_group=0, **kwargs
+        )
 
     def partner_start(self) -> str:
         self.partner = subprocess.Popen(
-            [sys.executable, "-m", "bench.engine", "partner"],
+            with_lifeline([sys.executable, "-m", "bench.engine", "partner"]),
             cwd=ROOT,
             env=self.env,
             stdin=subprocess.PIPE,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from deploy.local.lifeline import with_lifeline
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,20 +53,11 @@ def free_port_run(count: int) -> int:
     raise RuntimeError(f"no {count} consecutive free ports found")
 
 
-_DIE_WITH_PARENT = (
-    "import ctypes, os, signal, sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"  # PR_SET_PDEATHSIG
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit('the test run that started this process has already ended')\n"
-    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
-)
-
-
 def dies_with_us(*python_args: str) -> list[str]:
     """The command line for `python *python_args` in a process that is sent SIGTERM when this
     test process dies: a test run killed mid-way (SIGKILL, a timeout) runs no `finally`, and a
     Celery worker it left behind would take the next run's tasks."""
-    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *python_args]
+    return with_lifeline([sys.executable, *python_args])
 
 
 def proc_stat(pid: int) -> list[str]:

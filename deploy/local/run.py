@@ -29,6 +29,7 @@ if str(ROOT) not in sys.path:
 
 from config.embedded import services_ensure, services_stop  # noqa: E402
 from connectors.sandbox import DEMO_BASE_PORT, SYSTEMS, demo_ports, demo_urls  # noqa: E402 - standard library only, no Django
+from deploy.local.lifeline import with_lifeline  # noqa: E402
 
 STOP_GRACE_SECONDS = 10  # SIGTERM first (Celery finishes or hands back tasks), then SIGKILL
 _print_lock = threading.Lock()
@@ -106,9 +107,10 @@ def run_step(args: list[str], env: dict[str, str], stopping: threading.Event) ->
 
 
 def spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start a child in its own process group with its output prefixed by `name |`."""
+    """Start a child in its own process group with its output prefixed by `name |`; it ends with
+    this supervisor even when the supervisor is killed (`with_lifeline`)."""
     proc = subprocess.Popen(
-        command,
+        with_lifeline(command),
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
