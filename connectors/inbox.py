@@ -336,31 +336,29 @@ def dispatch_send(schema: str) -> None:
 
 
 class Outcomes(dict[int, str]):
-    """Each claimed event's outcome; `more` when the batch stopped at its byte budget with events
-    it had claimed still waiting (so a caller looping while batches are full goes on)."""
+    """Each claimed event's outcome; `more` when the batch stopped at a large event with events it
+    had claimed still waiting (so a caller looping while batches are full goes on)."""
 
     more: bool = False
 
 
-def _within_bytes(dispatches: list[EventDispatch], max_bytes: int | None) -> list[EventDispatch]:
-    """The oldest dispatches whose bodies together fit `max_bytes` (always the first): a 214 file
-    of a thousand events takes a batch of its own, so the delays in it wait for its own events,
-    not for the next file's as well."""
-    if max_bytes is None:
+def _large_alone(dispatches: list[EventDispatch], large: int | None) -> list[EventDispatch]:
+    """The batch up to the first event whose body is over `large` bytes, or that one alone when
+    it comes first: a 214 file of a thousand events is handed on in a batch of its own, so the
+    delays in it wait for its own events only and the webhooks before it do not wait for it.
+    Small events are batched as before."""
+    if large is None:
         return dispatches
-    taken: list[EventDispatch] = []
-    total = 0
-    for dispatch in dispatches:
-        total += len(dispatch.event.body)
-        if taken and total > max_bytes:
-            break
-        taken.append(dispatch)
-    return taken
+    for position, dispatch in enumerate(dispatches):
+        if len(dispatch.event.body) > large:
+            return dispatches[: position or 1]
+    return dispatches
 
 
-def events_dispatch(*, limit: int = 100, max_bytes: int | None = None, event_ids: list[int] | None = None) -> Outcomes:
-    """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given; no more
-    than fit `max_bytes` of bodies, at least one) in one transaction. Dispatch rows locked by another dispatcher are skipped. The batch is handed on
+def events_dispatch(*, limit: int = 100, large: int | None = None, event_ids: list[int] | None = None) -> Outcomes:
+    """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given; one over
+    `large` bytes goes alone, `_large_alone`) in one transaction. Dispatch rows locked by another
+    dispatcher are skipped. The batch is handed on
     together (`_hand_on_many`: a few statements for the lot); if that fails, each event is handed
     on alone in its own savepoint, so one failing event leaves the others' work standing. Returns
     each claimed event's outcome: delivered, quarantined, or failed (counted, left for another
@@ -376,7 +374,7 @@ def events_dispatch(*, limit: int = 100, max_bytes: int | None = None, event_ids
             if event_ids is not None:
                 claimed = claimed.filter(event_id__in=event_ids)
             claimed_rows = list(claimed.order_by("event_id")[:limit])
-            dispatches = _within_bytes(claimed_rows, max_bytes)
+            dispatches = _large_alone(claimed_rows, large)
             try:
                 with transaction.atomic():
                     outcomes = Outcomes(_hand_on_many([dispatch.event for dispatch in dispatches]))

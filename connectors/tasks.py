@@ -50,7 +50,7 @@ def _batches() -> tuple[int, bool]:
     deadline = time.monotonic() + settings.BATON_INBOX_DISPATCH_SECONDS
     handed = 0
     while True:
-        outcomes = events_dispatch(limit=batch, max_bytes=settings.BATON_INBOX_BATCH_BYTES)
+        outcomes = events_dispatch(limit=batch, large=settings.BATON_INBOX_LARGE_BYTES)
         handed += len(outcomes)
         if "delivered" in outcomes.values():
             _urgent_runs_advance()

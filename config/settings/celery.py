@@ -100,9 +100,9 @@ BATON_ENGINE_CONNECTOR_CALLS = env_int("BATON_ENGINE_CONNECTOR_CALLS", 16)
 BATON_CONNECTOR_HTTP_URL = env_str("BATON_CONNECTOR_HTTP_URL", "")
 # Inbound events one `connectors.dispatch_ready` hands on in one transaction (bench/results/ingest.json).
 BATON_INBOX_BATCH = env_int("BATON_INBOX_BATCH", 100)
-# ...and no more than this many bytes of bodies (at least one event): a 214 file of a thousand
-# events goes in a batch of its own, so the delays it carries wait for its events only.
-BATON_INBOX_BATCH_BYTES = env_int("BATON_INBOX_BATCH_BYTES", 131072)
+# An inbound event whose body is larger is handed on in a batch of its own: a 214 file of a
+# thousand events (170 KB), so the delays it carries wait for its events only.
+BATON_INBOX_LARGE_BYTES = env_int("BATON_INBOX_LARGE_BYTES", 65536)
 # How long one `connectors.dispatch_ready` goes on with batch after batch while events wait. A
 # worker takes its queues in turns, so a dispatcher that sent itself again after every batch got
 # one batch per engine advance and fell half a minute behind a busy day (bench/results/domain.json).

@@ -353,29 +353,28 @@ def test_a_dispatcher_takes_batch_after_batch_until_its_time_is_up_then_sends_it
         assert not EventDispatch.objects.exists()
 
 
-def test_a_batch_stops_at_its_byte_budget_and_the_dispatcher_goes_on_with_the_rest(world, settings, monkeypatch):
-    """A large body (a 214 file of a thousand events) is handed on in a batch of its own: the
-    delays in it wait for its events only. The first event always goes, however large."""
+def test_a_large_event_is_handed_on_in_a_batch_of_its_own_and_the_dispatcher_goes_on_with_the_rest(world, settings, monkeypatch):
+    """A large body (a 214 file of a thousand events) is handed on alone: the delays in it wait
+    for its events only, and the small events before it do not wait for it. Small ones batch."""
     from connectors.tasks import dispatch_ready
 
     _connection_, secret = _connection(world.acme)
     ids = []
-    for number, padding in enumerate((0, 3000, 0, 0)):
+    for number, padding in enumerate((0, 0, 3000, 0, 0, 3000)):
         body = _milestone(f"evt-w{number}", pro=f"PRO-W{number}", note="x" * padding)
         ids.append(_post(world.acme, "carrier-hooks", body, _signed(body, secret, webhook_id=f"msg-w{number}")).json()["event_id"])
     with schema_context(world.acme.schema):
-        sizes = dict(InboundEvent.objects.filter(pk__in=ids).values_list("pk", Length("body")))
-        budget = sizes[ids[0]] + 100  # the first event fits; the large second does not
-        first = inbox.events_dispatch(limit=10, max_bytes=budget)
-        assert first == {ids[0]: "delivered"} and first.more
-        alone = inbox.events_dispatch(limit=10, max_bytes=budget)
-        assert alone == {ids[1]: "delivered"} and alone.more  # over the budget on its own, but first
-        assert set(EventDispatch.objects.values_list("event_id", flat=True)) == {ids[2], ids[3]}
+        small = max(InboundEvent.objects.filter(pk__in=[ids[0], ids[1]]).values_list(Length("body"), flat=True))
+        before = inbox.events_dispatch(limit=10, large=small + 100)
+        assert before == {ids[0]: "delivered", ids[1]: "delivered"} and before.more  # up to the large one
+        alone = inbox.events_dispatch(limit=10, large=small + 100)
+        assert alone == {ids[2]: "delivered"} and alone.more
+        assert set(EventDispatch.objects.values_list("event_id", flat=True)) == {ids[3], ids[4], ids[5]}
         sent: list[dict] = []
         monkeypatch.setattr(dispatch_ready, "apply_async", lambda **options: sent.append(options))
-        settings.BATON_INBOX_BATCH_BYTES = sizes[ids[2]]  # one event per batch
-        assert dispatch_ready() == 2 and sent == []  # batch after batch in one task
-        assert InboundEvent.objects.filter(pk__in=ids, status="delivered").count() == 4
+        settings.BATON_INBOX_LARGE_BYTES = small + 100
+        assert dispatch_ready() == 3 and sent == []  # the small two, then the large one, in one task
+        assert InboundEvent.objects.filter(pk__in=ids, status="delivered").count() == 6
 
 
 def test_a_dispatcher_sends_no_second_wake_up_when_an_events_own_is_on_its_way(world, monkeypatch, django_capture_on_commit_callbacks):
