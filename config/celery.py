@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from celery import bootsteps
-from celery.signals import task_prerun, worker_init, worker_process_shutdown
+from celery.signals import task_prerun, worker_init, worker_process_init, worker_process_shutdown, worker_ready
 from tenant_schemas_celery.app import CeleryApp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -84,6 +84,16 @@ def _worker_niceness(**_kwargs):
         if os.getsid(0) == os.getpid():
             with contextlib.suppress(OSError):  # no autogroup in this kernel, or a container's cgroup decides
                 Path("/proc/self/autogroup").write_text(str(niceness))
+
+
+@worker_ready.connect
+@worker_process_init.connect
+def _heap_settle(**_kwargs):
+    """Start-up's objects out of the collector's way (`config.heap`): in the worker once it is
+    ready (the solo pool runs tasks there) and in each pool process after the fork."""
+    from config.heap import heap_settle
+
+    heap_settle()
 
 
 @worker_process_shutdown.connect
