@@ -358,9 +358,8 @@ def _large_alone(dispatches: list[EventDispatch], large: int | None) -> list[Eve
 def events_dispatch(*, limit: int = 100, large: int | None = None, event_ids: list[int] | None = None) -> Outcomes:
     """Hand on up to `limit` waiting events (the oldest first; only `event_ids` if given; one over
     `large` bytes goes alone, `_large_alone`) in one transaction. Dispatch rows locked by another
-    dispatcher are skipped. The batch is handed on
-    together (`_hand_on_many`: a few statements for the lot); if that fails, each event is handed
-    on alone in its own savepoint, so one failing event leaves the others' work standing. Returns
+    dispatcher are skipped. The batch is handed on together (`_hand_on_many`: a few statements
+    for the lot); if that fails, each event is handed on alone in its own savepoint, so one failing event leaves the others' work standing. Returns
     each claimed event's outcome: delivered, quarantined, or failed (counted, left for another
     attempt; quarantined with the error after DISPATCH_ATTEMPTS). A transaction that cannot commit
     leaves every row as it was."""
