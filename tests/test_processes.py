@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tests.processes import ROOT, process_alive
 
-# A stand-in for a test run: starts a long sleeper the way the suite starts its worker, prints
-# the sleeper's pid, and then waits to be killed.
+# Stand-ins for a parent: each starts a long sleeper, prints its pid, and waits to be killed.
+# A test run starts it the way the suite starts its worker (a Python child)...
 _RUN = """
 import subprocess, sys, time
 from tests.processes import dies_with_us
@@ -18,25 +18,7 @@ sleeper = subprocess.Popen(dies_with_us("-c", "import time; time.sleep(120)"))
 print(sleeper.pid, flush=True)
 time.sleep(120)
 """
-
-
-def test_a_process_started_for_a_test_ends_when_the_test_run_is_killed():
-    run = subprocess.Popen([sys.executable, "-c", _RUN], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        sleeper = int(run.stdout.readline())
-        assert process_alive(sleeper)
-        run.send_signal(signal.SIGKILL)
-        run.wait()
-        deadline = time.time() + 10
-        while process_alive(sleeper) and time.time() < deadline:
-            time.sleep(0.05)
-        assert not process_alive(sleeper), "the sleeper outlived the run that started it"
-    finally:
-        run.kill()
-
-
-# A stand-in for `make run`'s supervisor: starts a non-Python child as it starts the web server
-# and the workers, prints the child's pid, and waits to be killed.
+# ...and `make run`'s supervisor the way it starts the web server and the workers (any command).
 _SUPERVISOR = """
 import sys, time
 from deploy.local import run
@@ -46,26 +28,36 @@ time.sleep(120)
 """
 
 
-def test_a_child_of_make_run_ends_when_the_supervisor_is_killed():
-    supervisor = subprocess.Popen([sys.executable, "-c", _SUPERVISOR], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+def _killed_parents_child(parent_code: str, command: list[str]) -> int:
+    """Start the parent, wait until its child runs `command` (the guard execs it in place: same
+    pid, the command's own line), SIGKILL the parent – no `finally` runs – and return the
+    child's pid once it is gone or 10 s have passed."""
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        child = int(supervisor.stdout.readline())
-
-        def command() -> list[str]:
-            return Path(f"/proc/{child}/cmdline").read_text().split("\0")[:2]
-
+        child = int(parent.stdout.readline())
+        cmdline = Path(f"/proc/{child}/cmdline")
         deadline = time.time() + 10
-        while command() != ["sleep", "120"] and time.time() < deadline:
-            time.sleep(0.05)  # the guard execs the command in place: same pid, the command's own line
-        assert command() == ["sleep", "120"]
-        supervisor.send_signal(signal.SIGKILL)
-        supervisor.wait()
+        while cmdline.read_text().split("\0")[: len(command)] != command and time.time() < deadline:
+            time.sleep(0.05)
+        assert cmdline.read_text().split("\0")[: len(command)] == command
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
         deadline = time.time() + 10
         while process_alive(child) and time.time() < deadline:
             time.sleep(0.05)
-        assert not process_alive(child), "make run's child outlived the supervisor"
+        return child
     finally:
-        supervisor.kill()
+        parent.kill()
+
+
+def test_a_process_started_for_a_test_ends_when_the_test_run_is_killed():
+    sleeper = _killed_parents_child(_RUN, [sys.executable, "-c", "import time; time.sleep(120)"])
+    assert not process_alive(sleeper), "the sleeper outlived the run that started it"
+
+
+def test_a_child_of_make_run_ends_when_the_supervisor_is_killed():
+    child = _killed_parents_child(_SUPERVISOR, ["sleep", "120"])
+    assert not process_alive(child), "make run's child outlived the supervisor"
 
 
 def test_a_process_whose_test_run_has_already_ended_does_not_start():
