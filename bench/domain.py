@@ -555,7 +555,6 @@ class Sent:
     failures: list[str] = field(default_factory=list)
     retries: int = 0
     delay_accepted_at: dict[int, float] = field(default_factory=dict)
-    delay_kind: dict[int, str] = field(default_factory=dict)  # the request kind that carried each delay
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"webhook": [], "document": [], "edi_214": [], "edi_210": []})
     first_at: float = 0.0
     last_at: float = 0.0
@@ -632,7 +631,6 @@ def replay(tenant: Tenant, stream: Stream, port: int) -> Sent:
                         sent.latencies[item.kind].append(done - began)
                         for index in item.delays:
                             sent.delay_accepted_at[index] = done
-                            sent.delay_kind[index] = item.kind
                         sent.last_at = max(sent.last_at, done)
                     break
                 if status in (0, 429, 500, 502, 503, 504) and attempt < 19:
@@ -713,6 +711,7 @@ def day_checks(tenant: Tenant, stream: Stream, sent: Sent) -> dict[str, Any]:
         exceptions = list(ExceptionCase.objects.filter(type="delay").values_list("shipment__reference", "opened_at", "status", "severity"))
         delayed_refs = {reference(index): index for index in stream.delayed}
         latencies, missing, duplicates = [], [], Counter[str]()
+        carried_by = {index: item.kind for item in stream.items for index in item.delays}
         by_kind: dict[str, list[float]] = {}
         opened: dict[str, dt.datetime] = {}
         for ref, opened_at, _status, _severity in exceptions:
@@ -724,8 +723,9 @@ def day_checks(tenant: Tenant, stream: Stream, sent: Sent) -> dict[str, Any]:
                 continue
             accepted = sent.delay_accepted_at.get(index)
             if accepted is not None:
-                latencies.append(opened[ref].timestamp() - accepted)
-                by_kind.setdefault(sent.delay_kind[index], []).append(latencies[-1])
+                latency = opened[ref].timestamp() - accepted
+                latencies.append(latency)
+                by_kind.setdefault(carried_by[index], []).append(latency)
         unexpected = sorted(ref for ref in opened if ref not in delayed_refs)
         invoices = Counter(FreightInvoice.objects.values_list("match_status", flat=True))
         pods = Document.objects.filter(kind="pod").count()
